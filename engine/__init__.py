@@ -1,0 +1,1 @@
+"""nbm core library: data contract, features, model, policy, evaluation, simulator."""

@@ -1,0 +1,101 @@
+"""The one typed settings object of nbm, loaded from ``nbm.toml`` and ``NBM_`` environment variables.
+
+Precedence, highest first: environment (``NBM_VALIDATION__MAX_REJECT_SHARE=0.05``), the TOML file, defaults.
+The tree is frozen and rejects unknown keys, so a typo in the file fails loudly at load time instead of
+being silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from engine.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValidationSettings(_Section):
+    # Above this share of rejected events the input is considered broken and the command fails.
+    max_reject_share: float = Field(default=0.01, ge=0.0, le=1.0)
+
+
+class SimulationSettings(_Section):
+    customers: int = Field(default=2_000, ge=1)
+    days: int = Field(default=60, ge=1)
+    messages: int = Field(default=60, ge=5)
+    seed: int = 7
+    # The last simulated day ends at this instant (UTC); fixed so that the same seed gives the same files.
+    end: str = "2026-06-30T00:00:00Z"
+
+
+class PathSettings(_Section):
+    # Everything nbm writes by default lives here (gitignored in the checkout).
+    home: Path = Path(".nbm")
+
+
+class Settings(BaseSettings):
+    """Root of the configuration tree; build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="NBM_",
+        env_nested_delimiter="__",
+        nested_model_default_partial_update=True,
+    )
+
+    paths: PathSettings = PathSettings()
+    validation: ValidationSettings = ValidationSettings()
+    simulation: SimulationSettings = SimulationSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML content arrives as init kwargs; the environment must win over it.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | None = None, *, environ: bool = True) -> Settings:
+    """Load settings from ``path`` (TOML) if given, then apply ``NBM_*`` environment overrides.
+
+    Raises :class:`ConfigError` naming the file, the key and the reason for any invalid value.
+    """
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: configuration file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        if environ:
+            return Settings(**file_values)
+        return _SettingsWithoutEnv(**file_values)
+    except ValidationError as exc:
+        where = str(path) if path is not None else "configuration"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{where}: {problems}") from None
+
+
+class _SettingsWithoutEnv(Settings):
+    """Settings that ignore the environment: for tests and for reproducing a logged configuration."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):  # type: ignore[override]
+        return (init_settings,)

@@ -1,0 +1,105 @@
+"""The ``nbm`` command. Errors are mapped to exit codes here and nowhere else:
+0 success, 2 bad input (data, configuration, usage), 1 internal error."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.exceptions import TyperException
+
+from engine.config import Settings, load_settings
+from engine.errors import NbmError
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+
+app = typer.Typer(
+    name="nbm",
+    help="nbm, the next-best-message engine: simulate, validate, train, score and serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="nbm.toml settings file; NBM_* environment variables override it."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    return load_settings(config)
+
+
+def _echo(line: str) -> None:
+    typer.echo(line, err=True)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Directory to write the simulated data set to.")],
+    customers: Annotated[Optional[int], typer.Option(min=1, help="Number of customers.")] = None,
+    days: Annotated[Optional[int], typer.Option(min=1, help="Days of history.")] = None,
+    messages: Annotated[Optional[int], typer.Option(min=40, help="Catalog size (>= 40).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed: same seed, same files.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
+    config: ConfigOption = None,
+) -> None:
+    """Simulate a realistic world in the data contract, with its ground truth beside it."""
+    from training.commands.simulate import run_simulate
+
+    run_simulate(_settings(config), out=out, customers=customers, days=days, messages=messages, seed=seed, fmt=fmt)
+
+
+@app.command()
+def validate(
+    data: Annotated[Path, typer.Option(help="Data directory holding messages, customers and events.")],
+    rejects_out: Annotated[
+        Optional[Path], typer.Option(help="Write rejected rows with file, row and reason (.csv, .parquet or .jsonl).")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check a data directory against the data contract; exit 2 if it is unusable."""
+    from training.commands.validate import run_validate
+
+    run_validate(_settings(config), data=data, rejects_out=rejects_out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the process exit code."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except NbmError as err:
+        _echo(f"error: {err}")
+        return EXIT_BAD_INPUT
+    except TyperException as exc:  # usage errors: unknown command, missing or invalid option
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            _echo(f"error: {exc}")
+        return int(getattr(exc, "exit_code", EXIT_BAD_INPUT) or EXIT_BAD_INPUT)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns a bug into exit code 1
+        _echo(f"internal error: {type(exc).__name__}: {exc} (please report it; rerun with NBM_DEBUG=1 for a traceback)")
+        if _debug():
+            raise
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else 0
+
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("NBM_DEBUG", "") not in ("", "0")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script wrapper: exit with :func:`main`'s code."""
+    sys.exit(main())
