@@ -1,0 +1,55 @@
+"""The settings tree: defaults, TOML, environment precedence, and loud failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.config import load_settings
+from engine.errors import ConfigError
+
+
+def test_defaults_without_a_file(monkeypatch):
+    monkeypatch.delenv("NBM_VALIDATION__MAX_REJECT_SHARE", raising=False)
+    settings = load_settings(None)
+    assert settings.validation.max_reject_share == 0.01
+    assert str(settings.paths.home) == ".nbm"
+
+
+def test_toml_values_and_environment_overrides(tmp_path, monkeypatch):
+    path = tmp_path / "nbm.toml"
+    path.write_text("[validation]\nmax_reject_share = 0.05\n\n[simulation]\nseed = 11\n")
+    assert load_settings(path).validation.max_reject_share == 0.05
+    monkeypatch.setenv("NBM_VALIDATION__MAX_REJECT_SHARE", "0.2")
+    settings = load_settings(path)
+    assert settings.validation.max_reject_share == 0.2  # the environment wins over the file
+    assert settings.simulation.seed == 11  # the rest of the section still comes from the file
+    assert load_settings(path, environ=False).validation.max_reject_share == 0.05
+
+
+def test_settings_are_frozen():
+    settings = load_settings(None, environ=False)
+    with pytest.raises(Exception):
+        settings.validation.max_reject_share = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[validatoin]\n", "validatoin: Extra inputs are not permitted"),
+        ("[validation]\nmax_rejects = 1\n", "validation.max_rejects: Extra inputs are not permitted"),
+        ("[validation]\nmax_reject_share = 2\n", "validation.max_reject_share: Input should be less than or equal to 1"),
+        ("[validation\n", "not valid TOML"),
+    ],
+)
+def test_invalid_files_name_the_file_and_the_key(tmp_path, text, message):
+    path = tmp_path / "nbm.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ=False)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="configuration file not found"):
+        load_settings(tmp_path / "absent.toml")
