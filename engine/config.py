@@ -8,10 +8,11 @@ being silently ignored.
 from __future__ import annotations
 
 import tomllib
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from engine.errors import ConfigError
@@ -32,7 +33,32 @@ class SimulationSettings(_Section):
     messages: int = Field(default=60, ge=5)
     seed: int = 7
     # The last simulated day ends at this instant (UTC); fixed so that the same seed gives the same files.
-    end: str = "2026-06-30T00:00:00Z"
+    end: AwareDatetime = datetime(2026, 6, 30, tzinfo=timezone.utc)
+
+
+class FeatureSettings(_Section):
+    """Definitions of the customer features (docs/features.md)."""
+
+    # Count windows in days; the longest one also bounds how much raw history serving keeps.
+    windows_days: tuple[int, ...] = (7, 30, 90)
+    # Half-life of the decayed topic affinity, in days.
+    affinity_half_life_days: float = Field(default=14.0, gt=0)
+    # Smoothed response rate = (responses + strength * prior) / (impressions + strength).
+    prior_strength: float = Field(default=10.0, gt=0)
+    prior_open_rate: float = Field(default=0.2, gt=0, lt=1)
+    prior_click_rate: float = Field(default=0.03, gt=0, lt=1)
+    prior_conversion_rate: float = Field(default=0.005, gt=0, lt=1)
+
+    @field_validator("windows_days")
+    @classmethod
+    def _windows_are_positive_and_sorted(cls, windows: tuple[int, ...]) -> tuple[int, ...]:
+        if not windows or any(w <= 0 for w in windows) or list(windows) != sorted(set(windows)):
+            raise ValueError("windows_days must be positive, unique and ascending, e.g. [7, 30, 90]")
+        return windows
+
+    @property
+    def max_window_days(self) -> int:
+        return self.windows_days[-1]
 
 
 class PathSettings(_Section):
@@ -54,6 +80,7 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     validation: ValidationSettings = ValidationSettings()
     simulation: SimulationSettings = SimulationSettings()
+    features: FeatureSettings = FeatureSettings()
 
     @classmethod
     def settings_customise_sources(

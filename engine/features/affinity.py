@@ -1,0 +1,32 @@
+"""Topic affinity: what the customer browses, clicks and buys, in counts, shares and with decay."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.features.context import Columns, FamilyContext
+
+# Signals of interest in a topic; the decayed affinity weighs each event the same.
+INTEREST_TYPES = ("visit", "click", "purchase")
+
+
+def share(part: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """part / total, NaN where the total is 0 (no evidence is not zero interest)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, part / total, np.nan)
+
+
+def affinity_features(ctx: FamilyContext) -> Columns:
+    h, r = ctx.history, ctx.requests
+    long, short = ctx.long_window, ctx.short_window
+    all_visits = h.count(("visit",), r, window_days=long)
+    out: Columns = {}
+    for code, topic in enumerate(ctx.vocab.topics.values):
+        visits_long = h.count(("visit",), r, window_days=long, by="topic", sub=code)
+        out[f"topic_{topic}_visits_{short}d"] = h.count(("visit",), r, window_days=short, by="topic", sub=code)
+        out[f"topic_{topic}_visits_{long}d"] = visits_long
+        out[f"topic_{topic}_purchases_{long}d"] = h.count(("purchase",), r, window_days=long, by="topic", sub=code)
+        out[f"topic_{topic}_clicks_{long}d"] = h.count(("click",), r, window_days=long, by="topic", sub=code)
+        out[f"topic_{topic}_visit_share_{long}d"] = share(visits_long, all_visits)
+        out[f"topic_{topic}_affinity"] = h.decayed_count(INTEREST_TYPES, r, window_days=long, by="topic", sub=code)
+    return out

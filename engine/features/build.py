@@ -1,0 +1,179 @@
+"""The single path from requests to a feature matrix, used by training, batch scoring and the API.
+
+A request is ``(customer_id, as_of[, message_id])``. Customer-level families are computed once per
+distinct (customer, as_of) and broadcast to that pair's candidate rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.contract.schema import JOURNEY_STAGES
+from engine.features.affinity import affinity_features
+from engine.features.candidate import Candidates, candidate_features
+from engine.features.context import Columns, FamilyContext
+from engine.features.engagement import engagement_features
+from engine.features.history import History, Requests
+from engine.features.journey import journey_features
+from engine.features.log import EventLog
+from engine.features.pressure import pressure_features
+from engine.features.rfm import rfm_features
+from engine.features.spec import FeatureSpec
+from engine.features.vocab import Vocabulary
+from engine.features.voice import voice_features
+
+CUSTOMER_FAMILIES = (rfm_features, engagement_features, affinity_features, journey_features, voice_features, pressure_features)
+
+
+@dataclass(frozen=True, eq=False)
+class FeatureMatrix:
+    """One row per request, one column per feature (NaN = unknown); column names say what they are."""
+
+    names: tuple[str, ...]
+    values: np.ndarray
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.values, columns=list(self.names))
+
+
+@dataclass(frozen=True, eq=False)
+class CatalogTable:
+    """The message catalog encoded once: rows in the order of the spec's message vocabulary."""
+
+    channel: np.ndarray
+    topic: np.ndarray
+    stage: np.ndarray
+    value: np.ndarray
+    valid_from_ns: np.ndarray
+    attributes: pd.DataFrame
+
+    @classmethod
+    def from_messages(cls, messages: pd.DataFrame, spec: FeatureSpec) -> CatalogTable:
+        by_id = messages.set_index("message_id").reindex(list(spec.vocab.messages.values))
+        valid_from = by_id["valid_from"]
+        ns = valid_from.astype("datetime64[ns, UTC]").array.asi8.astype(np.float64)
+        ns[valid_from.isna().to_numpy()] = np.nan
+        return cls(
+            channel=spec.vocab.channels.encode(by_id["channel"]),
+            topic=spec.vocab.topics.encode(by_id["topic"]),
+            stage=Vocabulary(JOURNEY_STAGES).encode(by_id["journey_stage"]),
+            value=by_id["value"].to_numpy(dtype=np.float64, na_value=np.nan),
+            valid_from_ns=ns,
+            attributes=by_id.reset_index(),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ProfileTable:
+    """Customer profiles keyed by customer_id (customers without one get NaN attributes)."""
+
+    ids: Vocabulary
+    frame: pd.DataFrame
+
+    @classmethod
+    def from_customers(cls, customers: pd.DataFrame) -> ProfileTable:
+        ids = Vocabulary(tuple(customers["customer_id"].astype(str)))
+        return cls(ids, customers.reset_index(drop=True))
+
+
+def build_features(
+    requests: pd.DataFrame,
+    history: History,
+    catalog: CatalogTable,
+    profiles: ProfileTable,
+    spec: FeatureSpec,
+    *,
+    dtype: type = np.float32,
+) -> FeatureMatrix:
+    """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``)."""
+    log: EventLog = history.log
+    customer = log.customers.encode(requests["customer_id"]).astype(np.int64)
+    as_of = _ns(requests["as_of"])
+    pair, pair_customer, pair_as_of = _pairs(customer, as_of)
+    pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings)
+    customer_columns: Columns = {}
+    for family in CUSTOMER_FAMILIES:
+        customer_columns.update(family(pair_ctx))
+
+    message = (
+        spec.vocab.messages.encode(requests["message_id"]).astype(np.int64)
+        if "message_id" in requests.columns
+        else np.full(len(requests), -1, dtype=np.int64)
+    )
+    candidates = _candidates(message, catalog)
+    row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings)
+    columns: Columns = {name: values[pair] for name, values in customer_columns.items()}
+    columns.update(candidate_features(row_ctx, candidates, customer_columns, pair))
+    columns.update(_attributes(requests, as_of, message, catalog, profiles, spec))
+
+    names = tuple(columns)
+    values = np.empty((len(requests), len(names)), dtype=dtype, order="F")
+    for j, name in enumerate(names):
+        values[:, j] = columns[name]
+    return FeatureMatrix(names, values)
+
+
+def _candidates(message: np.ndarray, catalog: CatalogTable) -> Candidates:
+    has = message >= 0
+    at = np.maximum(message, 0)
+
+    def take(array: np.ndarray, missing: float) -> np.ndarray:
+        return np.where(has, array[at], missing) if len(array) else np.full(len(message), missing)
+
+    return Candidates(
+        message=message,
+        channel=take(catalog.channel, -1).astype(np.int64),
+        topic=take(catalog.topic, -1).astype(np.int64),
+        stage=take(catalog.stage, -1).astype(np.int64),
+        value=take(catalog.value, np.nan),
+        valid_from_ns=take(catalog.valid_from_ns, np.nan),
+    )
+
+
+def _attributes(
+    requests: pd.DataFrame, as_of: np.ndarray, message: np.ndarray, catalog: CatalogTable, profiles: ProfileTable, spec: FeatureSpec
+) -> Columns:
+    out: Columns = {}
+    profile_row = profiles.ids.encode(requests["customer_id"])
+    for encoder in spec.profile_encoders:
+        column = profiles.frame[encoder.column] if encoder.column in profiles.frame.columns else pd.Series([], dtype=object)
+        rows = column.reindex(np.where(profile_row >= 0, profile_row, -1)).reset_index(drop=True)
+        out[f"profile_{encoder.column}"] = encoder.transform(rows, as_of)
+    for encoder in spec.message_encoders:
+        column = catalog.attributes[encoder.column] if encoder.column in catalog.attributes.columns else pd.Series([], dtype=object)
+        rows = column.reindex(np.where(message >= 0, message, -1)).reset_index(drop=True)
+        out[f"msg_attr_{encoder.column}"] = encoder.transform(rows, as_of)
+    return out
+
+
+def _pairs(customer: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (customer, as_of) pairs, and for each row the index of its pair."""
+    if len(customer) == 0:
+        return np.zeros(0, dtype=np.int64), customer, as_of
+    order = np.lexsort((as_of, customer))
+    c, t = customer[order], as_of[order]
+    new = np.ones(len(c), dtype=bool)
+    new[1:] = (c[1:] != c[:-1]) | (t[1:] != t[:-1])
+    pair_sorted = np.cumsum(new) - 1
+    pair = np.empty(len(c), dtype=np.int64)
+    pair[order] = pair_sorted
+    return pair, c[new], t[new]
+
+
+def _ns(column: pd.Series) -> np.ndarray:
+    stamps = pd.to_datetime(column, utc=True)
+    return stamps.astype("datetime64[ns, UTC]").array.asi8.astype(np.int64, copy=False)
+
+
+def make_history(log: EventLog, spec: FeatureSpec) -> History:
+    """A :class:`History` over ``log`` with the key widths and windows of ``spec``."""
+    vocab = spec.vocab
+    return History(
+        log,
+        {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages)},
+        max_window_days=spec.settings.max_window_days,
+        half_life_days=spec.settings.affinity_half_life_days,
+    )

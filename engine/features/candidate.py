@@ -1,0 +1,66 @@
+"""Features of a candidate message for a customer: its own attributes and how they meet the customer's.
+
+Cross features read the customer's per-channel and per-topic columns at the candidate's channel and
+topic, so they cost a gather, not another pass over the history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.features.context import Columns, FamilyContext
+
+NS_PER_DAY = 86_400 * 10**9
+
+
+@dataclass(frozen=True, eq=False)
+class Candidates:
+    """Per request row: the candidate's codes (-1 when the row has no candidate) and catalog facts."""
+
+    message: np.ndarray
+    channel: np.ndarray
+    topic: np.ndarray
+    stage: np.ndarray
+    value: np.ndarray
+    valid_from_ns: np.ndarray  # NaN when open-ended
+
+
+def _pick(customer: Columns, template: str, names: tuple[str, ...], rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """customer[template.format(names[code])][rows], NaN where code < 0."""
+    picked = np.full(len(rows), np.nan)
+    for code, name in enumerate(names):
+        hit = codes == code
+        picked[hit] = customer[template.format(name)][rows[hit]]
+    return picked
+
+
+def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, pair: np.ndarray) -> Columns:
+    """``ctx.requests`` are the request rows; ``customer`` holds customer-level columns per (customer,
+    as_of) pair and ``pair`` maps each row to its pair."""
+    h, r = ctx.history, ctx.requests
+    topics, channels = ctx.vocab.topics.values, ctx.vocab.channels.values
+    long = ctx.long_window
+    has = cand.message >= 0
+    stage = customer["journey_stage"][pair]
+    with np.errstate(invalid="ignore"):
+        stage_known = has & (cand.stage >= 0)
+        out: Columns = {
+            "msg_channel": np.where(has, cand.channel, np.nan),
+            "msg_topic": np.where(has, cand.topic, np.nan),
+            "msg_stage": np.where(stage_known, cand.stage, np.nan),
+            "msg_value": np.where(has, cand.value, np.nan),
+            "msg_days_since_valid_from": (r.as_of - cand.valid_from_ns) / NS_PER_DAY,
+            "msg_seen_count": np.where(has, h.count(("impression",), r, by="message", sub=cand.message), np.nan),
+            "msg_days_since_shown": h.days_since_last(("impression",), r, by="message", sub=cand.message),
+            "msg_topic_days_since_shown": h.days_since_last(("impression",), r, by="topic", sub=cand.topic),
+            "msg_topic_impressions_7d": _pick(customer, "topic_{}_impressions_7d", topics, pair, cand.topic),
+            "msg_channel_impressions_1d": _pick(customer, "{}_impressions_1d", channels, pair, cand.channel),
+            "msg_topic_affinity": _pick(customer, "topic_{}_affinity", topics, pair, cand.topic),
+            f"msg_topic_visit_share_{long}d": _pick(customer, f"topic_{{}}_visit_share_{long}d", topics, pair, cand.topic),
+            f"msg_channel_click_rate_{long}d": _pick(customer, f"{{}}_click_rate_{long}d", channels, pair, cand.channel),
+            "msg_stage_match": np.where(stage_known, (cand.stage == stage).astype(np.float64), np.nan),
+            "msg_stage_gap": np.where(stage_known, cand.stage - stage, np.nan),
+        }
+    return out

@@ -1,0 +1,29 @@
+"""Channel engagement: impressions and responses per channel, and smoothed response rates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.features.context import Columns, FamilyContext
+
+RESPONSES = ("open", "click", "conversion")
+
+
+def smoothed_rate(responses: np.ndarray, impressions: np.ndarray, prior: float, strength: float) -> np.ndarray:
+    """(responses + strength * prior) / (impressions + strength): 0 of 1 is not 0%, 0 of 0 is the prior."""
+    return (responses + strength * prior) / (impressions + strength)
+
+
+def engagement_features(ctx: FamilyContext) -> Columns:
+    h, r, s = ctx.history, ctx.requests, ctx.settings
+    long = ctx.long_window
+    priors = {"open": s.prior_open_rate, "click": s.prior_click_rate, "conversion": s.prior_conversion_rate}
+    out: Columns = {}
+    for code, channel in enumerate(ctx.vocab.channels.values):
+        impressions = h.count(("impression",), r, window_days=long, by="channel", sub=code)
+        out[f"{channel}_impressions_{long}d"] = impressions
+        for kind in RESPONSES:
+            responses = h.count((kind,), r, window_days=long, by="channel", sub=code)
+            out[f"{channel}_{kind}s_{long}d"] = responses
+            out[f"{channel}_{kind}_rate_{long}d"] = smoothed_rate(responses, impressions, priors[kind], s.prior_strength)
+    return out

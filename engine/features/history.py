@@ -1,0 +1,191 @@
+"""Point-in-time queries over an event log. The only module that compares event times with ``as_of``.
+
+Every query answers for many requests at once, with sorted arrays and ``np.searchsorted``: no loop per
+customer or per event. The rule everywhere: an event counts for a request when ``ts < as_of``, and for a
+window of W days when ``as_of - W <= ts < as_of``.
+
+Sums are accumulated in fixed point (int64) so that they are exact: the same events give the same
+bits whether they come from the whole history (training) or from a compacted state plus live events
+(serving).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from engine.features.log import EVENT_CODE, EventLog
+
+NS_PER_DAY = 86_400 * 10**9
+# Decay weights are taken relative to the start of fixed epochs counted from this instant, so that they
+# stay bounded and identical in every process.
+DECAY_ANCHOR_NS = int(pd.Timestamp("2000-01-01", tz="UTC").value)
+_VALUE_SCALE = 10_000  # amounts are exact to 1/10,000 of a unit
+_DECAY_SCALE = float(2**32)
+
+By = Literal["customer", "channel", "topic", "message"]
+
+
+@dataclass(frozen=True, eq=False)
+class Requests:
+    """Who and when: customer codes of the log (-1: unknown customer) and ``as_of`` in ns (UTC)."""
+
+    customer: np.ndarray
+    as_of: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.as_of)
+
+
+class _KeyedIndex:
+    """Events of some types, keyed by customer x (channel | topic | message), sorted by (key, time rank)."""
+
+    def __init__(self, history: History, types: tuple[str, ...], by: By) -> None:
+        log = history.log
+        self.width = history.width(by)
+        sub = np.zeros(len(log), dtype=np.int64) if by == "customer" else getattr(log, by).astype(np.int64)
+        mask = np.isin(log.event_type, [EVENT_CODE[t] for t in types]) & (sub >= 0)
+        self.stride = len(history.times) + 1
+        key = log.customer[mask].astype(np.int64) * self.width + sub[mask]
+        rank = np.searchsorted(history.times, log.ts[mask])
+        combined = key * self.stride + rank
+        order = np.argsort(combined, kind="stable")
+        self.combined = combined[order]
+        self.ts = log.ts[mask][order]
+        self.value = log.value[mask][order]
+        self.cum_weight = _cumsum0(log.weight[mask][order])
+        amounts = np.nan_to_num(self.value, nan=0.0)
+        self.cum_value = _cumsum0(np.rint(amounts * _VALUE_SCALE).astype(np.int64))
+        self._history = history
+        self._cum_decay: np.ndarray | None = None
+
+    def positions(self, key: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.combined, key * self.stride + rank, side="left")
+
+    def cum_decay(self) -> np.ndarray:
+        # Built on first use: most indexes never need it. Compacted records are never inside a window,
+        # so each record weighs 1 here whatever its ``weight``.
+        if self._cum_decay is None:
+            h = self._history
+            epoch_start = _epoch_start(self.ts, h.epoch_ns)
+            weights = np.exp((self.ts - epoch_start) / h.decay_tau_ns)
+            self._cum_decay = _cumsum0(np.rint(weights * _DECAY_SCALE).astype(np.int64))
+        return self._cum_decay
+
+
+class History:
+    """Answers point-in-time questions about one event log; indexes are built lazily and reused."""
+
+    def __init__(self, log: EventLog, widths: dict[str, int], *, max_window_days: int, half_life_days: float) -> None:
+        self.log = log
+        self._widths = {"customer": 1, **widths}
+        self.times = np.unique(log.ts)
+        self.epoch_ns = int(max_window_days) * NS_PER_DAY
+        self.max_window_days = int(max_window_days)
+        self.decay_tau_ns = float(half_life_days) * NS_PER_DAY / np.log(2.0)
+        self._indexes: dict[tuple[tuple[str, ...], str], _KeyedIndex] = {}
+        if len(log) and log.customer.max(initial=0) * max(self._widths.values()) * (len(self.times) + 1) >= 2**62:
+            raise ValueError("event log too large for 64-bit keys; partition it by customer")
+
+    def width(self, by: By) -> int:
+        return max(self._widths[by], 1)
+
+    def _index(self, types: tuple[str, ...], by: By) -> _KeyedIndex:
+        key = (tuple(sorted(types)), by)
+        if key not in self._indexes:
+            self._indexes[key] = _KeyedIndex(self, key[0], by)
+        return self._indexes[key]
+
+    def _keys(self, index: _KeyedIndex, requests: Requests, sub: np.ndarray | int | None) -> np.ndarray:
+        customer = requests.customer.astype(np.int64)
+        sub_arr = np.zeros(len(requests), dtype=np.int64) if sub is None else np.broadcast_to(np.asarray(sub, dtype=np.int64), customer.shape)
+        valid = (customer >= 0) & (sub_arr >= 0)
+        # -1 sorts before every real key, so unknown customers or sub-keys find nothing.
+        return np.where(valid, customer * index.width + sub_arr, -1)
+
+    def _rank(self, t_ns: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.times, t_ns, side="left")
+
+    def _window_start(self, requests: Requests, window_days: int) -> np.ndarray:
+        if window_days > self.max_window_days:
+            raise ValueError(f"window {window_days} d is longer than the longest configured window")
+        return requests.as_of - int(window_days) * NS_PER_DAY
+
+    def count(self, types: tuple[str, ...], requests: Requests, *, window_days: int | None = None,
+              by: By = "customer", sub: np.ndarray | int | None = None) -> np.ndarray:
+        """Number of events of ``types`` before ``as_of`` (within the window, if given)."""
+        index = self._index(types, by)
+        keys = self._keys(index, requests, sub)
+        end = index.positions(keys, self._rank(requests.as_of))
+        if window_days is None:
+            start = index.positions(keys, np.zeros(len(requests), dtype=np.int64))
+        else:
+            start = index.positions(keys, self._rank(self._window_start(requests, window_days)))
+        return (index.cum_weight[end] - index.cum_weight[start]).astype(np.float64)
+
+    def value_sum(self, types: tuple[str, ...], requests: Requests, *, window_days: int,
+                  by: By = "customer", sub: np.ndarray | int | None = None) -> np.ndarray:
+        """Sum of ``value`` (missing counts as 0) of events of ``types`` in the window."""
+        index = self._index(types, by)
+        keys = self._keys(index, requests, sub)
+        end = index.positions(keys, self._rank(requests.as_of))
+        start = index.positions(keys, self._rank(self._window_start(requests, window_days)))
+        return (index.cum_value[end] - index.cum_value[start]) / _VALUE_SCALE
+
+    def _last(self, index: _KeyedIndex, keys: np.ndarray, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
+        last = index.positions(keys, self._rank(requests.as_of)) - 1
+        safe = np.maximum(last, 0)
+        found = (last >= 0) & (keys >= 0) & (index.combined[safe] // index.stride == keys) if len(index.combined) else np.zeros(len(keys), bool)
+        return safe, found
+
+    def days_since_last(self, types: tuple[str, ...], requests: Requests, *, by: By = "customer",
+                        sub: np.ndarray | int | None = None) -> np.ndarray:
+        """Days from the last event of ``types`` before ``as_of`` to ``as_of``; NaN if there is none."""
+        index = self._index(types, by)
+        keys = self._keys(index, requests, sub)
+        at, found = self._last(index, keys, requests)
+        last_ts = index.ts[at] if len(index.ts) else np.zeros(len(keys), dtype=np.int64)
+        return np.where(found, (requests.as_of - last_ts) / NS_PER_DAY, np.nan)
+
+    def last_value(self, types: tuple[str, ...], requests: Requests, *, by: By = "customer",
+                   sub: np.ndarray | int | None = None) -> np.ndarray:
+        """``value`` of the last event of ``types`` before ``as_of``; NaN if there is none."""
+        index = self._index(types, by)
+        keys = self._keys(index, requests, sub)
+        at, found = self._last(index, keys, requests)
+        values = index.value[at] if len(index.value) else np.zeros(len(keys))
+        return np.where(found, values, np.nan)
+
+    def decayed_count(self, types: tuple[str, ...], requests: Requests, *, window_days: int,
+                      by: By = "customer", sub: np.ndarray | int | None = None) -> np.ndarray:
+        """Sum over events in the window of 2^(-age / half-life), age = as_of - ts."""
+        index = self._index(types, by)
+        keys = self._keys(index, requests, sub)
+        cum = index.cum_decay()
+        start_ns = self._window_start(requests, window_days)
+        # The window spans at most two epochs (it is never longer than one): split it at the later
+        # epoch's start and scale each part from its epoch's start to as_of.
+        late_epoch = _epoch_start(requests.as_of - 1, self.epoch_ns)
+        split_ns = np.maximum(late_epoch, start_ns)
+        early_epoch = _epoch_start(start_ns, self.epoch_ns)
+        p_start = index.positions(keys, self._rank(start_ns))
+        p_split = index.positions(keys, self._rank(split_ns))
+        p_end = index.positions(keys, self._rank(requests.as_of))
+        early = (cum[p_split] - cum[p_start]) / _DECAY_SCALE
+        late = (cum[p_end] - cum[p_split]) / _DECAY_SCALE
+        return early * np.exp(-(requests.as_of - early_epoch) / self.decay_tau_ns) + late * np.exp(
+            -(requests.as_of - late_epoch) / self.decay_tau_ns
+        )
+
+
+def _cumsum0(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, out=out[1:])
+    return out
+
+
+def _epoch_start(ts: np.ndarray, epoch_ns: int) -> np.ndarray:
+    return DECAY_ANCHOR_NS + np.floor_divide(np.asarray(ts, dtype=np.int64) - DECAY_ANCHOR_NS, epoch_ns) * epoch_ns
