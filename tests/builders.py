@@ -50,3 +50,33 @@ def make_data_dir(
     if customers is not None:
         write_csv(root / "customers.csv", customers)
     return root
+
+
+EVENT_COLUMNS = ["ts", "customer_id", "event_type", "channel", "message_id", "value", "topic", "decision_id", "propensity", "event_id"]
+
+
+def events_frame(rows: list[dict]) -> "pd.DataFrame":
+    """Canonical events (as the loader returns them) from dicts; missing columns are null."""
+    import pandas as pd
+
+    frame = pd.DataFrame([{c: row.get(c) for c in EVENT_COLUMNS} for row in rows], columns=EVENT_COLUMNS)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
+    for name in ("value", "propensity"):
+        frame[name] = frame[name].astype("float64")
+    for name in ("customer_id", "event_type", "channel", "message_id", "topic", "decision_id", "event_id"):
+        frame[name] = frame[name].astype("string")
+    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def messages_frame(rows: list[dict]) -> "pd.DataFrame":
+    """Canonical messages from dicts: value defaults to 1, validity timestamps parsed."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    for name, default in (("journey_stage", None), ("value", 1.0), ("valid_from", None), ("valid_to", None)):
+        if name not in frame.columns:
+            frame[name] = default
+    frame["value"] = frame["value"].astype("float64").fillna(1.0)
+    for name in ("valid_from", "valid_to"):
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601").astype("datetime64[ns, UTC]")
+    return frame

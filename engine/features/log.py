@@ -74,6 +74,11 @@ class EventLog:
         return cls._sorted(customers, {k: v[keep] for k, v in arrays.items()})
 
     @classmethod
+    def from_arrays(cls, customers: Vocabulary, arrays: dict[str, np.ndarray]) -> EventLog:
+        """A log from its arrays in any order (they are sorted here)."""
+        return cls._sorted(customers, arrays)
+
+    @classmethod
     def _sorted(cls, customers: Vocabulary, arrays: dict[str, np.ndarray]) -> EventLog:
         order = np.lexsort((arrays["ts"], arrays["customer"]))
         return cls(customers=customers, **{k: arrays[k][order] for k in _FIELDS})

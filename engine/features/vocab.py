@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,16 @@ class Vocabulary:
         return len(self.values)
 
     def encode(self, series: pd.Series | np.ndarray | list) -> np.ndarray:
-        codes = pd.Categorical(pd.Series(series, dtype="object").astype("string"), categories=list(self.values)).codes
-        return codes.astype(np.int32, copy=False)
+        values = series if isinstance(series, pd.Series) else pd.Series(np.asarray(series, dtype=object))
+        # Factorize first: hashing each distinct value once is much cheaper than once per row.
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        mapped = self._index.get_indexer(pd.Index(uniques).astype("string"))
+        mapped = np.append(mapped, -1).astype(np.int32)  # the NA sentinel -1 picks the appended -1
+        return mapped[codes]
+
+    @cached_property
+    def _index(self) -> pd.Index:
+        return pd.Index(list(self.values), dtype="string")
 
     def index(self, value: str) -> int:
         try:

@@ -1,0 +1,166 @@
+"""History queries: window edges by hand, and every query against a slow, obvious loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.features.history import NS_PER_DAY, History, Requests
+from engine.features.log import CatalogVocabularies, EventLog
+from engine.features.vocab import Vocabulary
+
+VOCAB = CatalogVocabularies(Vocabulary(("email", "sms")), Vocabulary(("food", "travel")), Vocabulary(("m1", "m2", "m3")))
+T0 = pd.Timestamp("2026-03-01T12:00:00Z")
+
+
+def _history(frame: pd.DataFrame, *, max_window_days: int = 30, half_life_days: float = 7.0) -> History:
+    log = EventLog.from_events(frame, VOCAB)
+    return History(log, {"channel": 2, "topic": 2, "message": 3}, max_window_days=max_window_days, half_life_days=half_life_days)
+
+
+def _requests(history: History, customer_ids: list[str], as_of: list[pd.Timestamp]) -> Requests:
+    codes = history.log.customers.encode(customer_ids).astype(np.int64)
+    return Requests(codes, np.array([t.value for t in as_of], dtype=np.int64))
+
+
+def _frame(rows: list[tuple[pd.Timestamp, str, str, str | None, str | None, str | None, float | None]]) -> pd.DataFrame:
+    from tests.builders import events_frame
+
+    return events_frame(
+        [
+            {"ts": ts.isoformat(), "customer_id": c, "event_type": e, "channel": ch, "topic": tp, "message_id": m, "value": v}
+            for ts, c, e, ch, tp, m, v in rows
+        ]
+    )
+
+
+def test_window_edges_start_included_as_of_excluded():
+    day = pd.Timedelta(days=1)
+    ns = pd.Timedelta(1, "ns")
+    frame = _frame(
+        [
+            (T0 - 7 * day - ns, "c1", "visit", None, None, None, None),  # just outside the 7-day window
+            (T0 - 7 * day, "c1", "visit", None, None, None, None),  # exactly at its start: inside
+            (T0 - ns, "c1", "visit", None, None, None, None),  # just before as_of: inside
+            (T0, "c1", "visit", None, None, None, None),  # exactly at as_of: never counted
+        ]
+    )
+    h = _history(frame)
+    r = _requests(h, ["c1"], [T0])
+    assert h.count(("visit",), r, window_days=7)[0] == 2
+    assert h.count(("visit",), r)[0] == 3
+    assert h.days_since_last(("visit",), r)[0] == pytest.approx(1 / NS_PER_DAY)
+    later = _requests(h, ["c1"], [T0 + ns])
+    assert h.count(("visit",), later, window_days=7)[0] == 2  # the earliest one leaves as the window slides
+
+
+def test_unknown_customer_and_unknown_subkey_find_nothing():
+    frame = _frame([(T0 - pd.Timedelta(hours=1), "c1", "impression", "email", "food", "m1", None)])
+    h = _history(frame)
+    r = _requests(h, ["c1", "nobody"], [T0, T0])
+    assert list(h.count(("impression",), r)) == [1, 0]
+    assert list(h.count(("impression",), r, by="message", sub=np.array([-1, 0]))) == [0, 0]
+    assert np.isnan(h.days_since_last(("impression",), r)[1])
+
+
+def test_last_value_is_the_latest_before_as_of():
+    frame = _frame(
+        [
+            (T0 - pd.Timedelta(days=20), "c1", "survey", None, None, None, 9.0),
+            (T0 - pd.Timedelta(days=2), "c1", "survey", None, None, None, 3.0),
+            (T0, "c1", "survey", None, None, None, 10.0),
+        ]
+    )
+    h = _history(frame)
+    r = _requests(h, ["c1", "c1"], [T0, T0 - pd.Timedelta(days=5)])
+    assert list(h.last_value(("survey",), r)) == [3.0, 9.0]
+
+
+def test_decayed_count_halves_per_half_life():
+    frame = _frame(
+        [
+            (T0 - pd.Timedelta(days=7), "c1", "visit", None, "travel", None, None),
+            (T0 - pd.Timedelta(days=14), "c1", "visit", None, "travel", None, None),
+            (T0 - pd.Timedelta(days=31), "c1", "visit", None, "travel", None, None),  # outside the window
+        ]
+    )
+    h = _history(frame, max_window_days=30, half_life_days=7)
+    r = _requests(h, ["c1"], [T0])
+    assert h.decayed_count(("visit",), r, window_days=30, by="topic", sub=1)[0] == pytest.approx(0.5 + 0.25, abs=1e-9)
+
+
+# ---- against a naive loop on a random log -------------------------------------------------------
+
+
+def _random_log(seed: int, n: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    types = np.array(["visit", "impression", "click", "purchase", "survey"])
+    start = T0 - pd.Timedelta(days=60)
+    # Whole minutes, many ties, so equal timestamps and window edges are exercised.
+    minutes = rng.integers(0, 60 * 24 * 60, size=n)
+    rows = []
+    for i in range(n):
+        kind = str(types[rng.integers(0, len(types))])
+        rows.append(
+            (
+                start + pd.Timedelta(minutes=int(minutes[i])),
+                f"c{rng.integers(0, 6)}",
+                kind,
+                [None, "email", "sms"][rng.integers(0, 3)],
+                [None, "food", "travel"][rng.integers(0, 3)],
+                [None, "m1", "m2", "m3"][rng.integers(0, 4)],
+                float(rng.integers(0, 11)) if kind in ("survey", "purchase") else None,
+            )
+        )
+    return _frame(rows)
+
+
+def _naive(frame: pd.DataFrame, customer: str, as_of: pd.Timestamp, types, window_days, column, sub_value):
+    rows = frame[(frame["customer_id"] == customer) & frame["event_type"].isin(types) & (frame["ts"] < as_of)]
+    if column is not None:
+        rows = rows[rows[column] == sub_value]
+    if window_days is not None:
+        rows = rows[rows["ts"] >= as_of - pd.Timedelta(days=window_days)]
+    return rows
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_queries_match_a_naive_loop(seed):
+    frame = _random_log(seed)
+    h = _history(frame, max_window_days=30, half_life_days=5)
+    rng = np.random.default_rng(seed + 100)
+    customers = [f"c{i}" for i in rng.integers(0, 7, size=40)]  # c6 never appears
+    # Some requests exactly at event times, to test the strict "before".
+    as_of = [frame["ts"].iloc[rng.integers(0, len(frame))] if i % 2 else T0 - pd.Timedelta(minutes=int(rng.integers(0, 86400))) for i in range(40)]
+    r = _requests(h, customers, as_of)
+    cases = [
+        (("visit",), None, "customer", None, None),
+        (("impression", "click"), 7, "customer", None, None),
+        (("impression",), 30, "channel", "channel", ["email", "sms"]),
+        (("visit", "click", "purchase"), 30, "topic", "topic", ["food", "travel"]),
+        (("impression",), None, "message", "message_id", ["m1", "m2", "m3"]),
+    ]
+    for types, window, by, column, names in cases:
+        for code in range(len(names) if names else 1):
+            sub = None if names is None else code
+            counts = h.count(types, r, window_days=window, by=by, sub=sub)
+            since = h.days_since_last(types, r, by=by, sub=sub)
+            for i, (c, t) in enumerate(zip(customers, as_of)):
+                rows = _naive(frame, c, t, types, window, column, None if names is None else names[code])
+                assert counts[i] == len(rows)
+                everything = _naive(frame, c, t, types, None, column, None if names is None else names[code])
+                expected = (t - everything["ts"].max()) / pd.Timedelta(days=1) if len(everything) else np.nan
+                np.testing.assert_allclose(since[i], expected, rtol=1e-12)
+    sums = h.value_sum(("purchase",), r, window_days=30)
+    decayed = h.decayed_count(("visit", "click", "purchase"), r, window_days=30, by="topic", sub=1)
+    last = h.last_value(("survey",), r)
+    for i, (c, t) in enumerate(zip(customers, as_of)):
+        rows = _naive(frame, c, t, ("purchase",), 30, None, None)
+        assert sums[i] == pytest.approx(rows["value"].fillna(0).sum())
+        rows = _naive(frame, c, t, ("visit", "click", "purchase"), 30, "topic", "travel")
+        ages = (t - rows["ts"]) / pd.Timedelta(days=1)
+        assert decayed[i] == pytest.approx(float(np.sum(0.5 ** (ages / 5))), abs=1e-7)
+        rows = _naive(frame, c, t, ("survey",), None, None, None)
+        expected = rows["value"].iloc[-1] if len(rows) else np.nan
+        np.testing.assert_equal(last[i], expected)

@@ -1,0 +1,127 @@
+"""No leakage and no train/serve skew.
+
+Offline: features from the whole history. Online: from the state saved at a cutoff plus live events.
+For requests after the cutoff (days after it, with live events in between) both must agree to 1e-9.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.config import FeatureSettings
+from engine.features.build import CatalogTable, ProfileTable, build_features, make_history
+from engine.features.log import EventLog
+from engine.features.spec import FeatureSpec
+from engine.features.state import FeatureState, StaleRequestError
+from tests.builders import events_frame, messages_frame
+
+SETTINGS = FeatureSettings(windows_days=(7, 30, 60), affinity_half_life_days=10)
+START = pd.Timestamp("2026-01-01T00:00:00Z")
+MESSAGES = messages_frame(
+    [
+        {"message_id": f"m{i}", "channel": ["email", "sms", "push"][i % 3], "topic": ["food", "travel", "home", "sport"][i % 4],
+         "journey_stage": ["awareness", "consideration", "purchase", "loyalty"][i % 4], "valid_from": "2026-01-15T00:00:00Z" if i % 5 == 0 else None}
+        for i in range(12)
+    ]
+)
+CUSTOMERS = pd.DataFrame({"customer_id": [f"c{i}" for i in range(25)], "segment": ["a", "b", "c", "a", "b"] * 5})
+
+
+def _world(seed: int, n: int = 4000, days: int = 200) -> pd.DataFrame:
+    """Random events of 30 customers (5 without a profile) over ``days``, timestamps to the second."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.choice(["visit", "impression", "open", "click", "conversion", "purchase", "survey", "support", "complaint"], size=n,
+                       p=[0.3, 0.3, 0.1, 0.08, 0.02, 0.08, 0.04, 0.04, 0.04])
+    message = rng.integers(0, 12, size=n)
+    rows = []
+    for i in range(n):
+        kind = str(kinds[i])
+        on_message = kind in ("impression", "open", "click", "conversion")
+        m = int(message[i])
+        rows.append({
+            "ts": (START + pd.Timedelta(seconds=int(rng.integers(0, days * 86400)))).isoformat(),
+            "customer_id": f"c{rng.integers(0, 30)}",
+            "event_type": kind,
+            "message_id": f"m{m}" if on_message else None,
+            "channel": MESSAGES["channel"].iloc[m] if on_message else None,
+            "topic": MESSAGES["topic"].iloc[m] if on_message else str(rng.choice(["food", "travel", "home", "sport", "other"])),
+            "value": float(rng.integers(0, 11)) if kind == "survey" else (float(rng.integers(100, 20000)) / 100 if kind == "purchase" else None),
+        })
+    return events_frame(rows)
+
+
+def _features(events: pd.DataFrame | None, requests: pd.DataFrame, spec: FeatureSpec, *, log: EventLog | None = None) -> pd.DataFrame:
+    log = log if log is not None else EventLog.from_events(events, spec.vocab)
+    matrix = build_features(requests, make_history(log, spec), CatalogTable.from_messages(MESSAGES, spec),
+                            ProfileTable.from_customers(CUSTOMERS), spec, dtype=np.float64)
+    return matrix.to_frame()
+
+
+@pytest.fixture(scope="module")
+def spec() -> FeatureSpec:
+    return FeatureSpec.fit(MESSAGES, CUSTOMERS, SETTINGS)
+
+
+def _impression_requests(events: pd.DataFrame, after: pd.Timestamp | None = None) -> pd.DataFrame:
+    impressions = events[events["event_type"] == "impression"]
+    if after is not None:
+        impressions = impressions[impressions["ts"] >= after]
+    return pd.DataFrame({"customer_id": impressions["customer_id"].to_numpy(), "as_of": impressions["ts"].to_numpy(),
+                         "message_id": impressions["message_id"].to_numpy()})
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_events_after_as_of_change_nothing(spec, seed):
+    events = _world(seed)
+    as_of = START + pd.Timedelta(days=120)
+    requests = pd.DataFrame({"customer_id": [f"c{i}" for i in range(30)], "as_of": [as_of] * 30, "message_id": [f"m{i % 12}" for i in range(30)]})
+    before = _features(events[events["ts"] < as_of], requests, spec)
+    # Everything after as_of, and a copy of every event moved exactly onto as_of.
+    moved = events[events["ts"] < as_of].assign(ts=as_of)
+    after = pd.concat([events, moved], ignore_index=True).sort_values("ts", kind="stable")
+    np.testing.assert_array_equal(_features(after, requests, spec).to_numpy(), before.to_numpy())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_online_features_equal_offline_after_the_cutoff(tmp_path, spec, seed):
+    events = _world(seed)
+    cutoff = START + pd.Timedelta(days=170, hours=5)
+    requests = _impression_requests(events, after=cutoff)  # 0-30 days after the cutoff
+    assert len(requests) > 100
+    offline = _features(events, requests, spec)
+
+    full_log = EventLog.from_events(events, spec.vocab)
+    state = FeatureState.at_cutoff(full_log, cutoff, SETTINGS.max_window_days)
+    assert len(state.log) < int((events["ts"] < cutoff).sum())  # older history really was compacted
+    state.save(tmp_path / "state.parquet")
+    loaded = FeatureState.load(tmp_path / "state.parquet")
+    live = EventLog.from_events(events[events["ts"] >= cutoff], spec.vocab)
+    online = _features(None, requests, spec, log=loaded.with_live(live))
+
+    assert list(online.columns) == list(offline.columns)
+    np.testing.assert_allclose(online.to_numpy(), offline.to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_online_features_one_customer_at_a_time_equal_offline(spec):
+    events = _world(3)
+    cutoff = START + pd.Timedelta(days=180)
+    requests = _impression_requests(events, after=cutoff)
+    offline = _features(events, requests, spec)
+    state = FeatureState.at_cutoff(EventLog.from_events(events, spec.vocab), cutoff, SETTINGS.max_window_days)
+    for customer in requests["customer_id"].unique()[:5]:
+        mine = requests["customer_id"] == customer
+        own_state = state.log.take(state.log.customer == state.log.customers.index(customer))
+        live = EventLog.from_events(events[(events["ts"] >= cutoff) & (events["customer_id"] == customer)], spec.vocab)
+        online = _features(None, requests[mine], spec, log=FeatureState(state.cutoff_ns, own_state).with_live(live))
+        np.testing.assert_allclose(online.to_numpy(), offline[mine.to_numpy()].to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_a_request_before_the_cutoff_is_refused(spec):
+    events = _world(4, n=200)
+    cutoff = START + pd.Timedelta(days=100)
+    state = FeatureState.at_cutoff(EventLog.from_events(events, spec.vocab), cutoff, SETTINGS.max_window_days)
+    state.check_as_of(np.array([cutoff.value]))
+    with pytest.raises(StaleRequestError, match="as_of must be at or after the feature state's cutoff 2026-04-11T00:00:00"):
+        state.check_as_of(np.array([cutoff.value - 1]))
