@@ -21,6 +21,12 @@ def absent(length: int, dtype: object) -> pd.Series:
 
 def parse_text(column: pd.Series) -> pd.Series:
     """Trimmed text; empty strings and nulls become <NA>."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # Clean each distinct value once (Parquet often stores text dictionary-encoded).
+        categories = parse_text(pd.Series(column.cat.categories))
+        codes = column.cat.codes.to_numpy()
+        text = categories.take(np.where(codes >= 0, codes, 0)).set_axis(column.index)
+        return text.mask(codes < 0)
     text = column.astype(TEXT).str.strip()
     return text.mask(text == "")
 
@@ -45,6 +51,13 @@ def parse_number(column: pd.Series) -> tuple[pd.Series, pd.Series]:
     numbers = numbers.where(np.isfinite(numbers.to_numpy(dtype="float64", na_value=np.nan)))
     bad = present & numbers.isna()
     return numbers.astype("float64"), bad.astype(bool)
+
+
+def is_blank(column: pd.Series) -> pd.Series:
+    """Null, or text that is empty once trimmed (without formatting typed values as text)."""
+    if pd.api.types.is_string_dtype(column) or column.dtype == object or isinstance(column.dtype, pd.CategoricalDtype):
+        return parse_text(column).isna()
+    return column.isna()
 
 
 def parse_timestamp(column: pd.Series, *, source: str, name: str) -> tuple[pd.Series, pd.Series]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.contract.parse import TEXT, TIMESTAMP, parse_lower_text, parse_number, parse_text, parse_timestamp
+from engine.contract.parse import TEXT, TIMESTAMP, is_blank, parse_lower_text, parse_number, parse_text, parse_timestamp
 from engine.contract.read import ROW_COLUMN, SOURCE_COLUMN
 from engine.contract.rules import RowVerdicts
 from engine.contract.schema import (
@@ -152,7 +152,7 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
     event_id = parse_text(_column(raw, "event_id"))
     decision_id = parse_text(_column(raw, "decision_id"))
 
-    verdicts.reject(parse_text(_column(raw, "ts")).isna(), "missing_ts", "ts is empty")
+    verdicts.reject(is_blank(_column(raw, "ts")), "missing_ts", "ts is empty")
     verdicts.reject(bad_ts, "bad_timestamp", "ts={value} is not an ISO-8601 timestamp", "ts")
     verdicts.reject(customer_id.isna(), "missing_customer_id", "customer_id is empty")
     verdicts.reject(event_type.isna(), "missing_event_type", "event_type is empty")

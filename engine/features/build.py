@@ -16,9 +16,8 @@ from engine.features.affinity import affinity_features
 from engine.features.candidate import Candidates, candidate_features
 from engine.features.context import Columns, FamilyContext
 from engine.features.engagement import engagement_features
-from engine.features.history import History, Requests
+from engine.features.history import NS_PER_DAY, History, Requests
 from engine.features.journey import journey_features
-from engine.features.log import EventLog
 from engine.features.pressure import pressure_features
 from engine.features.rfm import rfm_features
 from engine.features.spec import FeatureSpec
@@ -87,33 +86,88 @@ def build_features(
     spec: FeatureSpec,
     *,
     dtype: type = np.float32,
+    chunk_rows: int = 200_000,
 ) -> FeatureMatrix:
-    """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``)."""
-    log: EventLog = history.log
-    customer = log.customers.encode(requests["customer_id"]).astype(np.int64)
-    as_of = _ns(requests["as_of"])
-    pair, pair_customer, pair_as_of = _pairs(customer, as_of)
-    pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings)
-    customer_columns: Columns = {}
-    for family in CUSTOMER_FAMILIES:
-        customer_columns.update(family(pair_ctx))
+    """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``).
 
+    Rows are processed in chunks of consecutive customers (sorted by customer, then as_of), which keeps
+    temporary memory bounded and every history look-up in sorted order.
+    """
+    customer = history.log.customers.encode(requests["customer_id"]).astype(np.int64)
+    as_of = _ns(requests["as_of"])
     message = (
         spec.vocab.messages.encode(requests["message_id"]).astype(np.int64)
         if "message_id" in requests.columns
         else np.full(len(requests), -1, dtype=np.int64)
     )
-    candidates = _candidates(message, catalog)
-    row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings)
-    columns: Columns = {name: values[pair] for name, values in customer_columns.items()}
-    columns.update(candidate_features(row_ctx, candidates, customer_columns, pair))
-    columns.update(_attributes(requests, as_of, message, catalog, profiles, spec))
-
-    names = tuple(columns)
-    values = np.empty((len(requests), len(names)), dtype=dtype, order="F")
-    for j, name in enumerate(names):
-        values[:, j] = columns[name]
+    profile = profiles.ids.encode(requests["customer_id"]).astype(np.int64)
+    attributes = _AttributeTables.build(catalog, profiles, spec)
+    order = np.lexsort((as_of, customer))
+    # Requests that come sorted (as training sorts them) are written in place, not scattered.
+    in_order = bool(np.all(order[1:] > order[:-1]))
+    values: np.ndarray | None = None
+    names: tuple[str, ...] = ()
+    for start in range(0, max(len(order), 1), chunk_rows):
+        rows = order[start : start + chunk_rows]
+        columns = _chunk_columns(history, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
+        if values is None:
+            names = tuple(columns)
+            values = np.empty((len(requests), len(names)), dtype=dtype, order="F")
+        target = slice(start, start + len(rows)) if in_order else rows
+        for j, name in enumerate(names):
+            values[target, j] = columns[name]
+    assert values is not None
     return FeatureMatrix(names, values)
+
+
+def _chunk_columns(
+    history: History,
+    catalog: CatalogTable,
+    spec: FeatureSpec,
+    attributes: _AttributeTables,
+    customer: np.ndarray,
+    as_of: np.ndarray,
+    message: np.ndarray,
+    profile: np.ndarray,
+) -> Columns:
+    pair, pair_customer, pair_as_of = _pairs(customer, as_of)
+    pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings)
+    customer_columns: Columns = {}
+    for family in CUSTOMER_FAMILIES:
+        customer_columns.update(family(pair_ctx))
+    row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings)
+    identity = len(pair) == len(pair_customer)  # every row its own pair: no gather needed
+    columns: Columns = {name: column if identity else column[pair] for name, column in customer_columns.items()}
+    columns.update(candidate_features(row_ctx, _candidates(message, catalog), customer_columns, pair))
+    columns.update(attributes.columns(profile, message, as_of))
+    return columns
+
+
+@dataclass(frozen=True, eq=False)
+class _AttributeTables:
+    """Profile and message attributes encoded once per profile / catalog row, gathered per request."""
+
+    profile: dict[str, tuple[np.ndarray, bool]]
+    message: dict[str, tuple[np.ndarray, bool]]
+
+    @classmethod
+    def build(cls, catalog: CatalogTable, profiles: ProfileTable, spec: FeatureSpec) -> _AttributeTables:
+        def encode(frame: pd.DataFrame, encoders) -> dict[str, tuple[np.ndarray, bool]]:
+            table = {}
+            for e in encoders:
+                column = frame[e.column] if e.column in frame.columns else pd.Series([None] * len(frame), dtype=object)
+                table[e.column] = (e.encode(column.reset_index(drop=True)), e.kind == "datetime")
+            return table
+
+        return cls(encode(profiles.frame, spec.profile_encoders), encode(catalog.attributes, spec.message_encoders))
+
+    def columns(self, profile: np.ndarray, message: np.ndarray, as_of: np.ndarray) -> Columns:
+        out: Columns = {}
+        for prefix, table, rows in (("profile_", self.profile, profile), ("msg_attr_", self.message, message)):
+            for name, (encoded, relative) in table.items():
+                gathered = np.where(rows >= 0, encoded[np.maximum(rows, 0)], np.nan) if len(encoded) else np.full(len(rows), np.nan)
+                out[prefix + name] = (as_of - gathered) / NS_PER_DAY if relative else gathered
+        return out
 
 
 def _candidates(message: np.ndarray, catalog: CatalogTable) -> Candidates:
@@ -131,22 +185,6 @@ def _candidates(message: np.ndarray, catalog: CatalogTable) -> Candidates:
         value=take(catalog.value, np.nan),
         valid_from_ns=take(catalog.valid_from_ns, np.nan),
     )
-
-
-def _attributes(
-    requests: pd.DataFrame, as_of: np.ndarray, message: np.ndarray, catalog: CatalogTable, profiles: ProfileTable, spec: FeatureSpec
-) -> Columns:
-    out: Columns = {}
-    profile_row = profiles.ids.encode(requests["customer_id"])
-    for encoder in spec.profile_encoders:
-        column = profiles.frame[encoder.column] if encoder.column in profiles.frame.columns else pd.Series([], dtype=object)
-        rows = column.reindex(np.where(profile_row >= 0, profile_row, -1)).reset_index(drop=True)
-        out[f"profile_{encoder.column}"] = encoder.transform(rows, as_of)
-    for encoder in spec.message_encoders:
-        column = catalog.attributes[encoder.column] if encoder.column in catalog.attributes.columns else pd.Series([], dtype=object)
-        rows = column.reindex(np.where(message >= 0, message, -1)).reset_index(drop=True)
-        out[f"msg_attr_{encoder.column}"] = encoder.transform(rows, as_of)
-    return out
 
 
 def _pairs(customer: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

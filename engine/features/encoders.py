@@ -53,6 +53,11 @@ class ColumnEncoder:
 
     def transform(self, values: pd.Series, as_of_ns: np.ndarray) -> np.ndarray:
         """One float per row; ``as_of_ns`` (per row) is only used by timestamps."""
+        encoded = self.encode(values)
+        return (as_of_ns - encoded) / NS_PER_DAY if self.kind == "datetime" else encoded
+
+    def encode(self, values: pd.Series) -> np.ndarray:
+        """The as_of-free part of :meth:`transform`: timestamps stay as ns since the epoch (float)."""
         if self.kind == "numeric":
             return pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         if self.kind == "boolean":
@@ -64,7 +69,7 @@ class ColumnEncoder:
             stamps = values if isinstance(values.dtype, pd.DatetimeTZDtype) else pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
             ns = stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").array.asi8.astype(np.float64)
             ns[stamps.isna().to_numpy()] = np.nan
-            return (as_of_ns - ns) / NS_PER_DAY
+            return ns
         codes = pd.Categorical(parse_text(values), categories=list(self.categories)).codes.astype(np.float64)
         codes[codes < 0] = np.nan
         return codes

@@ -87,7 +87,10 @@ class History:
         self.max_window_days = int(max_window_days)
         self.decay_tau_ns = float(half_life_days) * NS_PER_DAY / np.log(2.0)
         self._indexes: dict[tuple[tuple[str, ...], str], _KeyedIndex] = {}
-        if len(log) and log.customer.max(initial=0) * max(self._widths.values()) * (len(self.times) + 1) >= 2**62:
+        # Ranks of the current requests' as_of and window starts, reused by every query on them.
+        self._rank_cache: tuple[Requests | None, dict[int, np.ndarray]] = (None, {})
+        self._position_cache: dict[tuple, np.ndarray] = {}
+        if len(log) and int(log.customer.max(initial=0) + 1) * max(self._widths.values()) * (len(self.times) + 1) >= 2**62:
             raise ValueError("event log too large for 64-bit keys; partition it by customer")
 
     def width(self, by: By) -> int:
@@ -109,71 +112,97 @@ class History:
     def _rank(self, t_ns: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.times, t_ns, side="left")
 
+    def _rank_before(self, requests: Requests, days_back: int) -> np.ndarray:
+        """Rank of ``as_of - days_back``: events with a smaller rank happened before that instant."""
+        owner, ranks = self._rank_cache
+        if owner is not requests:
+            ranks = {}
+            self._rank_cache = (requests, ranks)
+            self._position_cache = {}
+        if days_back not in ranks:
+            ranks[days_back] = self._rank(requests.as_of - int(days_back) * NS_PER_DAY)
+        return ranks[days_back]
+
+    def _positions(self, types: tuple[str, ...], by: By, requests: Requests, sub, days_back: int | None) -> tuple[_KeyedIndex, np.ndarray]:
+        """Index of ``types`` by ``by`` and, per request, the position of its key at ``as_of - days_back``
+        (None: the start of the key's events). Memoised while the same requests are queried."""
+        self._rank_before(requests, 0)  # resets the caches when the requests change
+        index = self._index(types, by)
+        rank = None if days_back is None else self._rank_before(requests, days_back)
+        sub_key = sub if sub is None or isinstance(sub, (int, np.integer)) else id(sub)
+        key = (index, sub_key, days_back)
+        if key not in self._position_cache:
+            keys = self._keys(index, requests, sub)
+            ranks = np.zeros(len(requests), dtype=np.int64) if rank is None else rank
+            # Holding ``sub`` keeps its id from being reused by another array while cached.
+            self._position_cache[key] = (sub, keys, index.positions(keys, ranks))
+        return index, self._position_cache[key][2]
+
+    def _cached_keys(self, index: _KeyedIndex, sub) -> np.ndarray:
+        sub_key = sub if sub is None or isinstance(sub, (int, np.integer)) else id(sub)
+        return self._position_cache[(index, sub_key, 0)][1]
+
     def _window_start(self, requests: Requests, window_days: int) -> np.ndarray:
+        self._check_window(window_days)
+        return requests.as_of - int(window_days) * NS_PER_DAY
+
+    def _check_window(self, window_days: int) -> None:
         if window_days > self.max_window_days:
             raise ValueError(f"window {window_days} d is longer than the longest configured window")
-        return requests.as_of - int(window_days) * NS_PER_DAY
 
     def count(self, types: tuple[str, ...], requests: Requests, *, window_days: int | None = None,
               by: By = "customer", sub: np.ndarray | int | None = None) -> np.ndarray:
         """Number of events of ``types`` before ``as_of`` (within the window, if given)."""
-        index = self._index(types, by)
-        keys = self._keys(index, requests, sub)
-        end = index.positions(keys, self._rank(requests.as_of))
-        if window_days is None:
-            start = index.positions(keys, np.zeros(len(requests), dtype=np.int64))
-        else:
-            start = index.positions(keys, self._rank(self._window_start(requests, window_days)))
+        if window_days is not None:
+            self._check_window(window_days)
+        index, end = self._positions(types, by, requests, sub, 0)
+        _, start = self._positions(types, by, requests, sub, window_days)
         return (index.cum_weight[end] - index.cum_weight[start]).astype(np.float64)
 
     def value_sum(self, types: tuple[str, ...], requests: Requests, *, window_days: int,
                   by: By = "customer", sub: np.ndarray | int | None = None) -> np.ndarray:
         """Sum of ``value`` (missing counts as 0) of events of ``types`` in the window."""
-        index = self._index(types, by)
-        keys = self._keys(index, requests, sub)
-        end = index.positions(keys, self._rank(requests.as_of))
-        start = index.positions(keys, self._rank(self._window_start(requests, window_days)))
+        self._check_window(window_days)
+        index, end = self._positions(types, by, requests, sub, 0)
+        _, start = self._positions(types, by, requests, sub, window_days)
         return (index.cum_value[end] - index.cum_value[start]) / _VALUE_SCALE
 
-    def _last(self, index: _KeyedIndex, keys: np.ndarray, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
-        last = index.positions(keys, self._rank(requests.as_of)) - 1
+    def _last(self, types: tuple[str, ...], by: By, requests: Requests, sub) -> tuple[_KeyedIndex, np.ndarray, np.ndarray]:
+        index, end = self._positions(types, by, requests, sub, 0)
+        keys = self._cached_keys(index, sub)
+        last = end - 1
         safe = np.maximum(last, 0)
         found = (last >= 0) & (keys >= 0) & (index.combined[safe] // index.stride == keys) if len(index.combined) else np.zeros(len(keys), bool)
-        return safe, found
+        return index, safe, found
 
     def days_since_last(self, types: tuple[str, ...], requests: Requests, *, by: By = "customer",
                         sub: np.ndarray | int | None = None) -> np.ndarray:
         """Days from the last event of ``types`` before ``as_of`` to ``as_of``; NaN if there is none."""
-        index = self._index(types, by)
-        keys = self._keys(index, requests, sub)
-        at, found = self._last(index, keys, requests)
-        last_ts = index.ts[at] if len(index.ts) else np.zeros(len(keys), dtype=np.int64)
+        index, at, found = self._last(types, by, requests, sub)
+        last_ts = index.ts[at] if len(index.ts) else np.zeros(len(at), dtype=np.int64)
         return np.where(found, (requests.as_of - last_ts) / NS_PER_DAY, np.nan)
 
     def last_value(self, types: tuple[str, ...], requests: Requests, *, by: By = "customer",
                    sub: np.ndarray | int | None = None) -> np.ndarray:
         """``value`` of the last event of ``types`` before ``as_of``; NaN if there is none."""
-        index = self._index(types, by)
-        keys = self._keys(index, requests, sub)
-        at, found = self._last(index, keys, requests)
-        values = index.value[at] if len(index.value) else np.zeros(len(keys))
+        index, at, found = self._last(types, by, requests, sub)
+        values = index.value[at] if len(index.value) else np.zeros(len(at))
         return np.where(found, values, np.nan)
 
     def decayed_count(self, types: tuple[str, ...], requests: Requests, *, window_days: int,
                       by: By = "customer", sub: np.ndarray | int | None = None) -> np.ndarray:
         """Sum over events in the window of 2^(-age / half-life), age = as_of - ts."""
-        index = self._index(types, by)
-        keys = self._keys(index, requests, sub)
-        cum = index.cum_decay()
         start_ns = self._window_start(requests, window_days)
+        index, p_end = self._positions(types, by, requests, sub, 0)
+        _, p_start = self._positions(types, by, requests, sub, window_days)
+        keys = self._cached_keys(index, sub)
+        cum = index.cum_decay()
         # The window spans at most two epochs (it is never longer than one): split it at the later
         # epoch's start and scale each part from its epoch's start to as_of.
         late_epoch = _epoch_start(requests.as_of - 1, self.epoch_ns)
         split_ns = np.maximum(late_epoch, start_ns)
         early_epoch = _epoch_start(start_ns, self.epoch_ns)
-        p_start = index.positions(keys, self._rank(start_ns))
         p_split = index.positions(keys, self._rank(split_ns))
-        p_end = index.positions(keys, self._rank(requests.as_of))
         early = (cum[p_split] - cum[p_start]) / _DECAY_SCALE
         late = (cum[p_end] - cum[p_split]) / _DECAY_SCALE
         return early * np.exp(-(requests.as_of - early_epoch) / self.decay_tau_ns) + late * np.exp(
