@@ -20,13 +20,17 @@ def affinity_features(ctx: FamilyContext) -> Columns:
     h, r = ctx.history, ctx.requests
     long, short = ctx.long_window, ctx.short_window
     all_visits = h.count(("visit",), r, window_days=long)
+    visits_short = h.count_by(("visit",), r, window_days=short, by="topic")
+    visits_long = h.count_by(("visit",), r, window_days=long, by="topic")
+    purchases = h.count_by(("purchase",), r, window_days=long, by="topic")
+    clicks = h.count_by(("click",), r, window_days=long, by="topic")
+    decayed = h.decayed_count_by(INTEREST_TYPES, r, window_days=long, by="topic")
     out: Columns = {}
     for code, topic in enumerate(ctx.vocab.topics.values):
-        visits_long = h.count(("visit",), r, window_days=long, by="topic", sub=code)
-        out[f"topic_{topic}_visits_{short}d"] = h.count(("visit",), r, window_days=short, by="topic", sub=code)
-        out[f"topic_{topic}_visits_{long}d"] = visits_long
-        out[f"topic_{topic}_purchases_{long}d"] = h.count(("purchase",), r, window_days=long, by="topic", sub=code)
-        out[f"topic_{topic}_clicks_{long}d"] = h.count(("click",), r, window_days=long, by="topic", sub=code)
-        out[f"topic_{topic}_visit_share_{long}d"] = share(visits_long, all_visits)
-        out[f"topic_{topic}_affinity"] = h.decayed_count(INTEREST_TYPES, r, window_days=long, by="topic", sub=code)
+        out[f"topic_{topic}_visits_{short}d"] = visits_short[:, code]
+        out[f"topic_{topic}_visits_{long}d"] = visits_long[:, code]
+        out[f"topic_{topic}_purchases_{long}d"] = purchases[:, code]
+        out[f"topic_{topic}_clicks_{long}d"] = clicks[:, code]
+        out[f"topic_{topic}_visit_share_{long}d"] = share(visits_long[:, code], all_visits)
+        out[f"topic_{topic}_affinity"] = decayed[:, code]
     return out

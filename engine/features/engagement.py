@@ -18,12 +18,14 @@ def engagement_features(ctx: FamilyContext) -> Columns:
     h, r, s = ctx.history, ctx.requests, ctx.settings
     long = ctx.long_window
     priors = {"open": s.prior_open_rate, "click": s.prior_click_rate, "conversion": s.prior_conversion_rate}
+    impressions = h.count_by(("impression",), r, window_days=long, by="channel")
+    responses = {kind: h.count_by((kind,), r, window_days=long, by="channel") for kind in RESPONSES}
     out: Columns = {}
     for code, channel in enumerate(ctx.vocab.channels.values):
-        impressions = h.count(("impression",), r, window_days=long, by="channel", sub=code)
-        out[f"{channel}_impressions_{long}d"] = impressions
+        out[f"{channel}_impressions_{long}d"] = impressions[:, code]
         for kind in RESPONSES:
-            responses = h.count((kind,), r, window_days=long, by="channel", sub=code)
-            out[f"{channel}_{kind}s_{long}d"] = responses
-            out[f"{channel}_{kind}_rate_{long}d"] = smoothed_rate(responses, impressions, priors[kind], s.prior_strength)
+            out[f"{channel}_{kind}s_{long}d"] = responses[kind][:, code]
+            out[f"{channel}_{kind}_rate_{long}d"] = smoothed_rate(
+                responses[kind][:, code], impressions[:, code], priors[kind], s.prior_strength
+            )
     return out

@@ -76,6 +76,47 @@ class _KeyedIndex:
         return self._cum_decay
 
 
+class _WideIndex:
+    """Events of some types keyed by customer alone, with cumulative counts per channel or topic.
+
+    One pair of look-ups per request answers every channel (or topic) at once: the counts are the
+    difference of two rows of the cumulative matrix.
+    """
+
+    def __init__(self, history: History, types: tuple[str, ...], by: By) -> None:
+        log = history.log
+        mask = np.isin(log.event_type, [EVENT_CODE[t] for t in types])
+        self.width = history.width(by)
+        self.stride = len(history.times) + 1
+        rank = np.searchsorted(history.times, log.ts[mask])
+        # The log is sorted by (customer, ts), so these keys are sorted already.
+        self.combined = log.customer[mask].astype(np.int64) * self.stride + rank
+        self.ts = log.ts[mask]
+        self.sub = getattr(log, by)[mask].astype(np.int64)
+        self.cum_count = self._cumulative(log.weight[mask].astype(np.int64), np.int32)
+        self._history = history
+        self._cum_decay: np.ndarray | None = None
+
+    def _cumulative(self, weights: np.ndarray, dtype: type) -> np.ndarray:
+        table = np.zeros((len(self.sub) + 1, self.width), dtype=dtype)
+        known = self.sub >= 0
+        rows = np.nonzero(known)[0]
+        table[rows + 1, self.sub[known]] = weights[known]
+        np.cumsum(table, axis=0, out=table)
+        return table
+
+    def cum_decay(self) -> np.ndarray:
+        if self._cum_decay is None:
+            h = self._history
+            weights = np.exp((self.ts - _epoch_start(self.ts, h.epoch_ns)) / h.decay_tau_ns)
+            self._cum_decay = self._cumulative(np.rint(weights * _DECAY_SCALE).astype(np.int64), np.int64)
+        return self._cum_decay
+
+    def positions(self, customer: np.ndarray, rank: np.ndarray) -> np.ndarray:
+        key = np.where(customer >= 0, customer, -1)
+        return np.searchsorted(self.combined, key * self.stride + rank, side="left")
+
+
 class History:
     """Answers point-in-time questions about one event log; indexes are built lazily and reused."""
 
@@ -87,6 +128,7 @@ class History:
         self.max_window_days = int(max_window_days)
         self.decay_tau_ns = float(half_life_days) * NS_PER_DAY / np.log(2.0)
         self._indexes: dict[tuple[tuple[str, ...], str], _KeyedIndex] = {}
+        self._wide_indexes: dict[tuple[tuple[str, ...], str], _WideIndex] = {}
         # Ranks of the current requests' as_of and window starts, reused by every query on them.
         self._rank_cache: tuple[Requests | None, dict[int, np.ndarray]] = (None, {})
         self._position_cache: dict[tuple, np.ndarray] = {}
@@ -101,6 +143,40 @@ class History:
         if key not in self._indexes:
             self._indexes[key] = _KeyedIndex(self, key[0], by)
         return self._indexes[key]
+
+    def _wide(self, types: tuple[str, ...], by: By, requests: Requests, days_back: int) -> tuple[_WideIndex, np.ndarray]:
+        self._rank_before(requests, 0)  # resets the caches when the requests change
+        key = (tuple(sorted(types)), by)
+        if key not in self._wide_indexes:
+            self._wide_indexes[key] = _WideIndex(self, key[0], by)
+        index = self._wide_indexes[key]
+        cache_key = ("wide", index, days_back)
+        if cache_key not in self._position_cache:
+            self._position_cache[cache_key] = index.positions(requests.customer.astype(np.int64), self._rank_before(requests, days_back))
+        return index, self._position_cache[cache_key]
+
+    def count_by(self, types: tuple[str, ...], requests: Requests, *, window_days: int, by: By) -> np.ndarray:
+        """Counts in the window per channel or topic code: an array of shape (requests, width)."""
+        self._check_window(window_days)
+        index, end = self._wide(types, by, requests, 0)
+        _, start = self._wide(types, by, requests, window_days)
+        return (index.cum_count[end] - index.cum_count[start]).astype(np.float64)
+
+    def decayed_count_by(self, types: tuple[str, ...], requests: Requests, *, window_days: int, by: By) -> np.ndarray:
+        """:meth:`decayed_count` for every channel or topic code at once: shape (requests, width)."""
+        start_ns = self._window_start(requests, window_days)
+        index, p_end = self._wide(types, by, requests, 0)
+        _, p_start = self._wide(types, by, requests, window_days)
+        cum = index.cum_decay()
+        late_epoch = _epoch_start(requests.as_of - 1, self.epoch_ns)
+        split_ns = np.maximum(late_epoch, start_ns)
+        early_epoch = _epoch_start(start_ns, self.epoch_ns)
+        p_split = index.positions(requests.customer.astype(np.int64), self._rank(split_ns))
+        early = (cum[p_split] - cum[p_start]) / _DECAY_SCALE
+        late = (cum[p_end] - cum[p_split]) / _DECAY_SCALE
+        early_scale = np.exp(-(requests.as_of - early_epoch) / self.decay_tau_ns)[:, None]
+        late_scale = np.exp(-(requests.as_of - late_epoch) / self.decay_tau_ns)[:, None]
+        return early * early_scale + late * late_scale
 
     def _keys(self, index: _KeyedIndex, requests: Requests, sub: np.ndarray | int | None) -> np.ndarray:
         customer = requests.customer.astype(np.int64)

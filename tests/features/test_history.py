@@ -152,6 +152,19 @@ def test_queries_match_a_naive_loop(seed):
                 everything = _naive(frame, c, t, types, None, column, None if names is None else names[code])
                 expected = (t - everything["ts"].max()) / pd.Timedelta(days=1) if len(everything) else np.nan
                 np.testing.assert_allclose(since[i], expected, rtol=1e-12)
+    # The wide queries answer every channel or topic at once and must agree with the keyed ones.
+    np.testing.assert_array_equal(
+        h.count_by(("impression",), r, window_days=30, by="channel"),
+        np.stack([h.count(("impression",), r, window_days=30, by="channel", sub=c) for c in range(2)], axis=1),
+    )
+    np.testing.assert_array_equal(
+        h.count_by(("visit", "click", "purchase"), r, window_days=7, by="topic"),
+        np.stack([h.count(("visit", "click", "purchase"), r, window_days=7, by="topic", sub=t) for t in range(2)], axis=1),
+    )
+    np.testing.assert_array_equal(
+        h.decayed_count_by(("visit", "click", "purchase"), r, window_days=30, by="topic"),
+        np.stack([h.decayed_count(("visit", "click", "purchase"), r, window_days=30, by="topic", sub=t) for t in range(2)], axis=1),
+    )
     sums = h.value_sum(("purchase",), r, window_days=30)
     decayed = h.decayed_count(("visit", "click", "purchase"), r, window_days=30, by="topic", sub=1)
     last = h.last_value(("survey",), r)
