@@ -1,0 +1,1 @@
+"""The FastAPI decision service (issue 5): it imports the engine, never training."""
