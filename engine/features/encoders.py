@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.contract.parse import parse_text
+from engine.features.vocab import Vocabulary
 
 Kind = Literal["numeric", "boolean", "datetime", "category"]
 MAX_CATEGORIES = 256  # more distinct values than this is an identifier, not a category
@@ -70,7 +71,7 @@ class ColumnEncoder:
             ns = stamps.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").array.asi8.astype(np.float64)
             ns[stamps.isna().to_numpy()] = np.nan
             return ns
-        codes = pd.Categorical(parse_text(values), categories=list(self.categories)).codes.astype(np.float64)
+        codes = Vocabulary(self.categories).encode(parse_text(values)).astype(np.float64)
         codes[codes < 0] = np.nan
         return codes
 

@@ -125,3 +125,16 @@ def test_a_request_before_the_cutoff_is_refused(spec):
     state.check_as_of(np.array([cutoff.value]))
     with pytest.raises(StaleRequestError, match="as_of must be at or after the feature state's cutoff 2026-04-11T00:00:00"):
         state.check_as_of(np.array([cutoff.value - 1]))
+
+
+def test_row_order_and_chunking_do_not_change_any_value(spec):
+    events = _world(5)
+    requests = _impression_requests(events).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    log = EventLog.from_events(events, spec.vocab)
+    args = (make_history(log, spec), CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec)
+    whole = build_features(requests, *args, dtype=np.float64, chunk_rows=10**9).values
+    chunked = build_features(requests, *args, dtype=np.float64, chunk_rows=37).values
+    np.testing.assert_array_equal(chunked, whole)
+    ordered = requests.sort_values(["customer_id", "as_of"], kind="stable")
+    sorted_values = build_features(ordered.reset_index(drop=True), *args, dtype=np.float64, chunk_rows=50).values
+    np.testing.assert_array_equal(sorted_values, whole[ordered.index.to_numpy()])

@@ -1,0 +1,74 @@
+"""The small pure rules behind some features, on hand-made inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from engine.config import FeatureSettings
+from engine.features.affinity import share
+from engine.features.encoders import ColumnEncoder
+from engine.features.engagement import smoothed_rate
+from engine.features.journey import infer_stage
+from engine.features.spec import FeatureSpec
+from engine.features.voice import nps_flags
+from tests.builders import messages_frame
+
+
+def test_infer_stage_takes_the_most_advanced_rule_that_holds():
+    #            lifetime, long, conv_short, visits_short, clicks_short -> stage
+    cases = [
+        ((0, 0, 0, 0, 0), 0),  # nothing: awareness
+        ((0, 0, 0, 1, 0), 0),  # one visit is not yet consideration
+        ((0, 0, 0, 2, 0), 1),
+        ((0, 0, 0, 0, 1), 1),
+        ((1, 1, 0, 0, 0), 2),  # a first purchase
+        ((0, 0, 1, 0, 0), 2),  # a conversion without a purchase event
+        ((2, 1, 0, 5, 3), 3),  # repeat buyer, active: loyalty
+        ((2, 0, 0, 5, 3), 1),  # repeat buyer gone quiet: back to consideration by behaviour
+    ]
+    columns = [np.array([c[0][i] for c in cases], dtype=float) for i in range(5)]
+    assert list(infer_stage(*columns)) == [c[1] for c in cases]
+
+
+def test_smoothed_rate_and_share():
+    rates = smoothed_rate(np.array([0.0, 0.0, 1.0, 50.0]), np.array([0.0, 1.0, 1.0, 100.0]), prior=0.2, strength=10)
+    np.testing.assert_allclose(rates, [0.2, 2 / 11, 3 / 11, 52 / 110])
+    np.testing.assert_array_equal(share(np.array([1.0, 0.0]), np.array([4.0, 0.0])), [0.25, np.nan])
+
+
+def test_nps_flags():
+    detractor, promoter = nps_flags(np.array([0.0, 6.0, 7.0, 8.0, 9.0, 10.0, np.nan]))
+    np.testing.assert_array_equal(detractor, [1, 1, 0, 0, 0, 0, np.nan])
+    np.testing.assert_array_equal(promoter, [0, 0, 0, 0, 1, 1, np.nan])
+
+
+def test_column_encoders_choose_their_kind_and_encode():
+    as_of = np.full(4, pd.Timestamp("2026-01-11T00:00:00Z").value)
+    numeric = ColumnEncoder.fit("age", pd.Series(["31", "45.5", None, "20"]))
+    assert numeric.kind == "numeric"
+    np.testing.assert_array_equal(numeric.transform(pd.Series(["31", "x", None, "20"]), as_of), [31, np.nan, np.nan, 20])
+    boolean = ColumnEncoder.fit("vip", pd.Series(["true", "False", "yes", None]))
+    assert boolean.kind == "boolean"
+    np.testing.assert_array_equal(boolean.transform(pd.Series(["TRUE", "no", "maybe", None]), as_of), [1, 0, np.nan, np.nan])
+    dated = ColumnEncoder.fit("signup", pd.Series(["2026-01-01", "2025-12-01T12:00:00+02:00", None, "2026-01-10"]))
+    assert dated.kind == "datetime"
+    np.testing.assert_allclose(dated.transform(pd.Series(["2026-01-01", None, "2026-01-10T12:00:00Z", "bad"]), as_of),
+                               [10, np.nan, 0.5, np.nan])
+    category = ColumnEncoder.fit("segment", pd.Series(["gold", "silver", "gold", None]))
+    assert (category.kind, category.categories) == ("category", ("gold", "silver"))
+    np.testing.assert_array_equal(category.transform(pd.Series(["silver", "bronze", None, " gold "]), as_of), [1, np.nan, np.nan, 0])
+    assert ColumnEncoder.fit("email", pd.Series([f"user{i}@x.org" for i in range(300)])) is None  # an identifier
+
+
+def test_feature_spec_round_trips_through_json():
+    messages = messages_frame([{"message_id": "m1", "channel": "email", "topic": "food", "offer_type": "discount"},
+                               {"message_id": "m2", "channel": "sms", "topic": "home", "offer_type": "content"}])
+    customers = pd.DataFrame({"customer_id": ["c1", "c2"], "segment": ["a", "b"], "age": [30, 41]})
+    spec = FeatureSpec.fit(messages, customers, FeatureSettings(windows_days=(7, 28)))
+    again = FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict())))
+    assert again == spec
+    assert [e.column for e in again.profile_encoders] == ["segment", "age"]
+    assert [e.column for e in again.message_encoders] == ["offer_type"]
