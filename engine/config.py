@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -61,6 +61,32 @@ class FeatureSettings(_Section):
         return self.windows_days[-1]
 
 
+class TrainingSettings(_Section):
+    """How examples are labelled, split and grouped, and how the ranker is fitted."""
+
+    # Outcomes count for an impression if they follow it within this many days.
+    attribution_days: float = Field(default=7.0, gt=0)
+    # graded: 0 none, 1 open, 2 click, 3 conversion; open|click|conversion: 1 if at least that, else 0.
+    target: Literal["graded", "open", "click", "conversion"] = "graded"
+    test_days: float = Field(default=14.0, gt=0)
+    validation_days: float = Field(default=7.0, gt=0)
+    # Impressions without a multi-message slate are grouped per customer x channel x this many days.
+    group_window_days: float = Field(default=28.0, gt=0)
+    objective: Literal["lambdarank", "binary"] = "binary"
+    num_leaves: int = Field(default=31, ge=2)
+    learning_rate: float = Field(default=0.05, gt=0)
+    max_rounds: int = Field(default=400, ge=1)
+    early_stopping_rounds: int = Field(default=30, ge=1)
+    min_data_in_leaf: int = Field(default=50, ge=1)
+    feature_fraction: float = Field(default=0.9, gt=0, le=1)
+    seed: int = 17
+    # Fixed so that the same data and config give the same model on any machine.
+    num_threads: int = Field(default=2, ge=1)
+    # The metric the quality gate compares (on the test window) and the margin over popularity.
+    gate_metric: str = "ndcg@3"
+    min_gain_over_popularity: float = 0.0
+
+
 class PathSettings(_Section):
     # Everything nbm writes by default lives here (gitignored in the checkout).
     home: Path = Path(".nbm")
@@ -81,6 +107,7 @@ class Settings(BaseSettings):
     validation: ValidationSettings = ValidationSettings()
     simulation: SimulationSettings = SimulationSettings()
     features: FeatureSettings = FeatureSettings()
+    training: TrainingSettings = TrainingSettings()
 
     @classmethod
     def settings_customise_sources(

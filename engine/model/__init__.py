@@ -1,0 +1,1 @@
+"""Labels, splits, the LightGBM ranker, baselines, metrics and off-policy estimates."""

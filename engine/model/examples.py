@@ -1,0 +1,61 @@
+"""Training examples: labelled impressions with their split, query group and features."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.config import Settings
+from engine.features.build import CatalogTable, FeatureMatrix, ProfileTable, build_features, make_history
+from engine.features.history import History
+from engine.features.log import EventLog
+from engine.features.spec import FeatureSpec
+from engine.model.groups import assign_groups
+from engine.model.labels import label_impressions
+from engine.model.split import SplitBounds, assign_split, check_split_sizes, split_bounds
+
+# LightGBM treats these as categories, not numbers.
+CATEGORICAL_FEATURES = ("msg_channel", "msg_topic", "msg_stage", "journey_stage")
+
+
+@dataclass(frozen=True, eq=False)
+class Examples:
+    """Rows sorted by (customer_id, ts); ``frame`` holds the impression facts, grade, split and group."""
+
+    frame: pd.DataFrame
+    features: FeatureMatrix
+    bounds: SplitBounds
+
+    def part(self, split: int) -> np.ndarray:
+        return np.flatnonzero(self.frame["split"].to_numpy() == split)
+
+
+def data_end(events: pd.DataFrame) -> pd.Timestamp:
+    """The instant right after the last event: the exclusive end of the data."""
+    return events["ts"].max() + pd.Timedelta(1, "ns")
+
+
+def build_examples(events: pd.DataFrame, history: History, catalog: CatalogTable, profiles: ProfileTable,
+                   spec: FeatureSpec, settings: Settings) -> Examples:
+    training = settings.training
+    frame = label_impressions(events, training.attribution_days)
+    frame = frame.sort_values(["customer_id", "ts"], kind="stable", ignore_index=True)
+    bounds = split_bounds(data_end(events), training.test_days, training.validation_days)
+    frame["split"] = assign_split(frame["ts"], bounds)
+    check_split_sizes(frame["split"].to_numpy())
+    frame["group"] = assign_groups(frame, frame["split"].to_numpy(), training.group_window_days)
+    requests = pd.DataFrame({"customer_id": frame["customer_id"], "as_of": frame["ts"], "message_id": frame["message_id"]})
+    features = build_features(requests, history, catalog, profiles, spec)
+    return Examples(frame, features, bounds)
+
+
+def categorical_features(spec: FeatureSpec, names: tuple[str, ...]) -> tuple[str, ...]:
+    from_encoders = [f"profile_{e.column}" for e in spec.profile_encoders if e.kind == "category"]
+    from_encoders += [f"msg_attr_{e.column}" for e in spec.message_encoders if e.kind == "category"]
+    return tuple(n for n in (*CATEGORICAL_FEATURES, *from_encoders) if n in names)
+
+
+def history_for(events: pd.DataFrame, spec: FeatureSpec) -> History:
+    return make_history(EventLog.from_events(events, spec.vocab), spec)

@@ -1,0 +1,58 @@
+"""Linking outcomes to impressions, by hand on tiny logs."""
+
+from __future__ import annotations
+
+from engine.model.labels import label_impressions
+from tests.builders import events_frame
+
+
+def _e(ts, kind, message="m1", customer="c1", decision=None):
+    return {"ts": ts, "customer_id": customer, "event_type": kind, "message_id": message, "decision_id": decision,
+            "channel": "email", "topic": "t"}
+
+
+def _grades(rows, days=7.0):
+    return list(label_impressions(events_frame(rows), days)["grade"])
+
+
+def test_best_outcome_within_the_window_by_decision_id():
+    rows = [
+        _e("2026-01-01T10:00:00Z", "impression", decision="d1"),
+        _e("2026-01-01T10:05:00Z", "open", decision="d1"),
+        _e("2026-01-01T10:06:00Z", "click", decision="d1"),
+        _e("2026-01-02T10:00:00Z", "impression", decision="d2"),
+        _e("2026-01-09T10:00:01Z", "conversion", decision="d2"),  # 7 days + 1 s later: outside
+        _e("2026-01-03T10:00:00Z", "impression", decision="d3"),
+        _e("2026-01-10T10:00:00Z", "conversion", decision="d3"),  # exactly 7 days later: inside
+    ]
+    assert _grades(rows) == [2, 0, 3]
+
+
+def test_decision_id_beats_recency_when_present():
+    # d1's click arrives after d2's impression of the same message; the decision id says it is d1's.
+    rows = [
+        _e("2026-01-01T10:00:00Z", "impression", decision="d1"),
+        _e("2026-01-01T11:00:00Z", "impression", decision="d2"),
+        _e("2026-01-01T12:00:00Z", "click", decision="d1"),
+    ]
+    assert _grades(rows) == [2, 0]
+
+
+def test_without_decision_id_the_latest_earlier_impression_of_that_message_gets_it():
+    rows = [
+        _e("2026-01-01T10:00:00Z", "impression"),
+        _e("2026-01-01T10:30:00Z", "open"),
+        _e("2026-01-02T10:00:00Z", "impression"),  # the next impression of m1: later outcomes are its
+        _e("2026-01-02T10:00:00Z", "click"),  # same instant: belongs to the impression at that instant
+        _e("2026-01-02T09:00:00Z", "impression", message="m2"),
+        _e("2026-01-02T09:30:00Z", "conversion", message="m2", customer="c2"),  # another customer: nobody's
+        _e("2025-12-31T09:30:00Z", "click", message="m2"),  # before any impression of m2: nobody's
+    ]
+    grades = label_impressions(events_frame(rows), 7.0).set_index("ts")["grade"]
+    assert list(grades) == [1, 0, 2]  # sorted by ts: d1 10:00 (open), m2 09:00 (none), m1 day 2 10:00 (click)
+
+
+def test_window_is_configurable():
+    rows = [_e("2026-01-01T00:00:00Z", "impression", decision="d"), _e("2026-01-02T12:00:00Z", "click", decision="d")]
+    assert _grades(rows, days=1.0) == [0]
+    assert _grades(rows, days=2.0) == [2]

@@ -1,0 +1,63 @@
+"""Time split edges and query grouping."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.errors import DataError
+from engine.model.groups import assign_groups, group_sizes_in_order
+from engine.model.split import TEST, TRAIN, VALIDATION, assign_split, check_split_sizes, split_bounds
+
+END = pd.Timestamp("2026-03-01T00:00:00Z")
+
+
+def test_split_edges_belong_to_the_later_split():
+    bounds = split_bounds(END, test_days=14, validation_days=7)
+    assert bounds.test_start == pd.Timestamp("2026-02-15T00:00:00Z")
+    assert bounds.validation_start == pd.Timestamp("2026-02-08T00:00:00Z")
+    one_ns = pd.Timedelta(1, "ns")
+    ts = pd.Series([bounds.validation_start - one_ns, bounds.validation_start, bounds.test_start - one_ns,
+                    bounds.test_start, END - one_ns]).astype("datetime64[ns, UTC]")
+    assert list(assign_split(ts, bounds)) == [TRAIN, VALIDATION, VALIDATION, TEST, TEST]
+
+
+def test_too_short_history_is_refused_with_counts():
+    with pytest.raises(DataError, match=r"validation window has fewer than 1 impressions \(train 3, validation 0, test 2\)"):
+        check_split_sizes(np.array([0, 0, 0, 2, 2]))
+
+
+def _examples(rows):
+    frame = pd.DataFrame(rows, columns=["ts", "customer_id", "channel", "decision_id"])
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[ns, UTC]")
+    return frame
+
+
+def test_groups_are_customer_channel_window_and_slates():
+    examples = _examples([
+        ("2026-01-01", "c1", "email", "d1"),
+        ("2026-01-05", "c1", "email", "d2"),   # same customer, channel, 28-day window as d1
+        ("2026-01-05", "c1", "sms", "d3"),     # other channel
+        ("2026-01-05", "c2", "email", "d4"),   # other customer
+        ("2026-02-01", "c1", "email", "d5"),   # next window (31 days after the first example)
+        ("2026-01-05", "c1", "web", "s1"),     # a slate of two messages
+        ("2026-01-05", "c1", "web", "s1"),
+        ("2026-01-06", "c1", "web", "d6"),     # single-message decision on web: window group, not the slate
+    ])
+    groups = assign_groups(examples, np.zeros(len(examples), dtype=np.int8), group_window_days=28)
+    assert groups[0] == groups[1]
+    assert len({groups[0], groups[2], groups[3], groups[4], groups[5], groups[7]}) == 6
+    assert groups[5] == groups[6]
+
+
+def test_groups_never_span_splits():
+    examples = _examples([("2026-01-01", "c1", "email", "d1"), ("2026-01-02", "c1", "email", "d2")])
+    groups = assign_groups(examples, np.array([TRAIN, VALIDATION], dtype=np.int8), group_window_days=28)
+    assert groups[0] != groups[1]
+
+
+def test_group_sizes_in_order():
+    order, sizes = group_sizes_in_order(np.array([2, 0, 2, 1, 0, 2]))
+    assert list(order) == [1, 4, 3, 0, 2, 5]
+    assert list(sizes) == [2, 1, 3]
