@@ -1,0 +1,178 @@
+"""The model bundle: everything serving and ``nbm score`` need, published atomically.
+
+Layout of a model directory::
+
+    model-dir/
+      current -> bundle-20260630T000000Z-1a2b3c   (a symlink, swapped atomically)
+      bundle-.../  model.txt, spec.json, metadata.json, messages.parquet, customers.parquet,
+                   state.parquet, snapshot.parquet
+
+A bundle is written into a hidden temporary folder, flushed to disk, renamed into place and only then
+made ``current`` by replacing the symlink: a crash at any point leaves the previous bundle current and
+whole. Older bundles are kept (the last ``KEEP_BUNDLES``) for rollback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightgbm as lgb
+import pandas as pd
+
+from engine.errors import NbmError
+from engine.features.spec import FeatureSpec
+from engine.features.state import FeatureState
+
+CURRENT = "current"
+KEEP_BUNDLES = 3
+BUNDLE_FORMAT = 1
+_FILES = ("model.txt", "spec.json", "metadata.json", "messages.parquet", "customers.parquet", "state.parquet", "snapshot.parquet")
+
+
+class BundleError(NbmError):
+    """A model directory or bundle is missing, incomplete or of another format."""
+
+
+@dataclass(frozen=True, eq=False)
+class Bundle:
+    path: Path
+    booster: lgb.Booster
+    spec: FeatureSpec
+    feature_names: tuple[str, ...]
+    messages: pd.DataFrame
+    customers: pd.DataFrame
+    state: FeatureState
+    snapshot: pd.DataFrame
+    metadata: dict
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("model_version", self.path.name))
+
+
+def write_bundle(
+    model_dir: Path,
+    *,
+    booster: lgb.Booster,
+    spec: FeatureSpec,
+    feature_names: tuple[str, ...],
+    messages: pd.DataFrame,
+    customers: pd.DataFrame,
+    state: FeatureState,
+    snapshot: pd.DataFrame,
+    metadata: dict,
+    name: str,
+) -> Path:
+    """Write a complete bundle and make it current; returns its path."""
+
+    def write(folder: Path) -> None:
+        booster.save_model(str(folder / "model.txt"))
+        (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), "feature_names": list(feature_names)}, indent=2))
+        (folder / "metadata.json").write_text(json.dumps({"bundle_format": BUNDLE_FORMAT, **metadata}, indent=2, default=str))
+        messages.to_parquet(folder / "messages.parquet", index=False)
+        customers.to_parquet(folder / "customers.parquet", index=False)
+        state.save(folder / "state.parquet")
+        snapshot.to_parquet(folder / "snapshot.parquet", index=False)
+
+    return publish(model_dir, write, name)
+
+
+def publish(model_dir: Path, write: Callable[[Path], None], name: str) -> Path:
+    """Run ``write`` into a temporary folder, then rename it to ``name`` and point ``current`` at it."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(model_dir)
+    temporary = model_dir / f".tmp-{uuid.uuid4().hex}"
+    temporary.mkdir()
+    try:
+        write(temporary)
+        _fsync_tree(temporary)
+        final = model_dir / name
+        if final.exists():
+            raise BundleError(f"{final}: a bundle of that name exists already")
+        os.rename(temporary, final)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    link = model_dir / f".current-{uuid.uuid4().hex}"
+    os.symlink(final.name, link)
+    os.replace(link, model_dir / CURRENT)  # atomic on POSIX: readers see the old or the new bundle
+    _fsync_dir(model_dir)
+    _prune(model_dir, keep=KEEP_BUNDLES)
+    return final
+
+
+def resolve(model_dir: Path) -> Path:
+    """The bundle folder a model directory points at (or the folder itself if it is a bundle)."""
+    model_dir = Path(model_dir)
+    if (model_dir / "metadata.json").is_file():
+        return model_dir
+    current = model_dir / CURRENT
+    if not current.exists():
+        raise BundleError(f"{model_dir}: no model bundle here (no '{CURRENT}'); run nbm train first")
+    return current.resolve()
+
+
+def load_bundle(model_dir: Path) -> Bundle:
+    path = resolve(model_dir)
+    missing = [f for f in _FILES if not (path / f).is_file()]
+    if missing:
+        raise BundleError(f"{path}: incomplete bundle, missing {', '.join(missing)}")
+    try:
+        metadata = json.loads((path / "metadata.json").read_text())
+        if metadata.get("bundle_format") != BUNDLE_FORMAT:
+            raise BundleError(f"{path}: bundle format {metadata.get('bundle_format')!r}, this nbm reads {BUNDLE_FORMAT}")
+        spec_data = json.loads((path / "spec.json").read_text())
+        return Bundle(
+            path=path,
+            booster=lgb.Booster(model_file=str(path / "model.txt")),
+            spec=FeatureSpec.from_dict(spec_data),
+            feature_names=tuple(spec_data["feature_names"]),
+            messages=pd.read_parquet(path / "messages.parquet"),
+            customers=pd.read_parquet(path / "customers.parquet"),
+            state=FeatureState.load(path / "state.parquet"),
+            snapshot=pd.read_parquet(path / "snapshot.parquet"),
+            metadata=metadata,
+        )
+    except BundleError:
+        raise
+    except (OSError, ValueError, KeyError, lgb.basic.LightGBMError) as exc:
+        raise BundleError(f"{path}: cannot load the bundle: {exc}") from None
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(model_dir: Path) -> None:
+    # Temporary folders of a writer that crashed: never current, safe to delete.
+    for leftover in model_dir.glob(".tmp-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in model_dir.glob(".current-*"):
+        leftover.unlink(missing_ok=True)
+
+
+def _prune(model_dir: Path, keep: int) -> None:
+    current = (model_dir / CURRENT).resolve().name
+    bundles = sorted((p for p in model_dir.iterdir() if p.is_dir() and p.name.startswith("bundle-") and not p.is_symlink()),
+                     key=lambda p: p.name)
+    for old in bundles[:-keep]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)

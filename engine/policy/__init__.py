@@ -1,0 +1,1 @@
+"""The decision policy as pure functions: eligibility, candidates, choice."""

@@ -1,0 +1,101 @@
+"""Bundles are published atomically: a crash or a kill mid-write leaves the previous bundle current."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.config import FeatureSettings
+from engine.features.log import EventLog
+from engine.features.spec import FeatureSpec
+from engine.features.state import FeatureState
+from engine.model.bundle import BundleError, load_bundle, publish, write_bundle
+from tests.builders import events_frame, messages_frame
+
+MESSAGES = messages_frame([{"message_id": "m1", "channel": "email", "topic": "t"}])
+CUSTOMERS = pd.DataFrame({"customer_id": ["c1"]})
+
+
+def _bundle(model_dir, name: str, version: str):
+    rng = np.random.default_rng(0)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1},
+                        lgb.Dataset(rng.random((60, 2)), label=rng.integers(0, 2, 60)), num_boost_round=2)
+    spec = FeatureSpec.fit(MESSAGES, CUSTOMERS, FeatureSettings())
+    events = events_frame([{"ts": "2026-01-01T00:00:00Z", "customer_id": "c1", "event_type": "visit"}])
+    state = FeatureState.at_cutoff(EventLog.from_events(events, spec.vocab), pd.Timestamp("2026-01-02T00:00:00Z"), 90)
+    return write_bundle(model_dir, booster=booster, spec=spec, feature_names=("a", "b"), messages=MESSAGES,
+                        customers=CUSTOMERS, state=state, snapshot=pd.DataFrame({"customer_id": ["c1"], "x": [1.0]}),
+                        metadata={"model_version": version}, name=name)
+
+
+def test_write_then_load_round_trip(tmp_path):
+    _bundle(tmp_path, "bundle-1", "v1")
+    bundle = load_bundle(tmp_path)
+    assert bundle.version == "v1"
+    assert bundle.feature_names == ("a", "b")
+    assert bundle.state.cutoff_ns == pd.Timestamp("2026-01-02T00:00:00Z").value
+    assert list(bundle.messages["message_id"]) == ["m1"]
+
+
+def test_a_failed_write_leaves_the_previous_bundle_current(tmp_path):
+    _bundle(tmp_path, "bundle-1", "v1")
+
+    def half_then_crash(folder):
+        (folder / "model.txt").write_text("half a model")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        publish(tmp_path, half_then_crash, "bundle-2")
+    assert load_bundle(tmp_path).version == "v1"
+    assert not (tmp_path / "bundle-2").exists()
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_a_killed_writer_leaves_the_previous_bundle_current(tmp_path):
+    _bundle(tmp_path, "bundle-1", "v1")
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from engine.model.bundle import publish
+        def slow(folder):
+            (folder / "model.txt").write_text("partial")
+            Path({str(tmp_path / 'started')!r}).touch()
+            time.sleep(60)
+        publish(Path({str(tmp_path)!r}), slow, "bundle-2")
+    """)
+    writer = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "started").exists():
+        assert writer.poll() is None and time.monotonic() < deadline, "writer did not start"
+        time.sleep(0.05)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    assert load_bundle(tmp_path).version == "v1"
+    # The next publish cleans the dead writer's leftovers and succeeds.
+    _bundle(tmp_path, "bundle-3", "v3")
+    assert load_bundle(tmp_path).version == "v3"
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_old_bundles_are_pruned_but_kept_for_rollback(tmp_path):
+    for i in range(5):
+        _bundle(tmp_path, f"bundle-{i}", f"v{i}")
+    assert sorted(p.name for p in tmp_path.glob("bundle-*")) == ["bundle-2", "bundle-3", "bundle-4"]
+
+
+def test_missing_or_incomplete_bundles_are_clear_errors(tmp_path):
+    with pytest.raises(BundleError, match="no model bundle here"):
+        load_bundle(tmp_path)
+    path = _bundle(tmp_path, "bundle-1", "v1")
+    (path / "state.parquet").unlink()
+    with pytest.raises(BundleError, match="incomplete bundle, missing state.parquet"):
+        load_bundle(tmp_path)
