@@ -85,6 +85,10 @@ class TrainingSettings(_Section):
     # The metric the quality gate compares (on the test window) and the margin over popularity.
     gate_metric: str = "ndcg@3"
     min_gain_over_popularity: float = 0.0
+    # Logged test decisions replayed for off-policy and ground-truth evaluation (candidates x decisions rows).
+    replay_decisions: int = Field(default=20_000, ge=100)
+    # An outcome at least this good is "relevant": 2 = a click (binary objective, MAP, AUC, OPE reward).
+    relevant_from: int = Field(default=2, ge=1, le=3)
 
 
 class PathSettings(_Section):

@@ -68,13 +68,27 @@ def validate(
     run_validate(_settings(config), data=data, rejects_out=rejects_out)
 
 
+@app.command("train")
+def train_command(
+    data: Annotated[Path, typer.Option(help="Data directory (messages, customers, events).")],
+    model_dir: Annotated[Optional[Path], typer.Option(help="Where bundles are published (default: <home>/model).")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///<home>/mlflow.db).")] = None,
+    force_promote: Annotated[bool, typer.Option("--force-promote", help="Make the new model champion even if the gate says no.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Train, evaluate against baselines, log to MLflow, publish a bundle and promote it if it is better."""
+    from training.commands.train import run_train
+
+    run_train(_settings(config), data=data, model_dir=model_dir, tracking_uri=tracking_uri, force_promote=force_promote)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
         code = app(args=argv, standalone_mode=False)
     except NbmError as err:
         _echo(f"error: {err}")
-        return EXIT_BAD_INPUT
+        return EXIT_INTERNAL if _is_infrastructure(err) else EXIT_BAD_INPUT
     except TyperException as exc:  # usage errors: unknown command, missing or invalid option
         show = getattr(exc, "show", None)
         if callable(show):
@@ -88,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         return EXIT_INTERNAL
     return code if isinstance(code, int) else 0
+
+
+def _is_infrastructure(err: NbmError) -> bool:
+    # An unreachable tracking store is not the user's input: exit 1 so schedulers retry or alert.
+    from training.tracking import TrackingUnavailableError
+
+    return isinstance(err, TrackingUnavailableError)
 
 
 def _debug() -> bool:

@@ -68,8 +68,9 @@ def write_bundle(
     snapshot: pd.DataFrame,
     metadata: dict,
     name: str,
+    make_current: bool = True,
 ) -> Path:
-    """Write a complete bundle and make it current; returns its path."""
+    """Write a complete bundle (and make it current unless told not to); returns its path."""
 
     def write(folder: Path) -> None:
         booster.save_model(str(folder / "model.txt"))
@@ -80,11 +81,12 @@ def write_bundle(
         state.save(folder / "state.parquet")
         snapshot.to_parquet(folder / "snapshot.parquet", index=False)
 
-    return publish(model_dir, write, name)
+    return publish(model_dir, write, name, make_current=make_current)
 
 
-def publish(model_dir: Path, write: Callable[[Path], None], name: str) -> Path:
-    """Run ``write`` into a temporary folder, then rename it to ``name`` and point ``current`` at it."""
+def publish(model_dir: Path, write: Callable[[Path], None], name: str, *, make_current: bool = True) -> Path:
+    """Run ``write`` into a temporary folder, then rename it to ``name`` and point ``current`` at it
+    (a challenger is published without becoming current)."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(model_dir)
@@ -100,9 +102,10 @@ def publish(model_dir: Path, write: Callable[[Path], None], name: str) -> Path:
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
-    link = model_dir / f".current-{uuid.uuid4().hex}"
-    os.symlink(final.name, link)
-    os.replace(link, model_dir / CURRENT)  # atomic on POSIX: readers see the old or the new bundle
+    if make_current:
+        link = model_dir / f".current-{uuid.uuid4().hex}"
+        os.symlink(final.name, link)
+        os.replace(link, model_dir / CURRENT)  # atomic on POSIX: readers see the old or the new bundle
     _fsync_dir(model_dir)
     _prune(model_dir, keep=KEEP_BUNDLES)
     return final
@@ -170,7 +173,7 @@ def _remove_leftovers(model_dir: Path) -> None:
 
 
 def _prune(model_dir: Path, keep: int) -> None:
-    current = (model_dir / CURRENT).resolve().name
+    current = (model_dir / CURRENT).resolve().name if (model_dir / CURRENT).exists() else None
     bundles = sorted((p for p in model_dir.iterdir() if p.is_dir() and p.name.startswith("bundle-") and not p.is_symlink()),
                      key=lambda p: p.name)
     for old in bundles[:-keep]:

@@ -1,0 +1,39 @@
+"""``nbm train``: the nightly run (see training/pipeline.py), with its outcome summarised on stdout."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import typer
+
+from engine.config import Settings
+from training.pipeline import train
+from training.progress import Progress
+
+
+def default_tracking_uri(settings: Settings) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.paths.home / 'mlflow.db'}"
+
+
+def run_train(settings: Settings, *, data: Path, model_dir: Path | None, tracking_uri: str | None, force_promote: bool) -> None:
+    outcome = train(
+        settings,
+        data_dir=data,
+        model_dir=model_dir or settings.paths.home / "model",
+        tracking_uri=tracking_uri or default_tracking_uri(settings),
+        force_promote=force_promote,
+        now=datetime.now(timezone.utc),
+        progress=Progress(),
+    )
+    m = outcome.metrics
+    metric = settings.training.gate_metric
+    typer.echo(f"model: nbm-ranker version {outcome.model_version} (run {outcome.run_id})")
+    typer.echo(f"test {metric}: model {m.get(metric, float('nan')):.4f}, popularity {m.get('popularity.' + metric, float('nan')):.4f}, "
+               f"random {m.get('random.' + metric, float('nan')):.4f}")
+    if "gain" in m:
+        per_channel = ", ".join(f"{k.split('.', 1)[1]} {v:.3f}" for k, v in m.items() if k.startswith("gain."))
+        typer.echo(f"ground-truth normalised gain: {m['gain']:.3f} ({per_channel}); popularity {m.get('popularity.gain', float('nan')):.3f}")
+    typer.echo(f"bundle: {outcome.bundle}")
+    typer.echo(outcome.decision.reason)

@@ -1,0 +1,180 @@
+"""The nightly training run as a chain of named steps (each timed, each with a progress line).
+
+validate -> examples -> fit -> evaluate -> snapshot -> champion -> track -> bundle -> promote
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from engine.config import Settings
+from engine.contract.load import Dataset, load_dataset
+from engine.contract.report import check_reject_share
+from engine.features.build import CatalogTable, ProfileTable, build_features
+from engine.features.spec import FeatureSpec
+from engine.features.state import FeatureState
+from engine.model.bundle import BundleError, load_bundle, write_bundle
+from engine.model.examples import Examples, build_examples, categorical_features, data_end, history_for
+from engine.model.metrics import ranking_report
+from engine.model.ranker import Ranker
+from engine.model.split import TEST, TRAIN, VALIDATION
+from training.evaluate import Evaluation, evaluate, load_truth
+from training.gate import GateDecision, decide_promotion
+from training.progress import Progress
+from training.report import markdown_report, write_report
+from training.tracking import Tracker
+
+MODEL_NAME = "nbm-ranker"
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    model_version: int
+    run_id: str
+    bundle: Path
+    decision: GateDecision
+    metrics: dict[str, float]
+
+
+def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: str, force_promote: bool,
+          now: datetime, progress: Progress) -> TrainOutcome:
+    t = settings.training
+    with progress.step("validate") as info:
+        dataset = load_dataset(data_dir, settings.validation)
+        check_reject_share(dataset.report)
+        info["detail"] = f"{len(dataset.events):,} events, {len(dataset.messages)} messages, {len(dataset.report.rejects):,} rejected rows"
+
+    with progress.step("examples") as info:
+        spec = FeatureSpec.fit(dataset.messages, dataset.customers, settings.features)
+        history = history_for(dataset.events, spec)
+        catalog, profiles = CatalogTable.from_messages(dataset.messages, spec), ProfileTable.from_customers(dataset.customers)
+        examples = build_examples(dataset.events, history, catalog, profiles, spec, settings)
+        counts = np.bincount(examples.frame["split"], minlength=3)
+        info["detail"] = (f"{len(examples.frame):,} impressions x {len(examples.features.names)} features "
+                          f"(train {counts[TRAIN]:,}, validation {counts[VALIDATION]:,}, test {counts[TEST]:,})")
+
+    with progress.step("fit") as info:
+        ranker = _fit(examples, spec, settings)
+        info["detail"] = f"{t.objective}, best iteration {ranker.best_iteration_} of at most {t.max_rounds}"
+
+    with progress.step("evaluate") as info:
+        truth = load_truth(data_dir)
+        evaluation = evaluate(examples, ranker, history, catalog, profiles, spec, settings, dataset.events, dataset.messages, truth)
+        metrics = evaluation.metrics()
+        info["detail"] = ", ".join(f"{k} {metrics[k]:.4f}" for k in (t.gate_metric, f"popularity.{t.gate_metric}", "gain") if k in metrics)
+
+    with progress.step("snapshot") as info:
+        end = data_end(dataset.events)
+        state = FeatureState.at_cutoff(history.log, end, settings.features.max_window_days)
+        snapshot = _customer_snapshot(dataset, history, catalog, profiles, spec, end)
+        info["detail"] = f"{len(snapshot):,} customers as of {end.isoformat()}, state {len(state.log):,} records"
+
+    with progress.step("champion") as info:
+        champion_metrics, champion_note = _champion_on_this_window(model_dir, examples, settings)
+        decision = decide_promotion(metrics, champion_metrics, metric=t.gate_metric,
+                                    popularity={t.gate_metric: metrics.get(f"popularity.{t.gate_metric}", float("nan"))},
+                                    min_gain_over_popularity=t.min_gain_over_popularity, force=force_promote)
+        info["detail"] = decision.reason + (f" ({champion_note})" if champion_note else "")
+
+    tracker = Tracker(tracking_uri)
+    with progress.step("track") as info, tracker.run(f"train-{now:%Y%m%dT%H%M%S}") as run:
+        run.log_params({"config": settings.model_dump(mode="json"), "data_dir": str(data_dir)})
+        stats = _data_stats(dataset, examples)
+        run.log_params({"data": stats})
+        run.log_metrics({**metrics, **{f"duration.{k}": v for k, v in progress.durations.items()}})
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = Path(scratch)
+            markdown = markdown_report(evaluation, data_stats=stats, split=_split_stats(examples), objective=t.objective,
+                                       best_iteration=ranker.best_iteration_, gate_reason=decision.reason)
+            for path in write_report(folder, evaluation, ranker.feature_importance(), ranker.validation_curve_,
+                                     ranker.validation_metric_, ranker.best_iteration_, markdown):
+                run.log_artifact(path, "report")
+        run.log_dict(settings.model_dump(mode="json"), "config.json")
+        run.log_text(dataset.report.render(), "validation_report.txt")
+        example = pd.DataFrame(examples.features.values[examples.part(TEST)[:5]], columns=list(examples.features.names))
+        version = run.log_lightgbm_model(ranker.booster_, example, registered_name=MODEL_NAME)
+        run.set_tags({"nbm.gate": decision.reason})
+        info["detail"] = f"run {run.run_id}, registered {MODEL_NAME} version {version.version}"
+
+    with progress.step("bundle") as info:
+        metadata = {
+            "model_version": str(version.version), "model_name": MODEL_NAME, "run_id": run.run_id,
+            "trained_at": now.isoformat(), "data_start": dataset.events["ts"].min().isoformat(),
+            "data_end": end.isoformat(), "objective": t.objective, "best_iteration": ranker.best_iteration_,
+            "metrics": {k: metrics[k] for k in sorted(metrics) if "." not in k or k.startswith(("popularity.", "gain"))},
+            "promoted": decision.promote, "gate": decision.reason,
+        }
+        path = write_bundle(model_dir, booster=ranker.booster_, spec=spec, feature_names=examples.features.names,
+                            messages=dataset.messages, customers=dataset.customers, state=state, snapshot=snapshot,
+                            metadata=metadata, name=f"bundle-{now:%Y%m%dT%H%M%S}-v{version.version}",
+                            make_current=decision.promote)
+        info["detail"] = f"{path}" + ("" if decision.promote else " (challenger: not made current)")
+
+    with progress.step("promote") as info:
+        alias = tracker.promote(MODEL_NAME, version.version, decision)
+        info["detail"] = f"{MODEL_NAME} version {version.version} is now '{alias}'"
+    return TrainOutcome(version.version, run.run_id, path, decision, metrics)
+
+
+def _fit(examples: Examples, spec: FeatureSpec, settings: Settings) -> Ranker:
+    t = settings.training
+    frame, x = examples.frame, examples.features.values
+    train, valid = examples.part(TRAIN), examples.part(VALIDATION)
+    grades, groups = frame["grade"].to_numpy(), frame["group"].to_numpy()
+    ranker = Ranker(objective=t.objective, relevant_from=t.relevant_from, num_leaves=t.num_leaves,
+                    learning_rate=t.learning_rate, max_rounds=t.max_rounds, early_stopping_rounds=t.early_stopping_rounds,
+                    min_data_in_leaf=t.min_data_in_leaf, feature_fraction=t.feature_fraction, seed=t.seed,
+                    num_threads=t.num_threads, categorical_features=categorical_features(spec, examples.features.names))
+    return ranker.fit(x[train], grades[train], groups[train], examples.features.names, x[valid], grades[valid], groups[valid])
+
+
+def _customer_snapshot(dataset: Dataset, history, catalog, profiles, spec, end: pd.Timestamp) -> pd.DataFrame:
+    """Customer-level features of every known customer as of the end of the data (no candidate)."""
+    ids = pd.Index(pd.concat([dataset.customers["customer_id"], dataset.events["customer_id"]]).astype(str).unique()).sort_values()
+    requests = pd.DataFrame({"customer_id": ids, "as_of": end})
+    matrix = build_features(requests, history, catalog, profiles, spec)
+    customer_level = [i for i, n in enumerate(matrix.names) if not n.startswith("msg_")]
+    frame = pd.DataFrame(matrix.values[:, customer_level], columns=[matrix.names[i] for i in customer_level])
+    frame.insert(0, "customer_id", ids)
+    return frame
+
+
+def _champion_on_this_window(model_dir: Path, examples: Examples, settings: Settings) -> tuple[dict | None, str]:
+    """The current champion's metrics on this run's test window, from its bundle (what serving runs)."""
+    try:
+        champion = load_bundle(model_dir)
+    except BundleError:
+        return None, "no champion bundle yet"
+    if champion.feature_names != examples.features.names:
+        return None, f"champion {champion.version} uses other features; compared with popularity only"
+    test = examples.part(TEST)
+    frame = examples.frame.iloc[test].assign(label=examples.frame["grade"].to_numpy()[test])
+    frame["score"] = champion.booster.predict(examples.features.values[test], num_threads=settings.training.num_threads)
+    report = ranking_report(frame, "score", relevant_from=settings.training.relevant_from).loc["all"]
+    return {k: float(report[k]) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "map", "auc")}, f"champion {champion.version} re-scored on this test window"
+
+
+def _data_stats(dataset: Dataset, examples: Examples) -> dict:
+    events = dataset.events
+    return {
+        "events": len(events), "customers": int(events["customer_id"].nunique()), "messages": len(dataset.messages),
+        "impressions": len(examples.frame), "rejected_rows": len(dataset.report.rejects),
+        "start": events["ts"].min().isoformat(), "end": events["ts"].max().isoformat(),
+    }
+
+
+def _split_stats(examples: Examples) -> dict:
+    b = examples.bounds
+    counts = np.bincount(examples.frame["split"], minlength=3)
+    return {"validation_start": b.validation_start.isoformat(), "test_start": b.test_start.isoformat(),
+            "end": b.end.isoformat(), "train_rows": int(counts[TRAIN]), "validation_rows": int(counts[VALIDATION]),
+            "test_rows": int(counts[TEST])}
+
+
+__all__ = ["Evaluation", "TrainOutcome", "train"]
