@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.features.context import Columns, FamilyContext
+from engine.features.engagement import smoothed_rate
 
 # Signals of interest in a topic; the decayed affinity weighs each event the same.
 INTEREST_TYPES = ("visit", "click", "purchase")
@@ -18,19 +19,22 @@ def share(part: np.ndarray, total: np.ndarray) -> np.ndarray:
 
 def affinity_features(ctx: FamilyContext) -> Columns:
     h, r = ctx.history, ctx.requests
-    long, short = ctx.long_window, ctx.short_window
+    long = ctx.long_window
     all_visits = h.count(("visit",), r, window_days=long)
-    visits_short = h.count_by(("visit",), r, window_days=short, by="topic")
     visits_long = h.count_by(("visit",), r, window_days=long, by="topic")
     purchases = h.count_by(("purchase",), r, window_days=long, by="topic")
     clicks = h.count_by(("click",), r, window_days=long, by="topic")
+    impressions = h.count_by(("impression",), r, window_days=long, by="topic")
+    prior, strength = ctx.settings.prior_click_rate, ctx.settings.prior_strength
     decayed = h.decayed_count_by(INTEREST_TYPES, r, window_days=long, by="topic")
     out: Columns = {}
     for code, topic in enumerate(ctx.vocab.topics.values):
-        out[f"topic_{topic}_visits_{short}d"] = visits_short[:, code]
         out[f"topic_{topic}_visits_{long}d"] = visits_long[:, code]
         out[f"topic_{topic}_purchases_{long}d"] = purchases[:, code]
         out[f"topic_{topic}_clicks_{long}d"] = clicks[:, code]
+        out[f"topic_{topic}_impressions_{long}d"] = impressions[:, code]
+        # Clicks per impression on the topic: interest as shown by the customer's own responses.
+        out[f"topic_{topic}_click_rate_{long}d"] = smoothed_rate(clicks[:, code], impressions[:, code], prior, strength)
         out[f"topic_{topic}_visit_share_{long}d"] = share(visits_long[:, code], all_visits)
         out[f"topic_{topic}_affinity"] = decayed[:, code]
     return out

@@ -211,7 +211,8 @@ def make_history(log: EventLog, spec: FeatureSpec) -> History:
     vocab = spec.vocab
     return History(
         log,
-        {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages)},
+        {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages), "stage": len(JOURNEY_STAGES)},
         max_window_days=spec.settings.max_window_days,
         half_life_days=spec.settings.affinity_half_life_days,
+        message_stage=np.asarray(spec.message_stages, dtype=np.int64),
     )

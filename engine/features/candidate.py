@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.contract.schema import JOURNEY_STAGES
 from engine.features.context import Columns, FamilyContext
 
 NS_PER_DAY = 86_400 * 10**9
@@ -36,6 +37,21 @@ def _pick(customer: Columns, template: str, names: tuple[str, ...], rows: np.nda
     return picked
 
 
+def _standing(customer: Columns, template: str, names: tuple[str, ...], rows: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How the candidate's topic stands among the customer's topics on one per-topic column:
+    (its value minus the customer's best value, its rank with 1 = best; ties share the better rank)."""
+    if not names:
+        empty = np.full(len(rows), np.nan)
+        return empty, empty
+    matrix = np.stack([customer[template.format(name)][rows] for name in names], axis=1)
+    filled = np.nan_to_num(matrix, nan=0.0)
+    mine = filled[np.arange(len(rows)), np.maximum(codes, 0)]
+    gap = mine - filled.max(axis=1)
+    rank = 1.0 + (filled > mine[:, None]).sum(axis=1)
+    known = codes >= 0
+    return np.where(known, gap, np.nan), np.where(known, rank, np.nan)
+
+
 def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, pair: np.ndarray) -> Columns:
     """``ctx.requests`` are the request rows; ``customer`` holds customer-level columns per (customer,
     as_of) pair and ``pair`` maps each row to its pair."""
@@ -44,6 +60,11 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
     long = ctx.long_window
     has = cand.message >= 0
     stage = customer["journey_stage"][pair]
+    # The choice among one channel's messages turns on relative interest: is this the customer's top topic?
+    share_gap, share_rank = _standing(customer, f"topic_{{}}_visit_share_{long}d", topics, pair, cand.topic)
+    affinity_gap, affinity_rank = _standing(customer, "topic_{}_affinity", topics, pair, cand.topic)
+    short = ctx.short_window
+    stage_gap, stage_rank = _standing(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, pair, cand.stage)
     with np.errstate(invalid="ignore"):
         stage_known = has & (cand.stage >= 0)
         out: Columns = {
@@ -60,6 +81,14 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
             "msg_topic_affinity": _pick(customer, "topic_{}_affinity", topics, pair, cand.topic),
             f"msg_topic_visit_share_{long}d": _pick(customer, f"topic_{{}}_visit_share_{long}d", topics, pair, cand.topic),
             f"msg_channel_click_rate_{long}d": _pick(customer, f"{{}}_click_rate_{long}d", channels, pair, cand.channel),
+            "msg_topic_share_gap": share_gap,
+            "msg_topic_share_rank": share_rank,
+            "msg_topic_affinity_gap": affinity_gap,
+            "msg_topic_affinity_rank": affinity_rank,
+            f"msg_topic_click_rate_{long}d": _pick(customer, f"topic_{{}}_click_rate_{long}d", topics, pair, cand.topic),
+            f"msg_stage_click_rate_{short}d": _pick(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, pair, cand.stage),
+            "msg_stage_click_rate_gap": stage_gap,
+            "msg_stage_click_rate_rank": stage_rank,
             "msg_stage_match": np.where(stage_known, (cand.stage == stage).astype(np.float64), np.nan),
             "msg_stage_gap": np.where(stage_known, cand.stage - stage, np.nan),
         }

@@ -24,7 +24,7 @@ def engagement_features(ctx: FamilyContext) -> Columns:
     for code, channel in enumerate(ctx.vocab.channels.values):
         out[f"{channel}_impressions_{long}d"] = impressions[:, code]
         for kind in RESPONSES:
-            out[f"{channel}_{kind}s_{long}d"] = responses[kind][:, code]
+            # The rate carries the count (impressions are beside it), so counts are not repeated.
             out[f"{channel}_{kind}_rate_{long}d"] = smoothed_rate(
                 responses[kind][:, code], impressions[:, code], priors[kind], s.prior_strength
             )

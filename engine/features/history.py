@@ -26,7 +26,7 @@ DECAY_ANCHOR_NS = int(pd.Timestamp("2000-01-01", tz="UTC").value)
 _VALUE_SCALE = 10_000  # amounts are exact to 1/10,000 of a unit
 _DECAY_SCALE = float(2**32)
 
-By = Literal["customer", "channel", "topic", "message"]
+By = Literal["customer", "channel", "topic", "message", "stage"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,7 +46,7 @@ class _KeyedIndex:
     def __init__(self, history: History, types: tuple[str, ...], by: By) -> None:
         log = history.log
         self.width = history.width(by)
-        sub = np.zeros(len(log), dtype=np.int64) if by == "customer" else getattr(log, by).astype(np.int64)
+        sub = history.sub_keys(by)
         mask = np.isin(log.event_type, [EVENT_CODE[t] for t in types]) & (sub >= 0)
         self.stride = len(history.times) + 1
         key = log.customer[mask].astype(np.int64) * self.width + sub[mask]
@@ -92,7 +92,7 @@ class _WideIndex:
         # The log is sorted by (customer, ts), so these keys are sorted already.
         self.combined = log.customer[mask].astype(np.int64) * self.stride + rank
         self.ts = log.ts[mask]
-        self.sub = getattr(log, by)[mask].astype(np.int64)
+        self.sub = history.sub_keys(by)[mask]
         self.cum_count = self._cumulative(log.weight[mask].astype(np.int64), np.int32)
         self._history = history
         self._cum_decay: np.ndarray | None = None
@@ -120,8 +120,10 @@ class _WideIndex:
 class History:
     """Answers point-in-time questions about one event log; indexes are built lazily and reused."""
 
-    def __init__(self, log: EventLog, widths: dict[str, int], *, max_window_days: int, half_life_days: float) -> None:
+    def __init__(self, log: EventLog, widths: dict[str, int], *, max_window_days: int, half_life_days: float,
+                 message_stage: np.ndarray | None = None) -> None:
         self.log = log
+        self._message_stage = message_stage
         self._widths = {"customer": 1, **widths}
         self.times = np.unique(log.ts)
         self.epoch_ns = int(max_window_days) * NS_PER_DAY
@@ -134,6 +136,17 @@ class History:
         self._position_cache: dict[tuple, np.ndarray] = {}
         if len(log) and int(log.customer.max(initial=0) + 1) * max(self._widths.values()) * (len(self.times) + 1) >= 2**62:
             raise ValueError("event log too large for 64-bit keys; partition it by customer")
+
+    def sub_keys(self, by: By) -> np.ndarray:
+        """Per log event, its code under ``by`` (-1: none); "stage" is the stage of the event's message."""
+        if by == "customer":
+            return np.zeros(len(self.log), dtype=np.int64)
+        if by == "stage":
+            if self._message_stage is None or not len(self._message_stage):
+                return np.full(len(self.log), -1, dtype=np.int64)
+            message = self.log.message.astype(np.int64)
+            return np.where(message >= 0, self._message_stage[np.maximum(message, 0)], -1)
+        return getattr(self.log, by).astype(np.int64)
 
     def width(self, by: By) -> int:
         return max(self._widths[by], 1)

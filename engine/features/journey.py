@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.contract.schema import JOURNEY_STAGES
 from engine.features.context import Columns, FamilyContext
+from engine.features.engagement import smoothed_rate
 
 AWARENESS, CONSIDERATION, PURCHASE, LOYALTY = 0, 1, 2, 3
 
@@ -40,8 +42,16 @@ def journey_features(ctx: FamilyContext) -> Columns:
         h.count(("visit",), r, window_days=short),
         h.count(("click",), r, window_days=short),
     )
-    return {
+    out: Columns = {
         "purchase_count_lifetime": lifetime,
         f"conversion_count_{short}d": conversions,
         "journey_stage": stage,
     }
+    # Which stage's messages the customer responds to lately reveals the stage better than any rule.
+    impressions = h.count_by(("impression",), r, window_days=short, by="stage")
+    clicks = h.count_by(("click",), r, window_days=short, by="stage")
+    prior, strength = ctx.settings.prior_click_rate, ctx.settings.prior_strength
+    for code, name in enumerate(JOURNEY_STAGES):
+        out[f"stage_{name}_impressions_{short}d"] = impressions[:, code]
+        out[f"stage_{name}_click_rate_{short}d"] = smoothed_rate(clicks[:, code], impressions[:, code], prior, strength)
+    return out

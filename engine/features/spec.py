@@ -21,12 +21,18 @@ class FeatureSpec:
     vocab: CatalogVocabularies
     profile_encoders: tuple[ColumnEncoder, ...]
     message_encoders: tuple[ColumnEncoder, ...]
+    # Journey stage code of each message, in the order of ``vocab.messages`` (-1: none); history features
+    # by stage ("how this customer responds to purchase-stage messages") need it.
+    message_stages: tuple[int, ...] = ()
 
     @classmethod
     def fit(cls, messages: pd.DataFrame, customers: pd.DataFrame, settings: FeatureSettings) -> FeatureSpec:
+        vocab = CatalogVocabularies.from_messages(messages)
+        by_id = messages.drop_duplicates("message_id").set_index("message_id").reindex(list(vocab.messages.values))
         return cls(
             settings=settings,
-            vocab=CatalogVocabularies.from_messages(messages),
+            vocab=vocab,
+            message_stages=tuple(int(c) for c in Vocabulary(JOURNEY_STAGES).encode(by_id["journey_stage"])),
             profile_encoders=fit_encoders(customers, skip=("customer_id",)),
             message_encoders=fit_encoders(messages, skip=MESSAGES.required + MESSAGES.optional),
         )
@@ -41,6 +47,7 @@ class FeatureSpec:
             "stages": list(JOURNEY_STAGES),
             "profile_encoders": [e.to_dict() for e in self.profile_encoders],
             "message_encoders": [e.to_dict() for e in self.message_encoders],
+            "message_stages": list(self.message_stages),
         }
 
     @classmethod
@@ -54,4 +61,5 @@ class FeatureSpec:
             ),
             profile_encoders=tuple(ColumnEncoder.from_dict(d) for d in data["profile_encoders"]),
             message_encoders=tuple(ColumnEncoder.from_dict(d) for d in data["message_encoders"]),
+            message_stages=tuple(int(c) for c in data["message_stages"]),
         )

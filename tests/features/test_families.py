@@ -56,13 +56,30 @@ EVENTS = events_frame(
 )
 
 
-@pytest.fixture(scope="module")
-def row() -> pd.Series:
+def _rows() -> pd.DataFrame:
     spec = FeatureSpec.fit(MESSAGES, CUSTOMERS, SETTINGS)
     history = make_history(EventLog.from_events(EVENTS, spec.vocab), spec)
-    requests = pd.DataFrame({"customer_id": ["c1"], "as_of": [pd.Timestamp(AS_OF)], "message_id": ["m1"]})
+    requests = pd.DataFrame({"customer_id": ["c1", "c1"], "as_of": [pd.Timestamp(AS_OF)] * 2, "message_id": ["m1", "m2"]})
     matrix = build_features(requests, history, CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec, dtype=np.float64)
-    return matrix.to_frame().iloc[0]
+    return matrix.to_frame()
+
+
+@pytest.fixture(scope="module")
+def row() -> pd.Series:
+    return _rows().iloc[0]
+
+
+def test_candidate_topic_standing_among_the_customers_topics():
+    # travel: visit share 2/3, food 1/3; travel's decayed affinity is the larger one too.
+    m1, m2 = _rows().iloc[0], _rows().iloc[1]
+    _check(m1, {"msg_topic_share_gap": 0.0, "msg_topic_share_rank": 1, "msg_topic_affinity_gap": 0.0, "msg_topic_affinity_rank": 1,
+                "msg_topic_click_rate_90d": 1.3 / 11, "msg_stage_click_rate_30d": 1.3 / 11,
+                "msg_stage_click_rate_gap": 0.0, "msg_stage_click_rate_rank": 1})
+    # m2's stage (loyalty) has the lowest smoothed click rate of the four stages: 0.3/11 < 0.03 < 1.3/11.
+    _check(m2, {"msg_topic_click_rate_90d": 0.3 / 11, "msg_stage_click_rate_30d": 0.3 / 11,
+                "msg_stage_click_rate_gap": 0.3 / 11 - 1.3 / 11, "msg_stage_click_rate_rank": 4})
+    _check(m2, {"msg_topic_share_gap": 1 / 3 - 2 / 3, "msg_topic_share_rank": 2,
+                "msg_topic_affinity_gap": m2["topic_food_affinity"] - m2["topic_travel_affinity"], "msg_topic_affinity_rank": 2})
 
 
 def _check(row: pd.Series, expected: dict[str, float]) -> None:
@@ -86,19 +103,19 @@ def test_recency_frequency_monetary(row):
 
 def test_channel_engagement_with_smoothed_rates(row):
     _check(row, {
-        "email_impressions_90d": 1, "email_opens_90d": 1, "email_clicks_90d": 1, "email_conversions_90d": 0,
+        "email_impressions_90d": 1,
         "email_open_rate_90d": (1 + 10 * 0.2) / (1 + 10), "email_click_rate_90d": (1 + 10 * 0.03) / 11,
         "email_conversion_rate_90d": (0 + 10 * 0.005) / 11,
-        "sms_impressions_90d": 1, "sms_open_rate_90d": 2 / 11, "sms_clicks_90d": 0,
+        "sms_impressions_90d": 1, "sms_open_rate_90d": 2 / 11, "sms_click_rate_90d": 0.3 / 11,
     })
 
 
 def test_topic_affinity_counts_shares_and_decay(row):
     _check(row, {
-        "topic_travel_visits_30d": 2, "topic_travel_visits_90d": 2, "topic_travel_purchases_90d": 1,
+        "topic_travel_visits_90d": 2, "topic_travel_impressions_90d": 1, "topic_travel_click_rate_90d": 1.3 / 11, "topic_travel_purchases_90d": 1,
         "topic_travel_clicks_90d": 1, "topic_travel_visit_share_90d": 2 / 3,
         "topic_travel_affinity": 2 ** (-1 / 14) + 2 ** (-14 / 14) + 2 ** (-11 / 14) + 2 ** (-(10 / 24) / 14),
-        "topic_food_visits_30d": 0, "topic_food_visits_90d": 1, "topic_food_purchases_90d": 1,
+        "topic_food_visits_90d": 1, "topic_food_impressions_90d": 1, "topic_food_click_rate_90d": 0.3 / 11, "topic_food_purchases_90d": 1,
         "topic_food_clicks_90d": 0, "topic_food_visit_share_90d": 1 / 3,
         "topic_food_affinity": 2 ** (-39 / 14) + 2 ** (-80 / 14),
     })
@@ -107,6 +124,12 @@ def test_topic_affinity_counts_shares_and_decay(row):
 def test_journey_stage_and_signals(row):
     # Two purchases ever, both in 90 days: loyalty.
     _check(row, {"purchase_count_lifetime": 2, "conversion_count_30d": 0, "journey_stage": 3})
+    # By the stage of the messages shown in 30 days: m1 (consideration) clicked, m2 (loyalty) not.
+    _check(row, {
+        "stage_consideration_impressions_30d": 1, "stage_loyalty_impressions_30d": 1, "stage_awareness_impressions_30d": 0,
+        "stage_consideration_click_rate_30d": 1.3 / 11, "stage_loyalty_click_rate_30d": 0.3 / 11,
+        "stage_awareness_click_rate_30d": 0.03, "stage_purchase_click_rate_30d": 0.03,
+    })
 
 
 def test_voice_of_the_customer(row):
