@@ -82,6 +82,25 @@ def train_command(
     run_train(_settings(config), data=data, model_dir=model_dir, tracking_uri=tracking_uri, force_promote=force_promote)
 
 
+@app.command()
+def score(
+    data: Annotated[Path, typer.Option(help="Data directory: history up to --as-of, catalog, customers.")],
+    as_of: Annotated[str, typer.Option(help="Decision time, ISO-8601 (offsets converted to UTC).")],
+    out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")],
+    model_dir: Annotated[Optional[Path], typer.Option(help="Model directory or bundle (default: <home>/model).")] = None,
+    channel: Annotated[str, typer.Option(help="A channel, or all.")] = "all",
+    k: Annotated[int, typer.Option(min=1, help="Messages per customer and channel.")] = 1,
+    customers: Annotated[Optional[Path], typer.Option(help="Only these customers: one id a line, or a CSV with customer_id.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the top-k eligible messages per customer and channel (customer_id, channel, message_id, score, rank)."""
+    from training.commands.score import run_score
+
+    settings = _settings(config)
+    run_score(settings, data=data, model_dir=model_dir or settings.paths.home / "model", as_of=as_of, channel=channel,
+              k=k, customers=customers, out=out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:

@@ -1,0 +1,113 @@
+"""End to end on a tiny simulated world: simulate -> train -> gate -> bundle -> score."""
+
+from __future__ import annotations
+
+import filecmp
+
+import mlflow
+import pandas as pd
+import pytest
+
+from engine.model.bundle import load_bundle
+from training.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data = root / "data"
+    assert main(["simulate", "--out", str(data), "--customers", "400", "--days", "45", "--seed", "5"]) == 0
+    return root, data
+
+
+def _train(root, data, *extra: str, config: str | None = None) -> int:
+    args = ["train", "--data", str(data), "--model-dir", str(root / "model"), "--tracking-uri", f"sqlite:///{root / 'mlflow.db'}"]
+    if config:
+        path = root / "nbm.toml"
+        path.write_text(config)
+        args += ["--config", str(path)]
+    return main(args + list(extra))
+
+
+@pytest.fixture(scope="module")
+def trained(world):
+    root, data = world
+    assert _train(root, data) == 0
+    return root, data
+
+
+def test_first_model_is_registered_promoted_and_bundled(trained, capsys):
+    root, _ = trained
+    bundle = load_bundle(root / "model")
+    assert bundle.metadata["model_version"] == "1" and bundle.metadata["promoted"] is True
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias("nbm-ranker", "champion").version) == "1"
+    run = client.get_run(bundle.metadata["run_id"])
+    for metric in ("ndcg_at_3", "popularity.ndcg_at_3", "random.ndcg_at_3", "map", "auc", "ope.ips", "ope.snips", "gain", "gain.email"):
+        assert metric in run.data.metrics, metric
+    assert run.data.params["config.training.objective"] == "binary"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert {"report/feature_importance.png", "report/report.md", "report/ranking_metrics.csv", "report/off_policy.csv"} <= artifacts
+
+
+def test_same_data_and_config_give_the_same_model(trained, tmp_path):
+    root, data = trained
+    first = load_bundle(root / "model")
+    other = tmp_path / "again"
+    assert main(["train", "--data", str(data), "--model-dir", str(other / "model"), "--tracking-uri", f"sqlite:///{other / 'mlflow.db'}"]) == 0
+    second = load_bundle(other / "model")
+    assert filecmp.cmp(first.path / "model.txt", second.path / "model.txt", shallow=False)
+    assert first.metadata["metrics"] == second.metadata["metrics"]
+
+
+def test_gate_refusal_keeps_the_champion_and_force_promotes(trained, capsys):
+    root, data = trained
+    champion_path = load_bundle(root / "model").path
+    # No model can beat popularity by a whole 1.0 of NDCG: the gate must refuse.
+    assert _train(root, data, config="[training]\nmin_gain_over_popularity = 1.0\n") == 0
+    out = capsys.readouterr().out
+    assert "not promoted" in out
+    assert load_bundle(root / "model").path == champion_path  # serving keeps the champion
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    assert str(client.get_model_version_by_alias("nbm-ranker", "challenger").version) == "2"
+    assert str(client.get_model_version_by_alias("nbm-ranker", "champion").version) == "1"
+    assert _train(root, data, "--force-promote", config="[training]\nmin_gain_over_popularity = 1.0\n") == 0
+    assert "promoted by --force-promote" in capsys.readouterr().out
+    assert str(client.get_model_version_by_alias("nbm-ranker", "champion").version) == "3"
+    assert load_bundle(root / "model").metadata["model_version"] == "3"
+
+
+def test_score_respects_channel_validity_and_consent(trained, tmp_path):
+    root, data = trained
+    events = pd.read_parquet(data / "events.parquet")
+    messages = pd.read_parquet(data / "messages.parquet")
+    as_of = events["ts"].max() + pd.Timedelta(hours=1)
+    out = tmp_path / "scores.csv"
+    assert main(["score", "--data", str(data), "--model-dir", str(root / "model"), "--as-of", as_of.isoformat(),
+                 "--channel", "all", "--k", "3", "--out", str(out)]) == 0
+    scores = pd.read_csv(out)
+    catalog = messages.set_index("message_id")
+    assert (scores["channel"] == catalog.loc[scores["message_id"], "channel"].to_numpy()).all()
+    valid_from = catalog.loc[scores["message_id"], "valid_from"]
+    valid_to = catalog.loc[scores["message_id"], "valid_to"]
+    assert ((valid_from.isna() | (valid_from <= as_of)) & (valid_to.isna() | (as_of < valid_to))).all()
+    assert scores.groupby(["customer_id", "channel"])["rank"].max().max() == 3
+    assert (scores.groupby(["customer_id", "channel"])["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
+    unsubscribed = events.loc[events["event_type"] == "unsubscribe", ["customer_id", "channel"]].astype(str)
+    assert len(unsubscribed) > 0
+    pairs = set(map(tuple, scores[["customer_id", "channel"]].astype(str).to_numpy()))
+    assert not (set(map(tuple, unsubscribed.to_numpy())) & pairs)
+
+
+def test_score_bad_inputs_exit_2(trained, tmp_path, capsys):
+    root, data = trained
+    base = ["score", "--data", str(data), "--model-dir", str(root / "model"), "--out", str(tmp_path / "s.csv")]
+    assert main(base + ["--as-of", "tomorrow"]) == 2
+    assert "--as-of 'tomorrow' is not an ISO-8601 timestamp" in capsys.readouterr().err
+    assert main(base + ["--as-of", "2026-07-01T00:00:00Z", "--channel", "fax"]) == 2
+    assert "--channel 'fax' has no messages" in capsys.readouterr().err
+    assert main(["score", "--data", str(data), "--model-dir", str(tmp_path / "none"), "--as-of", "2026-07-01T00:00:00Z",
+                 "--out", str(tmp_path / "s.csv")]) == 2
+    assert "no model bundle here" in capsys.readouterr().err
