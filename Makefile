@@ -8,10 +8,14 @@ STAMP := $(VENV)/.installed-stamp
 NBM_HOME ?= .nbm
 DEMO_DATA := $(NBM_HOME)/demo/data
 
-.PHONY: install demo test bench clean help
+DEMO_MODEL := $(NBM_HOME)/model
+TRACKING := sqlite:///$(NBM_HOME)/mlflow.db
+
+.PHONY: install demo test bench clean help mlflow-ui
 
 help:
-	@echo "make demo   simulate a world, validate it, (later issues: train, score, show decisions)"
+	@echo "make demo   simulate a world, validate it, train, score and show decisions"
+	@echo "make mlflow-ui  review the runs and the registered model"
 	@echo "make test   run the test suite"
 	@echo "make bench  print the performance figures"
 
@@ -25,11 +29,18 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: install
-	$(BIN)/nbm simulate --out $(DEMO_DATA) --customers 2000 --days 60 --seed 7
+	$(BIN)/nbm simulate --out $(DEMO_DATA) --customers 3000 --days 60 --seed 7
 	$(BIN)/nbm validate --data $(DEMO_DATA) --rejects-out $(NBM_HOME)/demo/rejects.csv
+	$(BIN)/nbm train --data $(DEMO_DATA) --model-dir $(DEMO_MODEL) --tracking-uri $(TRACKING)
+	$(BIN)/nbm score --data $(DEMO_DATA) --model-dir $(DEMO_MODEL) --as-of 2026-06-30T00:00:00Z --channel all --k 3 --out $(NBM_HOME)/demo/scores.csv
+	$(BIN)/nbm show --scores $(NBM_HOME)/demo/scores.csv --customers 8
 	@echo ""
-	@echo "Demo data set: $(DEMO_DATA) (ground truth in $(DEMO_DATA)/ground_truth)."
-	@echo "Try: $(BIN)/nbm --help"
+	@echo "Demo data: $(DEMO_DATA) (ground truth in ground_truth/); model bundle: $(DEMO_MODEL)/current"
+	@echo "Review runs, metrics, plots and the registered model:  make mlflow-ui   (then open http://127.0.0.1:5000)"
+	@echo "All commands:  $(BIN)/nbm --help"
+
+mlflow-ui: install
+	$(BIN)/mlflow ui --backend-store-uri $(TRACKING) --host 127.0.0.1 --port 5000
 
 test: install
 	$(BIN)/lint-imports

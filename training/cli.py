@@ -101,6 +101,17 @@ def score(
               k=k, customers=customers, out=out)
 
 
+@app.command()
+def show(
+    scores: Annotated[Path, typer.Option(help="A file written by nbm score.")],
+    customers: Annotated[int, typer.Option(min=1, help="How many customers to show.")] = 8,
+) -> None:
+    """Print the best message per channel for a few customers of a scores file."""
+    from training.commands.show import run_show
+
+    run_show(scores, customers)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
