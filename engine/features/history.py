@@ -55,10 +55,14 @@ class _KeyedIndex:
         order = np.argsort(combined, kind="stable")
         self.combined = combined[order]
         self.ts = log.ts[mask][order]
-        self.value = log.value[mask][order]
+        values = log.value[mask][order]
+        # Most event types carry no value: keep the value arrays only where there is one (memory).
+        has_values = bool(np.any(~np.isnan(values)))
+        self.value = values if has_values else np.full(0, np.nan)
         self.cum_weight = _cumsum0(log.weight[mask][order])
-        amounts = np.nan_to_num(self.value, nan=0.0)
-        self.cum_value = _cumsum0(np.rint(amounts * _VALUE_SCALE).astype(np.int64))
+        self.cum_value: np.ndarray | None = (
+            _cumsum0(np.rint(np.nan_to_num(values, nan=0.0) * _VALUE_SCALE).astype(np.int64)) if has_values else None
+        )
         self._history = history
         self._cum_decay: np.ndarray | None = None
 
@@ -254,6 +258,8 @@ class History:
         self._check_window(window_days)
         index, end = self._positions(types, by, requests, sub, 0)
         _, start = self._positions(types, by, requests, sub, window_days)
+        if index.cum_value is None:  # no event of these types carries a value
+            return np.zeros(len(requests))
         return (index.cum_value[end] - index.cum_value[start]) / _VALUE_SCALE
 
     def _last(self, types: tuple[str, ...], by: By, requests: Requests, sub) -> tuple[_KeyedIndex, np.ndarray, np.ndarray]:
@@ -275,7 +281,7 @@ class History:
                    sub: np.ndarray | int | None = None) -> np.ndarray:
         """``value`` of the last event of ``types`` before ``as_of``; NaN if there is none."""
         index, at, found = self._last(types, by, requests, sub)
-        values = index.value[at] if len(index.value) else np.zeros(len(at))
+        values = index.value[at] if len(index.value) else np.full(len(at), np.nan)
         return np.where(found, values, np.nan)
 
     def decayed_count(self, types: tuple[str, ...], requests: Requests, *, window_days: int,
