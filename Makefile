@@ -46,7 +46,9 @@ test: install
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
+# The benchmark compares with polars and DuckDB: they are installed for it only.
 bench: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
 
 clean:

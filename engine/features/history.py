@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from engine.features.log import EVENT_CODE, EventLog
+from engine.features.sorting import ranks_in, unique_sorted
 
 NS_PER_DAY = 86_400 * 10**9
 # Decay weights are taken relative to the start of fixed epochs counted from this instant, so that they
@@ -50,7 +51,7 @@ class _KeyedIndex:
         mask = np.isin(log.event_type, [EVENT_CODE[t] for t in types]) & (sub >= 0)
         self.stride = len(history.times) + 1
         key = log.customer[mask].astype(np.int64) * self.width + sub[mask]
-        rank = np.searchsorted(history.times, log.ts[mask])
+        rank = history.event_ranks[mask]
         combined = key * self.stride + rank
         order = np.argsort(combined, kind="stable")
         self.combined = combined[order]
@@ -92,7 +93,7 @@ class _WideIndex:
         mask = np.isin(log.event_type, [EVENT_CODE[t] for t in types])
         self.width = history.width(by)
         self.stride = len(history.times) + 1
-        rank = np.searchsorted(history.times, log.ts[mask])
+        rank = history.event_ranks[mask]
         # The log is sorted by (customer, ts), so these keys are sorted already.
         self.combined = log.customer[mask].astype(np.int64) * self.stride + rank
         self.ts = log.ts[mask]
@@ -129,7 +130,9 @@ class History:
         self.log = log
         self._message_stage = message_stage
         self._widths = {"customer": 1, **widths}
-        self.times = np.unique(log.ts)
+        self.times = unique_sorted(log.ts)
+        # Each event's rank on the time axis, found once and shared by every index.
+        self.event_ranks = ranks_in(self.times, log.ts)
         self.epoch_ns = int(max_window_days) * NS_PER_DAY
         self.max_window_days = int(max_window_days)
         self.decay_tau_ns = float(half_life_days) * NS_PER_DAY / np.log(2.0)
@@ -203,7 +206,7 @@ class History:
         return np.where(valid, customer * index.width + sub_arr, -1)
 
     def _rank(self, t_ns: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.times, t_ns, side="left")
+        return ranks_in(self.times, t_ns, side="left")
 
     def _rank_before(self, requests: Requests, days_back: int) -> np.ndarray:
         """Rank of ``as_of - days_back``: events with a smaller rank happened before that instant."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.features.sorting import ranks_in, unique_sorted
+
 GRADES: dict[str, int] = {"open": 1, "click": 2, "conversion": 3}
 EXAMPLE_COLUMNS = ("ts", "customer_id", "channel", "topic", "message_id", "decision_id", "propensity")
 
@@ -67,10 +69,10 @@ def _by_latest_impression(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> 
     order = np.lexsort((imp_ts, imp_pair))
     sorted_pair, sorted_ts = imp_pair[order], imp_ts[order]
     # Rank times within one sorted axis so that (pair, time) fits one int64 key.
-    times = np.unique(np.concatenate([imp_ts, out_ts]))
+    times = unique_sorted(np.concatenate([imp_ts, out_ts]))
     stride = len(times) + 1
-    key = sorted_pair.astype(np.int64) * stride + np.searchsorted(times, sorted_ts)
-    query = out_pair.astype(np.int64) * stride + np.searchsorted(times, out_ts)
+    key = sorted_pair.astype(np.int64) * stride + ranks_in(times, sorted_ts)
+    query = out_pair.astype(np.int64) * stride + ranks_in(times, out_ts)
     last = np.searchsorted(key, query, side="right") - 1
     safe = np.maximum(last, 0)
     ok = (last >= 0) & (out_pair >= 0) & (sorted_pair[safe] == out_pair)
