@@ -68,7 +68,7 @@ class _KeyedIndex:
         self._cum_decay: np.ndarray | None = None
 
     def positions(self, key: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        return np.searchsorted(self.combined, key * self.stride + rank, side="left")
+        return ranks_in(self.combined, key * self.stride + rank, side="left")
 
     def cum_decay(self) -> np.ndarray:
         # Built on first use: most indexes never need it. Compacted records are never inside a window,
@@ -119,7 +119,7 @@ class _WideIndex:
 
     def positions(self, customer: np.ndarray, rank: np.ndarray) -> np.ndarray:
         key = np.where(customer >= 0, customer, -1)
-        return np.searchsorted(self.combined, key * self.stride + rank, side="left")
+        return ranks_in(self.combined, key * self.stride + rank, side="left")
 
 
 class History:
