@@ -97,7 +97,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
                 run.log_artifact(path, "report")
         run.log_dict(settings.model_dump(mode="json"), "config.json")
         run.log_text(dataset.report.render(), "validation_report.txt")
-        example = pd.DataFrame(examples.features.values[examples.part(TEST)[:5]], columns=list(examples.features.names))
+        example = pd.DataFrame(examples.features.values[examples.part(TEST)][:5], columns=list(examples.features.names))
         version = run.log_lightgbm_model(ranker.booster_, example, registered_name=MODEL_NAME)
         run.set_tags({"nbm.gate": decision.reason})
         info["detail"] = f"run {run.run_id}, registered {MODEL_NAME} version {version.version}"

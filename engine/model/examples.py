@@ -22,14 +22,17 @@ CATEGORICAL_FEATURES = ("msg_channel", "msg_topic", "msg_stage", "journey_stage"
 
 @dataclass(frozen=True, eq=False)
 class Examples:
-    """Rows sorted by (customer_id, ts); ``frame`` holds the impression facts, grade, split and group."""
+    """Rows sorted by (split, group, ts): each split is one contiguous block and each query group a run of
+    rows, so the model is fitted on views of the feature matrix, never on copies of it (memory)."""
 
     frame: pd.DataFrame
     features: FeatureMatrix
     bounds: SplitBounds
 
-    def part(self, split: int) -> np.ndarray:
-        return np.flatnonzero(self.frame["split"].to_numpy() == split)
+    def part(self, split: int) -> slice:
+        splits = self.frame["split"].to_numpy()
+        start, stop = np.searchsorted(splits, [split, split + 1])
+        return slice(int(start), int(stop))
 
 
 def data_end(events: pd.DataFrame) -> pd.Timestamp:
@@ -46,6 +49,8 @@ def build_examples(events: pd.DataFrame, history: History, catalog: CatalogTable
     frame["split"] = assign_split(frame["ts"], bounds)
     check_split_sizes(frame["split"].to_numpy())
     frame["group"] = assign_groups(frame, frame["split"].to_numpy(), training.group_window_days)
+    frame = frame.sort_values(["split", "group", "ts"], kind="stable", ignore_index=True)
+    frame["group"] = pd.factorize(frame["group"])[0]  # numbered in row order: non-decreasing
     requests = pd.DataFrame({"customer_id": frame["customer_id"], "as_of": frame["ts"], "message_id": frame["message_id"]})
     features = build_features(requests, history, catalog, profiles, spec)
     return Examples(frame, features, bounds)

@@ -32,8 +32,18 @@ def assign_groups(examples: pd.DataFrame, split: np.ndarray, group_window_days: 
     return pd.factorize(groups)[0].astype(np.int64)
 
 
-def group_sizes_in_order(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row order that makes each group contiguous, sizes of the groups in that order) for LightGBM."""
+def group_sizes_in_order(groups: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """(row order that makes each group contiguous, sizes of the groups in that order) for LightGBM.
+
+    The order is None when every group already is one run of rows: no reordering (and no copy) needed.
+    """
+    groups = np.asarray(groups)
+    if len(groups) == 0:
+        return None, np.zeros(0, dtype=np.int64)
+    boundaries = np.flatnonzero(groups[1:] != groups[:-1]) + 1
+    starts = np.concatenate([[0], boundaries])
+    if len(np.unique(groups[starts])) == len(starts):
+        return None, np.diff(np.concatenate([starts, [len(groups)]]))
     order = np.argsort(groups, kind="stable")
     _, sizes = np.unique(groups[order], return_counts=True)
     return order, sizes

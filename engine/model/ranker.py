@@ -74,9 +74,11 @@ class Ranker:
     def _dataset(self, features: np.ndarray, grades: np.ndarray, groups: np.ndarray, names: list[str],
                  reference: lgb.Dataset | None = None) -> lgb.Dataset:
         order, sizes = group_sizes_in_order(groups)
+        if order is not None:  # groups interleaved: LightGBM needs them contiguous
+            features, grades = features[order], grades[order]
         categorical = [n for n in self.categorical_features if n in names]
         return lgb.Dataset(
-            features[order], label=self._labels(grades[order]), group=sizes, feature_name=names,
+            features, label=self._labels(grades), group=sizes, feature_name=names,
             categorical_feature=categorical, reference=reference, free_raw_data=True,
         )
 

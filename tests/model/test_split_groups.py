@@ -61,3 +61,7 @@ def test_group_sizes_in_order():
     order, sizes = group_sizes_in_order(np.array([2, 0, 2, 1, 0, 2]))
     assert list(order) == [1, 4, 3, 0, 2, 5]
     assert list(sizes) == [2, 1, 3]
+    # Groups that already are runs of rows need no reordering, whatever their ids.
+    order, sizes = group_sizes_in_order(np.array([5, 5, 1, 3, 3, 3]))
+    assert order is None
+    assert list(sizes) == [2, 1, 3]
