@@ -79,6 +79,9 @@ class TrainingSettings(_Section):
     early_stopping_rounds: int = Field(default=30, ge=1)
     min_data_in_leaf: int = Field(default=50, ge=1)
     feature_fraction: float = Field(default=0.9, gt=0, le=1)
+    # Each round grows its trees on this share of the rows (seeded); below 1 it cuts the cost of a round
+    # but on the simulated world it cost normalised gain (0.644 -> 0.619 at 0.5), so it is off by default.
+    bagging_fraction: float = Field(default=1.0, gt=0, le=1)
     seed: int = 17
     # Fixed so that the same data and config give the same model on any machine.
     num_threads: int = Field(default=2, ge=1)

@@ -31,6 +31,7 @@ class Ranker:
         early_stopping_rounds: int = 30,
         min_data_in_leaf: int = 50,
         feature_fraction: float = 0.9,
+        bagging_fraction: float = 1.0,
         seed: int = 17,
         num_threads: int = 2,
         categorical_features: tuple[str, ...] = (),
@@ -43,6 +44,7 @@ class Ranker:
         self.early_stopping_rounds = early_stopping_rounds
         self.min_data_in_leaf = min_data_in_leaf
         self.feature_fraction = feature_fraction
+        self.bagging_fraction = bagging_fraction
         self.seed = seed
         self.num_threads = num_threads
         self.categorical_features = categorical_features
@@ -58,6 +60,8 @@ class Ranker:
             "learning_rate": self.learning_rate,
             "min_data_in_leaf": self.min_data_in_leaf,
             "feature_fraction": self.feature_fraction,
+            "bagging_fraction": self.bagging_fraction,
+            "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
             "seed": self.seed,
             "num_threads": self.num_threads,
             # Same data and config, same model: no thread-order or histogram-layout randomness.
