@@ -23,6 +23,7 @@ from engine.features.rfm import rfm_features
 from engine.features.spec import FeatureSpec
 from engine.features.vocab import Vocabulary
 from engine.features.voice import voice_features
+from engine.timeutil import to_ns
 
 CUSTOMER_FAMILIES = (rfm_features, engagement_features, affinity_features, journey_features, voice_features, pressure_features)
 
@@ -94,7 +95,7 @@ def build_features(
     temporary memory bounded and every history look-up in sorted order.
     """
     customer = history.log.customers.encode(requests["customer_id"]).astype(np.int64)
-    as_of = _ns(requests["as_of"])
+    as_of = to_ns(requests["as_of"])
     message = (
         spec.vocab.messages.encode(requests["message_id"]).astype(np.int64)
         if "message_id" in requests.columns
@@ -200,10 +201,6 @@ def _pairs(customer: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, np.ndar
     pair[order] = pair_sorted
     return pair, c[new], t[new]
 
-
-def _ns(column: pd.Series) -> np.ndarray:
-    stamps = pd.to_datetime(column, utc=True)
-    return stamps.astype("datetime64[ns, UTC]").array.asi8.astype(np.int64, copy=False)
 
 
 def make_history(log: EventLog, spec: FeatureSpec) -> History:

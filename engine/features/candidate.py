@@ -12,8 +12,8 @@ import numpy as np
 
 from engine.contract.schema import JOURNEY_STAGES
 from engine.features.context import Columns, FamilyContext
+from engine.timeutil import NS_PER_DAY
 
-NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True, eq=False)

@@ -14,11 +14,11 @@ import pandas as pd
 
 from engine.contract.parse import parse_text
 from engine.features.vocab import Vocabulary
+from engine.timeutil import NS_PER_DAY
 
 Kind = Literal["numeric", "boolean", "datetime", "category"]
 MAX_CATEGORIES = 256  # more distinct values than this is an identifier, not a category
 _TRUE, _FALSE = {"true", "yes", "1", "t", "y"}, {"false", "no", "0", "f", "n"}
-NS_PER_DAY = 86_400 * 10**9
 
 
 @dataclass(frozen=True)

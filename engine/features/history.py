@@ -19,8 +19,8 @@ import pandas as pd
 
 from engine.features.log import EVENT_CODE, EventLog
 from engine.features.sorting import ranks_in, unique_sorted
+from engine.timeutil import NS_PER_DAY
 
-NS_PER_DAY = 86_400 * 10**9
 # Decay weights are taken relative to the start of fixed epochs counted from this instant, so that they
 # stay bounded and identical in every process.
 DECAY_ANCHOR_NS = int(pd.Timestamp("2000-01-01", tz="UTC").value)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from engine.contract.schema import EVENT_TYPES
 from engine.features.vocab import Vocabulary
+from engine.timeutil import to_ns
 
 EVENT_CODE: dict[str, int] = {name: code for code, name in enumerate(EVENT_TYPES)}
 _FIELDS = ("customer", "ts", "event_type", "channel", "topic", "message", "value", "weight")
@@ -62,7 +63,7 @@ class EventLog:
         customers = customers if customers is not None else Vocabulary.of(events["customer_id"])
         arrays = {
             "customer": customers.encode(events["customer_id"]),
-            "ts": _ns(events["ts"]),
+            "ts": to_ns(events["ts"]),
             "event_type": pd.Categorical(events["event_type"], categories=EVENT_TYPES).codes.astype(np.int8),
             "channel": vocab.channels.encode(events["channel"]).astype(np.int16),
             "topic": vocab.topics.encode(events["topic"]).astype(np.int16),
@@ -130,6 +131,3 @@ def compact_before(log: EventLog, boundary_ns: int) -> EventLog:
     arrays = {k: np.concatenate([summary[k], getattr(tail, k)]) for k in _FIELDS}
     return EventLog._sorted(log.customers, arrays)
 
-
-def _ns(column: pd.Series) -> np.ndarray:
-    return column.dt.tz_convert("UTC").astype("datetime64[ns, UTC]").array.asi8.astype(np.int64, copy=False)

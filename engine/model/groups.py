@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-NS_PER_DAY = 86_400 * 10**9
+from engine.timeutil import NS_PER_DAY
+
 
 
 def assign_groups(examples: pd.DataFrame, split: np.ndarray, group_window_days: float) -> np.ndarray:

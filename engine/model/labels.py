@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from engine.features.sorting import ranks_in, unique_sorted
+from engine.timeutil import to_ns
 
 GRADES: dict[str, int] = {"open": 1, "click": 2, "conversion": 3}
 EXAMPLE_COLUMNS = ("ts", "customer_id", "channel", "topic", "message_id", "decision_id", "propensity")
@@ -30,7 +31,7 @@ def label_impressions(events: pd.DataFrame, attribution_days: float) -> pd.DataF
         target[linked] = _by_decision(impressions, outcomes.loc[linked])
         target[~linked] = _by_latest_impression(impressions, outcomes.loc[~linked])
         found = target >= 0
-        lag = _ns(outcomes["ts"])[found] - _ns(impressions["ts"])[target[found]]
+        lag = to_ns(outcomes["ts"])[found] - to_ns(impressions["ts"])[target[found]]
         inside = (lag >= 0) & (lag <= window_ns)
         outcome_grade = outcomes["event_type"].map(GRADES).to_numpy(dtype=np.int8)[found][inside]
         np.maximum.at(grade, target[found][inside], outcome_grade)
@@ -65,7 +66,7 @@ def _by_latest_impression(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> 
         )
     )
     imp_pair, out_pair = pair_codes[: len(impressions)], pair_codes[len(impressions) :]
-    imp_ts, out_ts = _ns(impressions["ts"]), _ns(outcomes["ts"])
+    imp_ts, out_ts = to_ns(impressions["ts"]), to_ns(outcomes["ts"])
     order = np.lexsort((imp_ts, imp_pair))
     sorted_pair, sorted_ts = imp_pair[order], imp_ts[order]
     # Rank times within one sorted axis so that (pair, time) fits one int64 key.
@@ -78,6 +79,3 @@ def _by_latest_impression(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> 
     ok = (last >= 0) & (out_pair >= 0) & (sorted_pair[safe] == out_pair)
     return np.where(ok, order[safe], -1)
 
-
-def _ns(column: pd.Series) -> np.ndarray:
-    return column.astype("datetime64[ns, UTC]").array.asi8.astype(np.int64, copy=False)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from engine.timeutil import to_ns
+
 NAT = np.iinfo(np.int64).min  # pandas' NaT in int64 form
 
-
-def _ns(column: pd.Series) -> np.ndarray:
-    return column.astype("datetime64[ns, UTC]").array.asi8.astype(np.int64, copy=False)
 
 
 def valid_at(valid_from_ns: np.ndarray, valid_to_ns: np.ndarray, as_of_ns: np.ndarray) -> np.ndarray:
@@ -33,9 +32,9 @@ def unsubscribed_before(events: pd.DataFrame, customer_ids: pd.Series, channels:
     keys = pd.MultiIndex.from_arrays([customer_ids.astype(str).to_numpy(), channels.astype(str).to_numpy()])
     first.index = pd.MultiIndex.from_arrays([first.index.get_level_values(0).astype(str), first.index.get_level_values(1).astype(str)])
     at = first.index.get_indexer(keys)
-    first_ns = _ns(first.reset_index(drop=True))
+    first_ns = to_ns(first.reset_index(drop=True))
     when = np.where(at >= 0, first_ns[np.maximum(at, 0)], np.iinfo(np.int64).max)
-    return when < _ns(as_of.reset_index(drop=True))
+    return when < to_ns(as_of.reset_index(drop=True))
 
 
 def expand_candidates(decisions: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:
@@ -43,13 +42,13 @@ def expand_candidates(decisions: pd.DataFrame, messages: pd.DataFrame) -> pd.Dat
     ``as_of``. ``decisions`` has ``channel`` and ``as_of``; the result has ``decision`` (the row position
     in ``decisions``) and ``message_id``, ordered by decision then catalog order."""
     parts = []
-    as_of = _ns(decisions["as_of"])
+    as_of = to_ns(decisions["as_of"])
     channel = decisions["channel"].astype(str).to_numpy()
     for name, catalog in messages.groupby(messages["channel"].astype(str), sort=True):
         rows = np.flatnonzero(channel == name)
         if not len(rows):
             continue
-        ok = valid_at(_ns(catalog["valid_from"])[None, :], _ns(catalog["valid_to"])[None, :], as_of[rows][:, None])
+        ok = valid_at(to_ns(catalog["valid_from"])[None, :], to_ns(catalog["valid_to"])[None, :], as_of[rows][:, None])
         decision_at, message_at = np.nonzero(ok)
         parts.append(pd.DataFrame({"decision": rows[decision_at], "message_id": catalog["message_id"].to_numpy()[message_at]}))
     if not parts:
