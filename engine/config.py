@@ -10,11 +10,12 @@ from __future__ import annotations
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from engine.contract.schema import JOURNEY_STAGES
 from engine.errors import ConfigError
 
 
@@ -25,6 +26,9 @@ class _Section(BaseModel):
 class ValidationSettings(_Section):
     # Above this share of rejected events the input is considered broken and the command fails.
     max_reject_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    # Events sent to the API may be stamped at most this far after the server's clock (clock skew);
+    # later ones are refused as future_ts. Files are not checked: their history may end after today.
+    max_future_seconds: float = Field(default=300.0, ge=0.0)
 
 
 class SimulationSettings(_Section):
@@ -48,6 +52,8 @@ class FeatureSettings(_Section):
     prior_open_rate: float = Field(default=0.2, gt=0, lt=1)
     prior_click_rate: float = Field(default=0.03, gt=0, lt=1)
     prior_conversion_rate: float = Field(default=0.005, gt=0, lt=1)
+    # Threads for the large sorted look-ups of history queries; features are identical for any value.
+    num_threads: int = Field(default=2, ge=1)
 
     @field_validator("windows_days")
     @classmethod
@@ -99,6 +105,90 @@ class PathSettings(_Section):
     home: Path = Path(".nbm")
 
 
+Cap = Annotated[int, Field(ge=0)]  # 0 blocks entirely; an absent cap (None) means no cap
+Lever = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class ChannelCaps(_Section):
+    # An absent value falls back to the [policy.contact] default for every channel.
+    daily_cap: Cap | None = None
+    weekly_cap: Cap | None = None
+
+
+class ContactSettings(_Section):
+    """Contact policy (docs/policy.md). Caps are off by default: TOML cannot write "no cap" over a default."""
+
+    channel_daily_cap: Cap | None = None  # per channel, impressions in the 24 h before as_of
+    channel_weekly_cap: Cap | None = None  # per channel, in the 7 days before as_of
+    channels: dict[str, ChannelCaps] = {}  # per-channel overrides of the two caps above
+    global_daily_cap: Cap | None = None  # all channels together
+    global_weekly_cap: Cap | None = None
+    cooldown_days: float | None = Field(default=None, gt=0)  # since this message was last shown
+    lifetime_max: int | None = Field(default=None, ge=1)  # times this message may ever be shown
+    complaint_suppression_days: float = Field(default=30.0, ge=0)  # 0 turns suppression off
+    # Topics silenced after a complaint; absent: every topic, []: none.
+    promotional_topics: tuple[str, ...] | None = None
+
+
+class CoordinationSettings(_Section):
+    allow_same_topic_across_channels: bool = False
+    max_messages_per_customer: int | None = Field(default=None, ge=1)  # None: one per channel
+
+
+class StageTargetingSettings(_Section):
+    enabled: bool = False
+    # Message stage -> customer stages it may reach. A stage not listed reaches its own stage and the
+    # adjacent ones: a customer between two stages still hears messages of both.
+    allowed: dict[str, tuple[str, ...]] = {}
+
+    @field_validator("allowed")
+    @classmethod
+    def _stages_exist(cls, allowed: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        unknown = sorted({s for k, v in allowed.items() for s in (k, *v)} - set(JOURNEY_STAGES))
+        if unknown:
+            raise ValueError(f"unknown journey stage(s) {unknown}; expected some of {list(JOURNEY_STAGES)}")
+        return allowed
+
+
+class MessageRule(_Section):
+    """One eligibility rule for a message (by ``message_id``) or for every message of a ``topic``."""
+
+    message_id: str | None = None
+    topic: str | None = None
+    # Customer attribute (a customers-table column) -> accepted values, compared as text.
+    attribute_in: dict[str, tuple[str, ...]] = {}
+    min_days_since_purchase: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_target_and_a_condition(self) -> MessageRule:
+        if (self.message_id is None) == (self.topic is None):
+            raise ValueError("a rule names exactly one of message_id or topic")
+        if not self.attribute_in and self.min_days_since_purchase is None:
+            raise ValueError("a rule needs attribute_in or min_days_since_purchase")
+        empty = sorted(k for k, v in self.attribute_in.items() if not v)
+        if empty:
+            raise ValueError(f"attribute_in lists no accepted value for {empty}")
+        return self
+
+
+class PolicySettings(_Section):
+    """Decision policy of the API (docs/policy.md); `nbm score` applies channel, validity and consent only."""
+
+    exploration: Literal["none", "epsilon_greedy", "softmax"] = "none"
+    # Share of slots explored: uniformly (epsilon_greedy) or by softmax(priority / temperature).
+    exploration_rate: float = Field(default=0.1, ge=0, le=1)
+    softmax_temperature: float = Field(default=0.1, gt=0)
+    # priority = propensity^a * value^b * channel lever * topic lever (Pega-style arbitration)
+    propensity_exponent: float = Field(default=1.0, gt=0)
+    value_exponent: float = Field(default=0.0, ge=0)
+    channel_levers: dict[str, Lever] = {}
+    topic_levers: dict[str, Lever] = {}
+    contact: ContactSettings = ContactSettings()
+    coordination: CoordinationSettings = CoordinationSettings()
+    stage_targeting: StageTargetingSettings = StageTargetingSettings()
+    rules: tuple[MessageRule, ...] = ()
+
+
 class Settings(BaseSettings):
     """Root of the configuration tree; build it with :func:`load_settings`."""
 
@@ -115,6 +205,7 @@ class Settings(BaseSettings):
     simulation: SimulationSettings = SimulationSettings()
     features: FeatureSettings = FeatureSettings()
     training: TrainingSettings = TrainingSettings()
+    policy: PolicySettings = PolicySettings()
 
     @classmethod
     def settings_customise_sources(

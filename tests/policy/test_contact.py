@@ -1,0 +1,196 @@
+"""Contact policy on one customer's hand-made history; times are hours before AS_OF unless said otherwise."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.config import ContactSettings, load_settings
+from engine.errors import ConfigError
+from engine.policy.contact import REASONS, ContactHistory, contact_verdict
+from engine.timeutil import NS_PER_DAY
+from tests.builders import events_frame
+
+AS_OF = pd.Timestamp("2026-03-10T12:00:00Z").value
+HOUR = NS_PER_DAY // 24
+
+
+def _history(shown: list[tuple[float, str, str, str]], complaints: list[float] = (), unsubscribes: list[tuple[float, str]] = ()):
+    """``shown``: (hours before AS_OF, channel, message, topic); negative hours are after AS_OF."""
+    return ContactHistory(
+        impression_ts=np.array([AS_OF - round(h * HOUR) for h, *_ in shown], dtype=np.int64),
+        impression_channel=np.array([c for _, c, _, _ in shown], dtype=object),
+        impression_message=np.array([m for _, _, m, _ in shown], dtype=object),
+        impression_topic=np.array([t for *_, t in shown], dtype=object),
+        complaint_ts=np.array([AS_OF - round(h * HOUR) for h in complaints], dtype=np.int64),
+        unsubscribe_ts=np.array([AS_OF - round(h * HOUR) for h, _ in unsubscribes], dtype=np.int64),
+        unsubscribe_channel=np.array([c for _, c in unsubscribes], dtype=object),
+    )
+
+
+def _reasons(history: ContactHistory, candidates: list[tuple[str, str, str]], **settings) -> list[str]:
+    channel, message, topic = (np.array(x, dtype=object) for x in zip(*candidates))
+    return contact_verdict(channel, message, topic, history, AS_OF, ContactSettings(**settings)).reason.tolist()
+
+
+EMAIL, SMS = ("email", "new", "t"), ("sms", "new", "t")
+
+
+def test_channel_daily_cap_counts_the_channel_only():
+    # 3 impressions on email in the last 24 h, daily cap 3 -> email blocked; sms has none -> allowed.
+    h = _history([(1, "email", "a", "t"), (5, "email", "b", "t"), (23, "email", "c", "t")])
+    assert _reasons(h, [EMAIL, SMS], channel_daily_cap=3) == ["channel_daily_cap", ""]
+    assert _reasons(h, [EMAIL], channel_daily_cap=4) == [""]
+
+
+@pytest.mark.parametrize(
+    ("hours", "blocked"),
+    [
+        ([24, 1, 2], False),  # exactly 24 h before as_of is outside the window: 2 < 3
+        ([24 - 1e-9, 1, 2], True),  # 1 ns later it is inside: 3
+        ([0, 1, 2], False),  # at as_of is not before as_of: 2
+        ([-5, 1, 2], False),  # after as_of never counts
+    ],
+)
+def test_daily_window_is_open_at_both_ends(hours, blocked):
+    h = _history([(x, "email", f"m{i}", "t") for i, x in enumerate(hours)])
+    assert _reasons(h, [EMAIL], channel_daily_cap=3) == (["channel_daily_cap"] if blocked else [""])
+
+
+def test_weekly_cap_and_its_edge():
+    # Email impressions 2, 3 and 6.9 days ago, one exactly 7 days ago (outside): 3 in the week, cap 3.
+    h = _history([(24 * d, "email", f"m{d}", "t") for d in (2, 3, 6.9, 7)])
+    assert _reasons(h, [EMAIL], channel_weekly_cap=3) == ["channel_weekly_cap"]
+    assert _reasons(h, [EMAIL], channel_weekly_cap=4) == [""]
+    assert _reasons(h, [EMAIL], channel_daily_cap=1, channel_weekly_cap=3) == ["channel_weekly_cap"]  # none today
+
+
+def test_per_channel_caps_override_the_default():
+    # One impression on each channel today; default daily cap 5, sms 1, a cap of 0 blocks push outright.
+    h = _history([(1, "email", "a", "t"), (2, "sms", "b", "t")])
+    settings = {"channel_daily_cap": 5, "channels": {"sms": {"daily_cap": 1}, "push": {"daily_cap": 0}}}
+    assert _reasons(h, [EMAIL, SMS, ("push", "p", "t")], **settings) == ["", "channel_daily_cap", "channel_daily_cap"]
+
+
+def test_global_caps_count_every_channel():
+    # Today: 1 email + 1 sms = 2 -> global daily cap 2 blocks push too; this week 2 + 2 older = 4.
+    h = _history([(1, "email", "a", "t"), (2, "sms", "b", "t"), (48, "email", "c", "t"), (100, "sms", "d", "t")])
+    push = ("push", "p", "t")
+    assert _reasons(h, [push], global_daily_cap=2) == ["global_daily_cap"]
+    assert _reasons(h, [push], global_daily_cap=3, global_weekly_cap=4) == ["global_weekly_cap"]
+    assert _reasons(h, [push], global_daily_cap=3, global_weekly_cap=5) == [""]
+
+
+def test_cooldown_since_this_message_was_last_shown():
+    # m1 shown 3 days ago (cooldown 7 -> blocked); m2 exactly 7 days ago (free again); m3 only at as_of.
+    h = _history([(72, "email", "m1", "t"), (24 * 7, "email", "m2", "t"), (0, "email", "m3", "t"), (24 * 30, "email", "m1", "t")])
+    candidates = [("email", "m1", "t"), ("email", "m2", "t"), ("email", "m3", "t")]
+    assert _reasons(h, candidates, cooldown_days=7) == ["cooldown", "", ""]
+
+
+def test_lifetime_max_counts_every_past_impression_of_the_message():
+    # m1 shown 3 times (once 400 days ago), m2 twice, m2 again after as_of (not counted): max 3.
+    h = _history([(1, "email", "m1", "t"), (50, "sms", "m1", "t"), (9600, "email", "m1", "t"),
+                  (3, "email", "m2", "t"), (4, "email", "m2", "t"), (-1, "email", "m2", "t")])
+    assert _reasons(h, [("email", "m1", "t"), ("email", "m2", "t")], lifetime_max=3) == ["lifetime_max", ""]
+
+
+def test_complaint_suppresses_promotional_topics_for_the_configured_days():
+    deals, news = ("email", "d", "deals"), ("email", "n", "news")
+    recent = _history([], complaints=[29 * 24])  # 29 days ago, suppression 30 days (default)
+    assert _reasons(recent, [deals, news]) == ["complaint_suppression"] * 2  # absent list: every topic
+    assert _reasons(recent, [deals, news], promotional_topics=["deals"]) == ["complaint_suppression", ""]
+    assert _reasons(recent, [deals, news], promotional_topics=[]) == ["", ""]  # empty list: none
+    assert _reasons(recent, [deals], complaint_suppression_days=0) == [""]  # off
+    assert _reasons(_history([], complaints=[30 * 24]), [deals]) == [""]  # exactly 30 days ago: over
+    assert _reasons(_history([], complaints=[0, -5]), [deals]) == [""]  # at or after as_of: not yet
+
+
+def test_consent_blocks_the_unsubscribed_channel_strictly_after():
+    h = _history([], unsubscribes=[(24, "sms"), (0, "email")])
+    assert _reasons(h, [SMS, EMAIL]) == ["consent", ""]
+
+
+def test_the_first_failing_rule_in_the_documented_order_is_the_reason():
+    # m1 on sms: unsubscribed, complained, shown 2 times today -> every rule fails; dropping the earlier
+    # rules one by one reveals the next in the order of REASONS.
+    shown = [(1, "sms", "m1", "t"), (2, "sms", "m1", "t")]
+    caps = {"channel_daily_cap": 1, "channel_weekly_cap": 1, "global_daily_cap": 1, "global_weekly_cap": 1}
+    limits = {"lifetime_max": 2, "cooldown_days": 1, **caps}
+    seen = [
+        _reasons(_history(shown, [5], [(3, "sms")]), [("sms", "m1", "t")], **limits)[0],
+        _reasons(_history(shown, [5]), [("sms", "m1", "t")], **limits)[0],
+        _reasons(_history(shown), [("sms", "m1", "t")], **limits)[0],
+        _reasons(_history(shown), [("sms", "m1", "t")], **{**limits, "lifetime_max": None})[0],
+        _reasons(_history(shown), [("sms", "m9", "t")], **limits)[0],
+        _reasons(_history(shown), [("sms", "m9", "t")], **{**caps, "channel_daily_cap": None})[0],
+        _reasons(_history(shown), [("email", "m9", "t")], **{**caps, "channel_daily_cap": None})[0],
+        _reasons(_history(shown), [("email", "m9", "t")], **{**caps, "global_daily_cap": None})[0],
+    ]
+    assert seen == list(REASONS)
+
+
+def _slow_reasons(h: ContactHistory, candidates, s: ContactSettings) -> list[str]:
+    """The obvious loop over candidates and impressions, to check the vectorised version against."""
+    out = []
+    for channel, message, topic in candidates:
+        past = [(t, c, m) for t, c, m in zip(h.impression_ts, h.impression_channel, h.impression_message) if t < AS_OF]
+        day = [c for t, c, _ in past if t > AS_OF - NS_PER_DAY]
+        week = [c for t, c, _ in past if t > AS_OF - 7 * NS_PER_DAY]
+        mine = [t for t, _, m in past if m == message]
+        rules = [
+            ("lifetime_max", len(mine) >= s.lifetime_max),
+            ("cooldown", bool(mine) and max(mine) > AS_OF - s.cooldown_days * NS_PER_DAY),
+            ("channel_daily_cap", day.count(channel) >= s.channel_daily_cap),
+            ("channel_weekly_cap", week.count(channel) >= s.channel_weekly_cap),
+            ("global_daily_cap", len(day) >= s.global_daily_cap),
+            ("global_weekly_cap", len(week) >= s.global_weekly_cap),
+        ]
+        out.append(next((name for name, failed in rules if failed), ""))
+    return out
+
+
+def test_vectorised_verdict_matches_a_slow_loop_on_random_histories():
+    rng = np.random.default_rng(3)
+    settings = ContactSettings(channel_daily_cap=2, channel_weekly_cap=4, global_daily_cap=3, global_weekly_cap=7,
+                               cooldown_days=2, lifetime_max=2)
+    for _ in range(200):
+        m = int(rng.integers(0, 12))
+        shown = [(float(rng.uniform(-24, 24 * 9)), str(rng.choice(["email", "sms"])), f"m{rng.integers(4)}", "t") for _ in range(m)]
+        candidates = [(c, f"m{i}", "t") for c in ("email", "sms", "push") for i in range(4)]
+        h = _history(shown)
+        assert _reasons(h, candidates, **settings.model_dump()) == _slow_reasons(h, candidates, settings)
+
+
+def test_history_from_canonical_events_and_suppressed_counts():
+    events = events_frame([
+        {"ts": "2026-03-10T11:00:00Z", "event_type": "impression", "channel": "email", "message_id": "m1"},
+        {"ts": "2026-03-09T12:00:00Z", "event_type": "impression", "channel": "email", "message_id": "m2", "topic": "own"},
+        {"ts": "2026-03-01T00:00:00Z", "event_type": "complaint"},
+        {"ts": "2026-03-02T00:00:00Z", "event_type": "unsubscribe", "channel": "sms"},
+        {"ts": "2026-03-03T00:00:00Z", "event_type": "visit", "topic": "deals"},
+    ])
+    h = ContactHistory.from_events(events, topic_of={"m1": "deals", "m2": "deals"})
+    assert h.impression_topic.tolist() == ["own", "deals"]  # sorted by ts; a logged topic wins
+    assert h.unsubscribe_channel.tolist() == ["sms"] and len(h.complaint_ts) == 1
+    channel, message, topic = np.array(["email", "email", "sms"]), np.array(["m1", "m3", "m3"]), np.array(["deals", "news", "news"])
+    verdict = contact_verdict(channel, message, topic, h, AS_OF,
+                              ContactSettings(promotional_topics=("deals",), channel_daily_cap=2))
+    # m1 deals after the complaint 9.5 days ago; m3 email: 1 email today (m2 at exactly -24 h is out); sms: consent.
+    assert verdict.counts() == {"complaint_suppression": 1, "consent": 1}
+
+
+def test_contact_settings_load_from_toml_and_reject_unknown_keys(tmp_path):
+    path = tmp_path / "nbm.toml"
+    path.write_text('[policy.contact]\nchannel_daily_cap = 1\nglobal_weekly_cap = 5\npromotional_topics = ["deals"]\n'
+                    '\n[policy.contact.channels.sms]\nweekly_cap = 2\n')
+    contact = load_settings(path, environ=False).policy.contact
+    assert (contact.channel_daily_cap, contact.global_weekly_cap, contact.channels["sms"].weekly_cap) == (1, 5, 2)
+    assert contact.complaint_suppression_days == 30 and contact.cooldown_days is None
+    for text, message in [("[policy.contact]\ndaily_cap = 1\n", "policy.contact.daily_cap: Extra inputs are not permitted"),
+                          ("[policy.contact]\nglobal_daily_cap = -1\n", "policy.contact.global_daily_cap: Input should be greater than or equal to 0"),
+                          ("[policy]\nexplore = 'softmax'\n", "policy.explore: Extra inputs are not permitted")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            load_settings(path, environ=False)
