@@ -112,6 +112,19 @@ def show(
     run_show(scores, customers)
 
 
+@app.command("export-events")
+def export_events(
+    out: Annotated[Path, typer.Option(help="Events file to write: .csv, .parquet or .jsonl, in the data contract.")],
+    since: Annotated[Optional[str], typer.Option(help="Only events at or after this time, ISO-8601 (offsets converted to UTC).")] = None,
+    home: Annotated[Optional[Path], typer.Option(help="The API's state directory holding events.db (default: paths.home).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export the events stored by the API as a contract events file for the nightly training."""
+    from training.commands.export_events import run_export_events
+
+    run_export_events(_settings(config), out=out, since=since, home=home)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:
@@ -135,10 +148,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_infrastructure(err: NbmError) -> bool:
-    # An unreachable tracking store is not the user's input: exit 1 so schedulers retry or alert.
+    # An unreachable tracking or event store is not the user's input: exit 1 so schedulers retry or alert.
+    from engine.eventstore import StoreUnavailableError
     from training.tracking import TrackingUnavailableError
 
-    return isinstance(err, TrackingUnavailableError)
+    return isinstance(err, (TrackingUnavailableError, StoreUnavailableError))
 
 
 def _debug() -> bool:

@@ -81,3 +81,16 @@ def parse_timestamp(column: pd.Series, *, source: str, name: str) -> tuple[pd.Se
     parsed = parsed.astype(TIMESTAMP)
     bad = present & parsed.isna()
     return parsed, bad.astype(bool)
+
+
+# A time of day followed by Z or a numeric offset (a date alone never carries one in ISO-8601).
+_ZONED = r"[T ]\d{2}(?::?\d{2}(?::?\d{2}(?:[.,]\d+)?)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def has_utc_offset(column: pd.Series) -> pd.Series:
+    """True where the timestamp text states its zone (``Z`` or ``+hh:mm``); typed zoned values count too."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        return column.notna()
+    if pd.api.types.is_datetime64_dtype(column):
+        return pd.Series(False, index=column.index)
+    return parse_text(column).str.contains(_ZONED, regex=True).fillna(False).astype(bool)

@@ -17,6 +17,8 @@ class RowVerdicts:
         self._raw = raw
         self.reason = np.full(len(raw), None, dtype=object)
         self.detail = np.full(len(raw), None, dtype=object)
+        # The column a rule is about (None for whole-row problems): the API reports it per event.
+        self.column = np.full(len(raw), None, dtype=object)
 
     @property
     def ok(self) -> np.ndarray:
@@ -26,12 +28,14 @@ class RowVerdicts:
     def reject(self, mask: pd.Series | np.ndarray, code: str, explain: str, column: str | None = None) -> None:
         """Reject the rows in ``mask`` that are still clean, with ``code``.
 
-        ``explain`` may contain ``{value}``: it is filled with the row's raw value of ``column``.
+        ``column`` names the column the rule is about; ``explain`` may contain ``{value}``: it is filled
+        with the row's raw value of ``column``.
         """
         hit = np.asarray(mask, dtype=bool) & self.ok
         if not hit.any():
             return
         self.reason[hit] = code
+        self.column[hit] = column
         if column is not None and "{value}" in explain and column in self._raw.columns:
             values = self._raw[column].to_numpy()[hit]
             self.detail[hit] = [explain.format(value=_show(v)) for v in values]

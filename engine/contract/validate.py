@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from engine.contract.parse import TEXT, TIMESTAMP, is_blank, parse_lower_text, parse_number, parse_text, parse_timestamp
+from engine.contract.parse import TEXT, TIMESTAMP, has_utc_offset, is_blank, parse_lower_text, parse_number, parse_text, parse_timestamp
 from engine.contract.read import ROW_COLUMN, SOURCE_COLUMN
 from engine.contract.rules import RowVerdicts
 from engine.contract.schema import (
@@ -36,6 +36,14 @@ class TableResult:
     accepted: pd.DataFrame
     rejects: pd.DataFrame
     rows_read: int
+
+
+@dataclass(frozen=True)
+class LiveRules:
+    """Stricter rules for events arriving through the API: ``event_id`` is required (a retried batch is then
+    idempotent), ``ts`` must state its zone, and events after ``not_after`` (now + allowed skew) are refused."""
+
+    not_after: pd.Timestamp
 
 
 def _column(raw: pd.DataFrame, name: str) -> pd.Series:
@@ -138,6 +146,17 @@ def validate_customers(raw: pd.DataFrame) -> TableResult:
 
 def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
     """``messages`` is the accepted, canonical catalog: events may only name messages in it."""
+    verdicts, canonical = check_events(raw, messages)
+    verdicts.reject_duplicates(canonical["event_id"], "duplicate_event_id", "event_id")
+    result = _finish(raw, verdicts, canonical, EVENTS.name)
+    # Sorted by time (stable, so equal timestamps keep file order): every consumer relies on it.
+    ordered = result.accepted.sort_values("ts", kind="stable").reset_index(drop=True)
+    return TableResult(accepted=ordered, rejects=result.rejects, rows_read=result.rows_read)
+
+
+def check_events(raw: pd.DataFrame, messages: pd.DataFrame, live: LiveRules | None = None) -> tuple[RowVerdicts, pd.DataFrame]:
+    """Every events rule but the duplicate one (files and the API share this chain, so a reason code means
+    the same everywhere); returns the verdicts and all rows in canonical form."""
     verdicts = RowVerdicts(raw)
     _reject_malformed_lines(raw, verdicts)
     source = _source(raw)
@@ -152,10 +171,20 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
     event_id = parse_text(_column(raw, "event_id"))
     decision_id = parse_text(_column(raw, "decision_id"))
 
-    verdicts.reject(is_blank(_column(raw, "ts")), "missing_ts", "ts is empty")
+    if live is not None:
+        verdicts.reject(event_id.isna(), "missing_event_id", "event_id is empty; it is required to store an event once", "event_id")
+    verdicts.reject(is_blank(_column(raw, "ts")), "missing_ts", "ts is empty", "ts")
     verdicts.reject(bad_ts, "bad_timestamp", "ts={value} is not an ISO-8601 timestamp", "ts")
-    verdicts.reject(customer_id.isna(), "missing_customer_id", "customer_id is empty")
-    verdicts.reject(event_type.isna(), "missing_event_type", "event_type is empty")
+    if live is not None:
+        verdicts.reject(~has_utc_offset(_column(raw, "ts")), "naive_ts", "ts={value} has no zone; end it with Z or +hh:mm", "ts")
+        verdicts.reject(
+            (ts > live.not_after).fillna(False),
+            "future_ts",
+            f"ts={{value}} is after {live.not_after.isoformat()} (now + validation.max_future_seconds)",
+            "ts",
+        )
+    verdicts.reject(customer_id.isna(), "missing_customer_id", "customer_id is empty", "customer_id")
+    verdicts.reject(event_type.isna(), "missing_event_type", "event_type is empty", "event_type")
     verdicts.reject(
         ~event_type.isin(EVENT_TYPES).fillna(False),
         "unknown_event_type",
@@ -165,7 +194,7 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
     verdicts.reject(bad_value, "bad_value", "value={value} is not a number", "value")
     verdicts.reject(bad_propensity, "bad_propensity", "propensity={value} is not a number", "propensity")
     is_survey = (event_type == "survey").fillna(False)
-    verdicts.reject(is_survey & value.isna(), "missing_survey_score", "a survey needs value = the 0-10 score")
+    verdicts.reject(is_survey & value.isna(), "missing_survey_score", "a survey needs value = the 0-10 score", "value")
     verdicts.reject(
         is_survey & ((value < SURVEY_MIN) | (value > SURVEY_MAX)),
         "survey_score_out_of_range",
@@ -181,7 +210,7 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
     )
     needs_message = event_type.isin(("impression", *OUTCOME_EVENT_TYPES)).fillna(False)
     verdicts.reject(
-        needs_message & message_id.isna(), "missing_message_id", "this event type must name its message_id"
+        needs_message & message_id.isna(), "missing_message_id", "this event type must name its message_id", "message_id"
     )
     catalog = messages.set_index("message_id")
     known = message_id.isin(catalog.index)
@@ -189,7 +218,7 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
         message_id.notna() & ~known, "unknown_message", "message_id={value} is not in the messages table", "message_id"
     )
     needs_channel = event_type.isin(CHANNEL_REQUIRED_EVENT_TYPES).fillna(False)
-    verdicts.reject(needs_channel & channel.isna(), "missing_channel", "an unsubscribe must name its channel")
+    verdicts.reject(needs_channel & channel.isna(), "missing_channel", "an unsubscribe must name its channel", "channel")
 
     # Events about a message inherit its channel and topic; a contradicting channel is an error upstream.
     names_message = event_type.isin(MESSAGE_EVENT_TYPES).fillna(False) & known
@@ -202,7 +231,6 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
         "channel={value} differs from the channel of its message",
         "channel",
     )
-    verdicts.reject_duplicates(event_id, "duplicate_event_id", "event_id")
 
     canonical = pd.DataFrame(
         {
@@ -218,7 +246,4 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
             "event_id": event_id,
         }
     )
-    result = _finish(raw, verdicts, canonical, EVENTS.name)
-    # Sorted by time (stable, so equal timestamps keep file order): every consumer relies on it.
-    ordered = result.accepted.sort_values("ts", kind="stable").reset_index(drop=True)
-    return TableResult(accepted=ordered, rejects=result.rejects, rows_read=result.rows_read)
+    return verdicts, canonical

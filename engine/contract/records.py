@@ -1,0 +1,68 @@
+"""Validate a batch of events as they arrive through the API: a list of JSON objects.
+
+The rules and reason codes are the file validator's (:func:`engine.contract.validate.check_events`), plus
+the live rules of :class:`~engine.contract.validate.LiveRules`: ``missing_event_id``, ``naive_ts`` and
+``future_ts``. A batch is all or nothing: ``events`` is empty as soon as one event has a problem.
+
+Differences from files, on purpose:
+- an ``event_id`` repeated within the batch is not a problem: a retried event is acknowledged as a
+  duplicate by the store, which keeps the first;
+- customers missing from the customers table are accepted, as in files (where they are kept and only
+  counted in the summary): a new customer's first events arrive before the nightly table names them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import pandas as pd
+
+from engine.config import ValidationSettings
+from engine.contract.validate import LiveRules, check_events
+
+# The validator's marker for a line that is not a JSON object (reason code ``malformed_line``).
+_MALFORMED = "_jsonl_error"
+
+
+class EventProblem(NamedTuple):
+    index: int  # position in the batch, from 0
+    column: str | None  # None when the event as a whole is malformed
+    reason: str  # a reason code of docs/data-contract.md
+    message: str  # a sentence naming the column and the value
+
+
+@dataclass(frozen=True)
+class EventBatch:
+    """The batch in canonical contract columns (batch order), or empty if any event has a problem."""
+
+    events: pd.DataFrame = field(repr=False)
+    problems: tuple[EventProblem, ...]
+
+
+def validate_event_records(
+    records: Sequence[object], messages: pd.DataFrame, *, now: pd.Timestamp, settings: ValidationSettings
+) -> EventBatch:
+    """Check ``records`` against the accepted, canonical ``messages`` catalog.
+
+    ``now`` is the caller's clock (timezone-aware): events later than ``now + settings.max_future_seconds``
+    are refused as ``future_ts``.
+    """
+    now = pd.Timestamp(now)
+    if now.tz is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    not_after = now.tz_convert("UTC") + pd.Timedelta(seconds=settings.max_future_seconds)
+    rows = [r if isinstance(r, dict) else {_MALFORMED: f"not a JSON object ({type(r).__name__})"} for r in records]
+    # Everything as Python objects, so that JSON numbers in ts or ids are judged like text in a file.
+    raw = pd.DataFrame(rows, dtype=object, index=pd.RangeIndex(len(rows)))
+    verdicts, canonical = check_events(raw, messages, LiveRules(not_after=not_after))
+    problems = tuple(
+        EventProblem(i, None, "malformed_line", rows[i][_MALFORMED])
+        if verdicts.reason[i] == "malformed_line"
+        else EventProblem(i, verdicts.column[i], str(verdicts.reason[i]), str(verdicts.detail[i]))
+        for i in range(len(rows))
+        if verdicts.reason[i] is not None
+    )
+    events = canonical.iloc[:0] if problems else canonical
+    return EventBatch(events=events.reset_index(drop=True), problems=problems)

@@ -1,0 +1,42 @@
+"""``nbm export-events``: the events the API stored, as a contract events file for the nightly training."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from engine.config import Settings
+from engine.contract.write import FILE_SUFFIXES, write_frames
+from engine.errors import DataError
+from engine.eventstore import contract_frame
+from serving.store import SqliteEventStore, store_path
+
+
+def parse_since(text: str) -> pd.Timestamp:
+    """ISO-8601; an offset is converted to UTC and a time without one is taken as UTC (as in data files)."""
+    stamp = pd.to_datetime(pd.Series([text]), utc=True, format="ISO8601", errors="coerce").iloc[0]
+    if pd.isna(stamp):
+        raise DataError(f"--since {text!r} is not an ISO-8601 timestamp (e.g. 2026-07-01T00:00:00Z)")
+    return stamp
+
+
+def run_export_events(settings: Settings, *, out: Path, since: str | None, home: Path | None) -> None:
+    if Path(out).suffix not in FILE_SUFFIXES:
+        raise DataError(f"unsupported output type '{Path(out).suffix}'; use {', '.join(FILE_SUFFIXES)}", path=str(out))
+    since_ns = None if since is None else int(parse_since(since).value)
+    path = store_path(home if home is not None else settings.paths.home)
+    if not path.is_file():
+        raise DataError("no event store here: the API has stored no event under this home (see --home)", path=str(path))
+    # Read-only: exporting never changes the store, and works while the API keeps appending.
+    with SqliteEventStore(path, read_only=True) as store:
+        # The empty frame first fixes the columns, so that an export of no events is still a valid header.
+        chunks = itertools.chain([contract_frame([])], store.since(since_ns))
+        try:
+            written = write_frames(chunks, out)
+        except OSError as exc:
+            raise DataError(f"cannot write the export: {exc.strerror or exc}", path=str(out)) from None
+    window = "" if since is None else f" at or after {pd.Timestamp(since_ns, tz='UTC').isoformat()}"
+    typer.echo(f"exported {written:,} events{window} from {path} to {out}")
