@@ -87,7 +87,7 @@ def build_features(
     spec: FeatureSpec,
     *,
     dtype: type = np.float32,
-    chunk_rows: int = 200_000,
+    chunk_rows: int = 50_000,
 ) -> FeatureMatrix:
     """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``).
 
@@ -110,7 +110,9 @@ def build_features(
     names: tuple[str, ...] = ()
     for start in range(0, max(len(order), 1), chunk_rows):
         rows = order[start : start + chunk_rows]
-        columns = _chunk_columns(history, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
+        # Indexes over just this chunk's customers: their size, and the memory they take, follow the chunk.
+        part = history.for_customers(int(customer[rows[0]]), int(customer[rows[-1]])) if len(rows) else history
+        columns = _chunk_columns(part, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
         if values is None:
             names = tuple(columns)
             values = np.empty((len(requests), len(names)), dtype=dtype, order="F")
@@ -212,4 +214,5 @@ def make_history(log: EventLog, spec: FeatureSpec) -> History:
         max_window_days=spec.settings.max_window_days,
         half_life_days=spec.settings.affinity_half_life_days,
         message_stage=np.asarray(spec.message_stages, dtype=np.int64),
+        threads=spec.settings.num_threads,
     )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
+
+# Below this many needles one thread is faster than starting more.
+_PARALLEL_FROM = 500_000
 
 
 def unique_sorted(values: np.ndarray) -> np.ndarray:
@@ -16,13 +21,35 @@ def unique_sorted(values: np.ndarray) -> np.ndarray:
     return ordered[keep]
 
 
-def ranks_in(sorted_values: np.ndarray, needles: np.ndarray, side: str = "left") -> np.ndarray:
+def is_sorted(values: np.ndarray) -> bool:
+    """Whether ``values`` ascend (ties allowed): one O(n) pass, cheap next to any sort it can save."""
+    return len(values) < 2 or bool(np.all(values[1:] >= values[:-1]))
+
+
+def ranks_in(sorted_values: np.ndarray, needles: np.ndarray, side: str = "left", threads: int = 1) -> np.ndarray:
     """``np.searchsorted(sorted_values, needles)`` with the needles sorted first: binary searches in
-    ascending order stay in cache, which is an order of magnitude faster on millions of needles."""
+    ascending order stay in cache, which is an order of magnitude faster on millions of needles.
+    ``threads`` split the searches (NumPy releases the GIL in them); the answer does not depend on it."""
     needles = np.asarray(needles)
-    if len(needles) < 2:
-        return np.searchsorted(sorted_values, needles, side=side)
+    # Needles that arrive sorted (requests ordered by customer and time usually do) need no sort.
+    if is_sorted(needles):
+        return _searchsorted(sorted_values, needles, side, threads)
     order = np.argsort(needles, kind="stable")
     out = np.empty(len(needles), dtype=np.int64)
-    out[order] = np.searchsorted(sorted_values, needles[order], side=side)
+    out[order] = _searchsorted(sorted_values, needles[order], side, threads)
+    return out
+
+
+def _searchsorted(sorted_values: np.ndarray, needles: np.ndarray, side: str, threads: int) -> np.ndarray:
+    if threads < 2 or len(needles) < _PARALLEL_FROM:
+        return np.searchsorted(sorted_values, needles, side=side)
+    out = np.empty(len(needles), dtype=np.int64)
+    bounds = np.linspace(0, len(needles), threads + 1).astype(np.int64)
+
+    def search(part: int) -> None:
+        lo, hi = bounds[part], bounds[part + 1]
+        out[lo:hi] = np.searchsorted(sorted_values, needles[lo:hi], side=side)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(search, range(threads)))
     return out

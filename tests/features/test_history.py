@@ -8,15 +8,20 @@ import pytest
 
 from engine.features.history import NS_PER_DAY, History, Requests
 from engine.features.log import CatalogVocabularies, EventLog
+from engine.features.sorting import unique_sorted
+from engine.features.timecode import GranularTimeCode, RankTimeCode
 from engine.features.vocab import Vocabulary
 
 VOCAB = CatalogVocabularies(Vocabulary(("email", "sms")), Vocabulary(("food", "travel")), Vocabulary(("m1", "m2", "m3")))
 T0 = pd.Timestamp("2026-03-01T12:00:00Z")
 
 
-def _history(frame: pd.DataFrame, *, max_window_days: int = 30, half_life_days: float = 7.0) -> History:
+def _history(frame: pd.DataFrame, *, max_window_days: int = 30, half_life_days: float = 7.0, coding: str = "auto") -> History:
     log = EventLog.from_events(frame, VOCAB)
-    return History(log, {"channel": 2, "topic": 2, "message": 3}, max_window_days=max_window_days, half_life_days=half_life_days)
+    # "auto" lets History pick (whole seconds here: the granular code); "rank" forces the rank code.
+    time_code = RankTimeCode(unique_sorted(log.ts)) if coding == "rank" else None
+    return History(log, {"channel": 2, "topic": 2, "message": 3}, max_window_days=max_window_days,
+                   half_life_days=half_life_days, time_code=time_code)
 
 
 def _requests(history: History, customer_ids: list[str], as_of: list[pd.Timestamp]) -> Requests:
@@ -93,7 +98,7 @@ def test_decayed_count_halves_per_half_life():
 # ---- against a naive loop on a random log -------------------------------------------------------
 
 
-def _random_log(seed: int, n: int = 600) -> pd.DataFrame:
+def _random_log(seed: int, n: int = 600, offset_ns: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     types = np.array(["visit", "impression", "click", "purchase", "survey"])
     start = T0 - pd.Timedelta(days=60)
@@ -104,7 +109,7 @@ def _random_log(seed: int, n: int = 600) -> pd.DataFrame:
         kind = str(types[rng.integers(0, len(types))])
         rows.append(
             (
-                start + pd.Timedelta(minutes=int(minutes[i])),
+                start + pd.Timedelta(minutes=int(minutes[i])) + pd.Timedelta(offset_ns, "ns"),
                 f"c{rng.integers(0, 6)}",
                 kind,
                 [None, "email", "sms"][rng.integers(0, 3)],
@@ -125,10 +130,17 @@ def _naive(frame: pd.DataFrame, customer: str, as_of: pd.Timestamp, types, windo
     return rows
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_queries_match_a_naive_loop(seed):
-    frame = _random_log(seed)
-    h = _history(frame, max_window_days=30, half_life_days=5)
+@pytest.mark.parametrize(("seed", "offset_ns", "coding", "unit_ns"), [
+    (1, 0, "auto", 10**9),  # whole minutes: coded in seconds
+    (2, 0, "auto", 10**9),
+    (3, 7, "auto", 1),  # 7 ns past each minute: only nanoseconds divide every time
+    (1, 0, "rank", None),  # the fallback for key spaces too large for granular codes
+    (3, 7, "rank", None),
+])
+def test_queries_match_a_naive_loop(seed, offset_ns, coding, unit_ns):
+    frame = _random_log(seed, offset_ns=offset_ns)
+    h = _history(frame, max_window_days=30, half_life_days=5, coding=coding)
+    assert (h.time_code.unit_ns if isinstance(h.time_code, GranularTimeCode) else None) == unit_ns
     rng = np.random.default_rng(seed + 100)
     customers = [f"c{i}" for i in rng.integers(0, 7, size=40)]  # c6 never appears
     # Some requests exactly at event times, to test the strict "before".
@@ -177,3 +189,38 @@ def test_queries_match_a_naive_loop(seed):
         rows = _naive(frame, c, t, ("survey",), None, None, None)
         expected = rows["value"].iloc[-1] if len(rows) else np.nan
         np.testing.assert_equal(last[i], expected)
+
+
+@pytest.mark.parametrize("coding", ["auto", "rank"])
+def test_count_by_at_one_as_of_matches_the_general_path(coding):
+    # A serving snapshot asks every customer at one instant; count_by then scans the window instead of
+    # indexing all history. Its answer must equal the keyed counts, also for an unknown customer.
+    frame = _random_log(4)
+    h = _history(frame, coding=coding)
+    customers = ["c0", "c1", "c2", "c3", "c4", "c5", "nobody", "c1"]
+    for as_of in (T0 - pd.Timedelta(days=3), frame["ts"].iloc[17]):  # the second is exactly an event's time
+        r = _requests(h, customers, [as_of] * len(customers))
+        for types, window, by, width in ((("impression",), 7, "channel", 2), (("visit", "click"), 30, "topic", 2)):
+            wide = h.count_by(types, r, window_days=window, by=by)
+            keyed = np.stack([h.count(types, r, window_days=window, by=by, sub=s) for s in range(width)], axis=1)
+            np.testing.assert_array_equal(wide, keyed)
+            assert wide[6].sum() == 0
+            names = ["email", "sms"] if by == "channel" else ["food", "travel"]
+            expected = [len(_naive(frame, c, as_of, types, window, by, name)) for c in customers for name in names]
+            assert wide.ravel().tolist() == expected
+
+
+def test_a_partition_of_customers_answers_as_the_whole_history():
+    frame = _random_log(5)
+    h = _history(frame)
+    part = h.for_customers(*h.log.customers.encode(["c2", "c4"]).tolist())
+    # Customers c2..c4 (codes in between) keep exactly their own events; the rest are outside.
+    assert len(part.log) == int(frame["customer_id"].isin(["c2", "c3", "c4"]).sum())
+    customers = ["c2", "c3", "c4", "c3"]
+    as_of = [T0, T0 - pd.Timedelta(days=2), frame["ts"].iloc[40], T0 - pd.Timedelta(days=20)]
+    r = _requests(h, customers, as_of)
+    for query in (lambda x: x.count(("visit", "click"), r, window_days=7), lambda x: x.days_since_last(("impression",), r),
+                  lambda x: x.count_by(("impression",), r, window_days=30, by="channel"),
+                  lambda x: x.decayed_count(("click",), r, window_days=30, by="topic", sub=1),
+                  lambda x: x.value_sum(("purchase",), r, window_days=30)):
+        np.testing.assert_array_equal(query(part), query(h))
