@@ -15,6 +15,7 @@ from engine.features.spec import FeatureSpec
 from engine.model.groups import assign_groups
 from engine.model.labels import label_impressions
 from engine.model.split import SplitBounds, assign_split, check_split_sizes, split_bounds
+from engine.timeutil import to_ns
 
 # LightGBM treats these as categories, not numbers.
 CATEGORICAL_FEATURES = ("msg_channel", "msg_topic", "msg_stage", "journey_stage")
@@ -44,7 +45,9 @@ def build_examples(events: pd.DataFrame, history: History, catalog: CatalogTable
                    spec: FeatureSpec, settings: Settings) -> Examples:
     training = settings.training
     frame = label_impressions(events, training.attribution_days)
-    frame = frame.sort_values(["customer_id", "ts"], kind="stable", ignore_index=True)
+    # By customer then time: sorted codes of the ids order like the ids, and sort far faster than strings.
+    customer_rank = pd.factorize(frame["customer_id"], sort=True)[0]
+    frame = frame.take(np.lexsort((to_ns(frame["ts"]), customer_rank))).reset_index(drop=True)
     bounds = split_bounds(data_end(events), training.test_days, training.validation_days)
     frame["split"] = assign_split(frame["ts"], bounds)
     check_split_sizes(frame["split"].to_numpy())

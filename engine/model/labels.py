@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.features.sorting import ranks_in, unique_sorted
+from engine.features.timecode import time_code_for
 from engine.timeutil import to_ns
 
 GRADES: dict[str, int] = {"open": 1, "click": 2, "conversion": 3}
@@ -41,41 +41,43 @@ def label_impressions(events: pd.DataFrame, attribution_days: float) -> pd.DataF
 
 def _by_decision(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> np.ndarray:
     """Index of the impression with the outcome's (decision_id, message_id), -1 if none."""
-    if outcomes.empty:
-        return np.zeros(0, dtype=np.int64)
-    keys = pd.MultiIndex.from_arrays([impressions["decision_id"], impressions["message_id"]])
+    if impressions.empty or outcomes.empty:
+        return np.full(len(outcomes), -1, dtype=np.int64)
+    imp_key, out_key = _pair_keys(impressions, outcomes, "decision_id", "message_id")
     # A repeated (decision, message) pair would be ambiguous: the first impression wins.
-    first = ~keys.duplicated(keep="first")
-    unique_keys = keys[first]
-    positions = np.flatnonzero(first)
-    wanted = pd.MultiIndex.from_arrays([outcomes["decision_id"], outcomes["message_id"]])
-    at = unique_keys.get_indexer(wanted)
-    return np.where(at >= 0, positions[np.maximum(at, 0)], -1)
+    order = np.argsort(imp_key, kind="stable")
+    sorted_key = imp_key[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = sorted_key[1:] != sorted_key[:-1]
+    unique_key, positions = sorted_key[first], order[first]
+    at = np.minimum(np.searchsorted(unique_key, out_key), len(unique_key) - 1)
+    found = (out_key >= 0) & (unique_key[at] == out_key)
+    return np.where(found, positions[at], -1)
 
 
 def _by_latest_impression(impressions: pd.DataFrame, outcomes: pd.DataFrame) -> np.ndarray:
     """Index of the latest impression of the same customer and message at or before the outcome."""
-    if outcomes.empty:
-        return np.zeros(0, dtype=np.int64)
-    pair_codes, _ = pd.factorize(
-        pd.MultiIndex.from_arrays(
-            [
-                pd.concat([impressions["customer_id"], outcomes["customer_id"]], ignore_index=True),
-                pd.concat([impressions["message_id"], outcomes["message_id"]], ignore_index=True),
-            ]
-        )
-    )
-    imp_pair, out_pair = pair_codes[: len(impressions)], pair_codes[len(impressions) :]
+    if impressions.empty or outcomes.empty:
+        return np.full(len(outcomes), -1, dtype=np.int64)
+    imp_pair, out_pair = _pair_keys(impressions, outcomes, "customer_id", "message_id")
     imp_ts, out_ts = to_ns(impressions["ts"]), to_ns(outcomes["ts"])
-    order = np.lexsort((imp_ts, imp_pair))
-    sorted_pair, sorted_ts = imp_pair[order], imp_ts[order]
-    # Rank times within one sorted axis so that (pair, time) fits one int64 key.
-    times = unique_sorted(np.concatenate([imp_ts, out_ts]))
-    stride = len(times) + 1
-    key = sorted_pair.astype(np.int64) * stride + ranks_in(times, sorted_ts)
-    query = out_pair.astype(np.int64) * stride + ranks_in(times, out_ts)
-    last = np.searchsorted(key, query, side="right") - 1
+    # Both sides are coded on one exact time axis, so that (pair, time) fits one int64 key.
+    times = time_code_for(np.concatenate([imp_ts, out_ts]), n_keys=int(max(imp_pair.max(initial=0), out_pair.max(initial=0))) + 1)
+    key = imp_pair * times.stride + times.of_events(imp_ts)
+    query = out_pair * times.stride + times.of_events(out_ts)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    last = np.searchsorted(sorted_key, query, side="right") - 1
     safe = np.maximum(last, 0)
-    ok = (last >= 0) & (out_pair >= 0) & (sorted_pair[safe] == out_pair)
+    ok = (last >= 0) & (out_pair >= 0) & (imp_pair[order[safe]] == out_pair)
     return np.where(ok, order[safe], -1)
 
+
+def _pair_keys(impressions: pd.DataFrame, outcomes: pd.DataFrame, first: str, second: str) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 key per row for the pair of text columns (first, second), shared by both frames; -1 where
+    either is missing. Each column is factorised on its own: far cheaper than hashing pairs of strings."""
+    n = len(impressions)
+    a, _ = pd.factorize(pd.concat([impressions[first], outcomes[first]], ignore_index=True))
+    b, b_values = pd.factorize(pd.concat([impressions[second], outcomes[second]], ignore_index=True))
+    key = np.where((a >= 0) & (b >= 0), a.astype(np.int64) * max(len(b_values), 1) + b, -1)
+    return key[:n], key[n:]

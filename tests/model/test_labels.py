@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+import pytest
+
 from engine.model.labels import label_impressions
 from tests.builders import events_frame
 
@@ -56,3 +60,45 @@ def test_window_is_configurable():
     rows = [_e("2026-01-01T00:00:00Z", "impression", decision="d"), _e("2026-01-02T12:00:00Z", "click", decision="d")]
     assert _grades(rows, days=1.0) == [0]
     assert _grades(rows, days=2.0) == [2]
+
+
+def test_a_repeated_decision_and_message_pair_credits_the_first_impression():
+    rows = [
+        _e("2026-01-01T10:00:00Z", "impression", decision="d1"),
+        _e("2026-01-01T11:00:00Z", "impression", decision="d1"),  # the same pair again: ambiguous
+        _e("2026-01-01T12:00:00Z", "click", decision="d1"),
+    ]
+    assert _grades(rows) == [2, 0]
+
+
+def _naive_grades(frame, days):
+    """The linking rules spelled out one outcome at a time."""
+    impressions = frame[frame["event_type"] == "impression"].reset_index(drop=True)
+    grades = [0] * len(impressions)
+    window = pd.Timedelta(days=days)
+    for _, out in frame[frame["event_type"].isin(["open", "click", "conversion"])].iterrows():
+        if pd.notna(out["decision_id"]):
+            same = impressions.index[(impressions["decision_id"] == out["decision_id"])
+                                     & (impressions["message_id"] == out["message_id"])]
+            target = same[0] if len(same) else None
+        else:
+            same = impressions[(impressions["customer_id"] == out["customer_id"]) & (impressions["message_id"] == out["message_id"])
+                               & (impressions["ts"] <= out["ts"])]
+            target = same.index[-1] if len(same) else None  # rows are in time order: the last is the latest
+        if target is not None and pd.Timedelta(0) <= out["ts"] - impressions.loc[target, "ts"] <= window:
+            grades[target] = max(grades[target], {"open": 1, "click": 2, "conversion": 3}[out["event_type"]])
+    return grades
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_linking_matches_a_naive_loop(seed):
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-01-01T00:00:00Z")
+    rows = []
+    for _ in range(300):
+        kind = ["impression", "impression", "open", "click", "conversion"][rng.integers(0, 5)]
+        decision = None if rng.random() < 0.5 else f"d{rng.integers(0, 40)}"
+        rows.append(_e((start + pd.Timedelta(hours=int(rng.integers(0, 24 * 20)))).isoformat(), kind,
+                       message=f"m{rng.integers(0, 3)}", customer=f"c{rng.integers(0, 4)}", decision=decision))
+    frame = events_frame(rows).sort_values("ts", kind="stable", ignore_index=True)
+    assert list(label_impressions(frame, 3.0)["grade"]) == _naive_grades(frame, 3.0)

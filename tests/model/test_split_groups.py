@@ -65,3 +65,28 @@ def test_group_sizes_in_order():
     order, sizes = group_sizes_in_order(np.array([5, 5, 1, 3, 3, 3]))
     assert order is None
     assert list(sizes) == [2, 1, 3]
+
+
+def test_groups_match_factorising_the_tuples():
+    # The obvious spelling: a group is the tuple (split, customer, channel, window), or (split, decision)
+    # for a slate of several messages; ids are numbered in order of first appearance.
+    rng = np.random.default_rng(4)
+    n = 400
+    start = pd.Timestamp("2026-01-01T00:00:00Z")
+    examples = pd.DataFrame({
+        "ts": [start + pd.Timedelta(hours=int(h)) for h in rng.integers(0, 24 * 90, n)],
+        "customer_id": pd.array([f"c{i}" for i in rng.integers(0, 9, n)], dtype="string"),
+        "channel": pd.array([["email", "sms", None][i] for i in rng.integers(0, 3, n)], dtype="string"),
+        "decision_id": pd.array([None if i >= 30 else f"d{i}" for i in rng.integers(0, 60, n)], dtype="string"),
+    })
+    split = rng.integers(0, 3, n)
+    got = assign_groups(examples, split, 28.0)
+    window = ((examples["ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(days=28)).to_numpy()
+    slate_size = examples.groupby("decision_id")["decision_id"].transform("size").fillna(0).to_numpy()
+    tuples = [("slate", s, d) if size > 1 else ("window", s, c, ch, w)
+              for s, c, ch, d, w, size in zip(split, examples["customer_id"], examples["channel"], examples["decision_id"],
+                                             window, slate_size)]
+    tuples = [tuple("<NA>" if pd.isna(x) else x for x in t) for t in tuples]
+    first_seen: dict = {}
+    expected = [first_seen.setdefault(t, len(first_seen)) for t in tuples]
+    assert got.tolist() == expected
