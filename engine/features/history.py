@@ -62,17 +62,27 @@ class _KeyedIndex:
             order = np.argsort(combined, kind="stable")
             rows, combined = rows[order], combined[order]
         self.combined = combined
-        self.ts = log.ts[rows]
-        values = log.value[rows]
-        # Most event types carry no value: keep the value arrays only where there is one (memory).
-        has_values = bool(np.any(~np.isnan(values)))
-        self.value = values if has_values else np.full(0, np.nan)
         self.cum_weight = _cumsum0(log.weight[rows])
-        self.cum_value: np.ndarray | None = (
-            _cumsum0(np.rint(np.nan_to_num(values, nan=0.0) * _VALUE_SCALE).astype(np.int64)) if has_values else None
-        )
+        self._rows = rows  # log rows in index order: times and values are gathered when a query needs them
         self._history = history
         self._cum_decay: np.ndarray | None = None
+
+    @cached_property
+    def ts(self) -> np.ndarray:
+        return self._history.log.ts[self._rows]
+
+    @cached_property
+    def value(self) -> np.ndarray:
+        values = self._history.log.value[self._rows]
+        # Most event types carry no value: keep the value arrays only where there is one (memory).
+        return values if bool(np.any(~np.isnan(values))) else np.full(0, np.nan)
+
+    @cached_property
+    def cum_value(self) -> np.ndarray | None:
+        """Cumulative sums of ``value`` (missing counts as 0) in fixed point; None if no event has a value."""
+        if not len(self.value):
+            return None
+        return _cumsum0(np.rint(np.nan_to_num(self.value, nan=0.0) * _VALUE_SCALE).astype(np.int64))
 
     def positions(self, key: np.ndarray, rank: np.ndarray) -> np.ndarray:
         return ranks_in(self.combined, key * self.stride + rank, side="left", threads=self._history.threads)
