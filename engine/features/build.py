@@ -115,10 +115,13 @@ def build_features(
         columns = _chunk_columns(part, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
         if values is None:
             names = tuple(columns)
-            values = np.empty((len(requests), len(names)), dtype=dtype, order="F")
-        target = slice(start, start + len(rows)) if in_order else rows
+            # Row-major: a block of rows (a split of the training examples) is then a contiguous view that
+            # LightGBM reads without copying; a column-major matrix would be copied whole.
+            values = np.empty((len(requests), len(names)), dtype=dtype)
+        block = np.empty((len(rows), len(names)), dtype=dtype)
         for j, name in enumerate(names):
-            values[target, j] = columns[name]
+            block[:, j] = columns[name]
+        values[slice(start, start + len(rows)) if in_order else rows] = block
     assert values is not None
     return FeatureMatrix(names, values)
 
@@ -203,6 +206,35 @@ def _pairs(customer: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, np.ndar
     pair[order] = pair_sorted
     return pair, c[new], t[new]
 
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedTables:
+    """What :func:`build_features` derives from the catalog and the profiles on every call, derived once:
+    serving builds the features of one customer per request and cannot pay that per request."""
+
+    catalog: CatalogTable
+    spec: FeatureSpec
+    attributes: _AttributeTables
+
+    @classmethod
+    def build(cls, catalog: CatalogTable, profiles: ProfileTable, spec: FeatureSpec) -> EncodedTables:
+        return cls(catalog, spec, _AttributeTables.build(catalog, profiles, spec))
+
+
+def build_encoded_features(history: History, tables: EncodedTables, customer: np.ndarray, as_of_ns: np.ndarray,
+                           message: np.ndarray, profile: np.ndarray, *, dtype: type = np.float32) -> FeatureMatrix:
+    """:func:`build_features` for requests already encoded, without pandas: customer codes of
+    ``history.log`` (-1: unknown), ``as_of`` in ns, message codes of the spec (-1: none) and profile rows
+    (-1: none). The same family code, so the same columns and values."""
+    columns = _chunk_columns(history, tables.catalog, tables.spec, tables.attributes, np.asarray(customer, dtype=np.int64),
+                             np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64),
+                             np.asarray(profile, dtype=np.int64))
+    names = tuple(columns)
+    values = np.empty((len(message), len(names)), dtype=dtype)
+    for j, name in enumerate(names):
+        values[:, j] = columns[name]
+    return FeatureMatrix(names, values)
 
 
 def make_history(log: EventLog, spec: FeatureSpec) -> History:

@@ -4,6 +4,11 @@ Only events strictly before ``as_of`` count. A window of W covers ``as_of - W < 
 impression exactly 24 h before ``as_of`` no longer uses today's slot, so a daily send at 09:00 can go again
 at 09:00. A cap of N blocks when N impressions are already in the window (0 blocks the channel).
 
+Compacted history (the feature state of a bundle) keeps one record per older group of impressions with its
+count (``weight``) and its last time: lifetime counts stay exact and so does the last time a message was
+shown; the windowed caps see raw events only, which is exact as long as their windows (1 and 7 days) are
+shorter than the state's raw window.
+
 Checks in this order; the first that fails is the reason (most lasting and most specific first):
 ``consent``, ``complaint_suppression``, ``lifetime_max``, ``cooldown``, ``channel_daily_cap``,
 ``channel_weekly_cap``, ``global_daily_cap``, ``global_weekly_cap``.
@@ -18,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from engine.config import ContactSettings
+from engine.features.log import EVENT_CODE, CatalogVocabularies, EventLog
 from engine.policy.rules import Verdict
 from engine.timeutil import NS_PER_DAY, to_ns
 
@@ -48,6 +54,7 @@ class ContactHistory:
     """The contact history of ONE customer as plain arrays; times are UTC int64 ns.
 
     Events at or after the ``as_of`` of a decision may be present: the checks ignore them.
+    ``impression_weight`` is how many impressions each entry stands for (1 unless compacted; default 1).
     """
 
     impression_ts: np.ndarray
@@ -57,15 +64,20 @@ class ContactHistory:
     complaint_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     unsubscribe_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     unsubscribe_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
+    impression_weight: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("impression_ts", "complaint_ts", "unsubscribe_ts"):
             object.__setattr__(self, name, _ns(getattr(self, name)))
+        weight = np.ones(len(self.impression_ts), np.int64) if self.impression_weight is None else _ns(self.impression_weight)
+        object.__setattr__(self, "impression_weight", weight)
         for name in ("impression_channel", "impression_message", "impression_topic", "unsubscribe_channel"):
             object.__setattr__(self, name, _text(getattr(self, name)))
         m = len(self.impression_ts)
         if not len(self.impression_channel) == len(self.impression_message) == len(self.impression_topic) == m:
             raise ValueError("impression_ts, impression_channel, impression_message and impression_topic must have one length")
+        if len(weight) != m:
+            raise ValueError("impression_weight must have one entry per impression")
         if len(self.unsubscribe_ts) != len(self.unsubscribe_channel):
             raise ValueError("unsubscribe_ts and unsubscribe_channel must have one length")
 
@@ -90,6 +102,32 @@ class ContactHistory:
             unsubscribe_ts=to_ns(unsubscribed["ts"]), unsubscribe_channel=unsubscribed["channel"].to_numpy(dtype=object),
         )
 
+    @classmethod
+    def from_log(cls, log: EventLog, vocab: CatalogVocabularies, message_topic: np.ndarray) -> ContactHistory:
+        """From ONE customer's encoded log (e.g. a bundle's compacted state plus live events), keeping
+        compacted weights. ``message_topic`` is the topic code of each message code: an impression without
+        a topic of its own takes its message's, as in :meth:`from_events`."""
+        kind = log.event_type
+        shown = kind == EVENT_CODE["impression"]
+        message = log.message[shown].astype(np.int64)
+        topic = log.topic[shown].astype(np.int64)
+        if len(message_topic):
+            topic = np.where((topic < 0) & (message >= 0), np.asarray(message_topic)[np.maximum(message, 0)], topic)
+        unsubscribed = kind == EVENT_CODE["unsubscribe"]
+        return cls(
+            impression_ts=log.ts[shown], impression_channel=_names(vocab.channels.values, log.channel[shown]),
+            impression_message=_names(vocab.messages.values, message), impression_topic=_names(vocab.topics.values, topic),
+            impression_weight=log.weight[shown],
+            complaint_ts=log.ts[kind == EVENT_CODE["complaint"]],
+            unsubscribe_ts=log.ts[unsubscribed], unsubscribe_channel=_names(vocab.channels.values, log.channel[unsubscribed]),
+        )
+
+
+def _names(values: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
+    """Names of vocabulary codes; "" for -1 (none or unknown), which matches no candidate."""
+    table = np.asarray((*values, ""), dtype=object)
+    return table[np.where(np.asarray(codes) >= 0, codes, len(values))]
+
 
 def channel_caps(channel: np.ndarray, settings: ContactSettings) -> tuple[np.ndarray, np.ndarray]:
     """(daily, weekly) cap of each candidate's channel as float arrays; ``inf`` where there is no cap."""
@@ -111,6 +149,7 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
     channel, message_id, topic = _text(channel), _text(message_id), _text(topic)
     as_of = int(as_of_ns)
     h = history
+    weight = h.impression_weight
     before = h.impression_ts < as_of
     day = before & (h.impression_ts > as_of - NS_PER_DAY)
     week = before & (h.impression_ts > as_of - 7 * NS_PER_DAY)
@@ -125,16 +164,16 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
     checks = [(CONSENT, ~np.isin(channel, unsubscribed)),
               (COMPLAINT_SUPPRESSION, ~(complained & promotional))]
     if settings.lifetime_max is not None:
-        checks.append((LIFETIME_MAX, same_message.sum(axis=1) < settings.lifetime_max))
+        checks.append((LIFETIME_MAX, same_message @ weight < settings.lifetime_max))
     if settings.cooldown_days is not None:
         last_shown = np.where(same_message, h.impression_ts[None, :], _NEVER).max(axis=1, initial=_NEVER)
         checks.append((COOLDOWN, last_shown <= as_of - round(settings.cooldown_days * NS_PER_DAY)))
     daily_cap, weekly_cap = channel_caps(channel, settings)
     checks += [
-        (CHANNEL_DAILY_CAP, (same_channel & day).sum(axis=1) < daily_cap),
-        (CHANNEL_WEEKLY_CAP, (same_channel & week).sum(axis=1) < weekly_cap),
-        (GLOBAL_DAILY_CAP, np.full(len(channel), day.sum() < _or_inf(settings.global_daily_cap))),
-        (GLOBAL_WEEKLY_CAP, np.full(len(channel), week.sum() < _or_inf(settings.global_weekly_cap))),
+        (CHANNEL_DAILY_CAP, (same_channel & day) @ weight < daily_cap),
+        (CHANNEL_WEEKLY_CAP, (same_channel & week) @ weight < weekly_cap),
+        (GLOBAL_DAILY_CAP, np.full(len(channel), day @ weight < _or_inf(settings.global_daily_cap))),
+        (GLOBAL_WEEKLY_CAP, np.full(len(channel), week @ weight < _or_inf(settings.global_weekly_cap))),
     ]
     return Verdict.first_failure(len(channel), checks)
 

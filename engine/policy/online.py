@@ -1,0 +1,284 @@
+"""The online decision engine behind ``POST /v1/decisions`` and ``GET /v1/customers/{id}/next-best-messages``.
+
+One decision, for one customer on one channel at ``as_of`` (passed in: the engine never reads the clock):
+
+1. candidates: the channel's messages valid at ``as_of`` (not a suppression: they were never candidates);
+2. consent: an unsubscribe from the channel before ``as_of``, in the bundle's state or in the live events,
+   suppresses every candidate as ``consent`` (compacted unsubscribe records keep their channel and last
+   time, so the state answers this exactly);
+3. rules (``rules.py``: journey stage, ``[[policy.rules]]``) and 4. contact policy (``contact.py``) from
+   the customer's state plus live events; ``suppressed`` counts each removed candidate under the first
+   rule it failed;
+5. features by the training code (:func:`engine.features.build.build_encoded_features`) over a history
+   of just this customer, then the model's probability, 6. priority (``arbitration.py``) and
+   7. exploration (``exploration.py``) with a generator seeded by ``(seed, decision_id)``: a decision
+   replays from its id; 8. explanations only for the served messages, and only when asked.
+
+Everything that does not depend on the request is prepared once per bundle in ``__init__``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.config import Settings
+from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_history
+from engine.features.log import EVENT_CODE
+from engine.features.state import StaleRequestError
+from engine.model.bundle import Bundle
+from engine.policy.arbitration import priority as arbitration_priority
+from engine.policy.contact import CONSENT, ContactHistory, contact_verdict
+from engine.policy.decide import ModelMismatchError
+from engine.policy.explain import feature_label, top_contributions
+from engine.policy.exploration import select_with, slot_distribution
+from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
+from engine.policy.online_coordination import coordinate_with_exploration
+from engine.policy.online_state import CustomerEvents, CustomerStates
+from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
+
+__all__ = ["Decision", "DecisionEngine", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
+
+EXPLAIN_TOP = 3  # reasons per served message
+_UNSUBSCRIBE = EVENT_CODE["unsubscribe"]
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    label: str
+    contribution: float  # raw score units (log-odds for the binary objective); > 0 raised the score
+
+
+@dataclass(frozen=True)
+class ServedMessage:
+    message_id: str
+    topic: str
+    score: float  # the model's prediction: a probability with the binary objective
+    propensity: float  # probability that exploration served this message in this slot
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: str
+    customer_id: str
+    channel: str
+    as_of: pd.Timestamp  # UTC
+    model_version: str
+    cold_start: bool  # the bundle has neither a profile nor an event before its cutoff for this customer
+    messages: tuple[ServedMessage, ...]  # best first, at most k
+    suppressed: dict[str, int]  # policy rule -> candidates it removed (validity and channel are not rules)
+    candidates: tuple[tuple[str, float, float], ...]  # every eligible (message_id, score, propensity of slot 1)
+
+
+@dataclass(frozen=True, eq=False)
+class _Slate:
+    """One channel's candidates that passed every rule, scored; ``rows`` index the scored matrix."""
+
+    messages: ChannelMessages
+    at: np.ndarray  # positions in ``messages``
+    rows: np.ndarray
+    score: np.ndarray
+    priority: np.ndarray
+    suppressed: dict[str, int]
+
+
+class DecisionEngine:
+    def __init__(self, bundle: Bundle, settings: Settings, *, seed: int = 0) -> None:
+        self.bundle = bundle
+        self.settings = settings
+        self.seed = int(seed)
+        spec = bundle.spec
+        self._spec = spec
+        self._policy = settings.policy
+        self._catalog = OnlineCatalog.from_messages(bundle.messages, spec)
+        # Rules read customers-table columns from the profile; days since purchase comes from the features.
+        profile_columns = tuple(c for c in required_attributes(settings.policy) if c != DAYS_SINCE_PURCHASE)
+        self._customers = CustomerStates(bundle.state, spec.vocab, bundle.customers, profile_columns)
+        self._tables = EncodedTables.build(CatalogTable.from_messages(bundle.messages, spec), ProfileTable.from_customers(bundle.customers), spec)
+        self._channel_code = {name: spec.vocab.channels.index(name) for name in self._catalog.channels}
+        self._feature_names = tuple(bundle.feature_names)
+        self._column = {name: j for j, name in enumerate(self._feature_names)}
+        self._labels = {name: feature_label(name) for name in self._feature_names}  # regexes: once, not per request
+        # A ranking objective gives raw scores; arbitration needs a probability, and a logistic keeps the order.
+        self._probability = bundle.metadata.get("objective", "binary") == "binary"
+        self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
+        self._check_features()
+
+    @property
+    def model_version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return self._catalog.channels
+
+    def decide(self, customer_id: str, channel: str, *, k: int = 1, as_of: pd.Timestamp, live_events: pd.DataFrame,
+               explain: bool = False, decision_id: str | None = None) -> Decision:
+        """The best ``k`` messages for the customer on ``channel`` at ``as_of`` (module docstring)."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        as_of_ns = self._as_of_ns(as_of)
+        messages = self._catalog.channel(channel)
+        decision_id = decision_id or uuid.uuid4().hex
+        events = self._customers.events_of(str(customer_id), live_events)
+        (slate,), x = self._slates(events, [messages], as_of_ns)
+        selection = select_with(slate.priority, k, self._rng(decision_id), self._policy)
+        first = self._first_slot(slate.priority)
+        served = tuple(self._served(slate, x, selection.index, selection.propensity, explain))
+        return self._decision(decision_id, events, slate, as_of_ns, served, slate.suppressed, first)
+
+    def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: pd.DataFrame,
+                            explain: bool = False) -> tuple[Decision, ...]:
+        """One decision (k = 1) per channel of the catalog, coordinated across channels
+        (:mod:`engine.policy.online_coordination`); a channel left without a message counts its
+        candidates under ``topic_taken`` or ``customer_cap``."""
+        as_of_ns = self._as_of_ns(as_of)
+        events = self._customers.events_of(str(customer_id), live_events)
+        channels = [self._catalog.channel(name) for name in self.channels]
+        slates, x = self._slates(events, channels, as_of_ns)
+        ids = [uuid.uuid4().hex for _ in slates]
+        number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
+        topic = np.concatenate([s.messages.topic[s.at] for s in slates])
+        priority = np.concatenate([s.priority for s in slates])
+        turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids])
+        decisions, offset = [], 0
+        for slate, turn, decision_id in zip(slates, turns, ids):
+            own = slice(offset, offset + len(slate.at))
+            offset += len(slate.at)
+            suppressed = dict(slate.suppressed)
+            served: tuple[ServedMessage, ...] = ()
+            if turn.index >= 0:
+                served = tuple(self._served(slate, x, np.array([turn.index - own.start]), np.array([turn.propensity]), explain))
+            elif len(slate.at):
+                suppressed[turn.reason] = len(slate.at)
+            decisions.append(self._decision(decision_id, events, slate, as_of_ns, served, suppressed, turn.first[own]))
+        return tuple(decisions)
+
+    def features(self, customer_id: str, channel: str, *, as_of: pd.Timestamp,
+                 live_events: pd.DataFrame | None) -> tuple[np.ndarray, FeatureMatrix]:
+        """The message ids valid on ``channel`` at ``as_of`` and their features (float64), exactly as a
+        decision builds them before any policy rule: for checks and debugging."""
+        as_of_ns = self._as_of_ns(as_of)
+        messages = self._catalog.channel(channel)
+        at = messages.valid(as_of_ns)
+        events = self._customers.events_of(str(customer_id), live_events)
+        return messages.message_id[at], self._build(events, messages.code[at], as_of_ns)
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    def _slates(self, events: CustomerEvents, channels: Sequence[ChannelMessages], as_of_ns: int) -> tuple[list[_Slate], np.ndarray]:
+        """Validity, consent, rules and contact policy, then one feature build and one model call for the
+        candidates left on every channel. Returns the slates and the scored rows' matrix (float32)."""
+        log = events.log
+        unsubscribed = set(log.channel[(log.event_type == _UNSUBSCRIBE) & (log.ts < as_of_ns)].tolist())
+        positions, suppressed = [], []
+        for messages in channels:
+            at = messages.valid(as_of_ns)
+            if len(at) and self._channel_code[messages.channel] in unsubscribed:
+                suppressed.append({CONSENT: len(at)})
+                at = at[:0]
+            else:
+                suppressed.append({})
+            positions.append(at)
+        sizes = [len(at) for at in positions]
+        codes = np.concatenate([m.code[at] for m, at in zip(channels, positions)])
+        if not len(codes):
+            empty = np.zeros(0)
+            return [_Slate(m, at, empty.astype(np.int64), empty, empty, s) for m, at, s in zip(channels, positions, suppressed)], np.zeros((0, len(self._feature_names)), np.float32)
+        matrix = self._build(events, codes, as_of_ns)
+        verdict = self._policy_verdict(events, channels, positions, matrix, as_of_ns)
+        x = matrix.values[verdict.allowed].astype(np.float32)  # the model was trained on float32 features
+        score = self._predict(x)
+        slates, start, row = [], 0, 0
+        for messages, at, size, removed in zip(channels, positions, sizes, suppressed):
+            allowed = verdict.allowed[start : start + size]
+            kept = at[allowed]
+            rows = np.arange(row, row + len(kept))
+            own = Verdict(allowed, verdict.reason[start : start + size])
+            probability = score[rows] if self._probability else 1.0 / (1.0 + np.exp(-score[rows]))
+            priority = arbitration_priority(probability, messages.value[kept], np.full(len(kept), messages.channel),
+                                            messages.topic[kept], self._policy)
+            slates.append(_Slate(messages, kept, rows, score[rows], priority, {**removed, **own.counts()}))
+            start, row = start + size, row + len(kept)
+        return slates, x
+
+    def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int) -> FeatureMatrix:
+        n = len(codes)
+        history = make_history(events.log, self._spec)
+        return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
+                                      np.full(n, events.profile, np.int64), dtype=np.float64)
+
+    def _policy_verdict(self, events: CustomerEvents, channels: Sequence[ChannelMessages], positions: list[np.ndarray],
+                        matrix: FeatureMatrix, as_of_ns: int) -> Verdict:
+        channel = np.concatenate([np.full(len(at), m.channel) for m, at in zip(channels, positions)])
+        message_id = np.concatenate([m.message_id[at] for m, at in zip(channels, positions)])
+        topic = np.concatenate([m.topic[at] for m, at in zip(channels, positions)])
+        n = len(channel)
+        verdict = Verdict(np.ones(n, dtype=bool), np.full(n, "", dtype=object))
+        if self._rules_apply:  # rules_verdict costs pandas calls even with nothing configured
+            # Customer-level features are the same on every row: read them from the first.
+            stage = np.full(n, matrix.values[0, self._column[JOURNEY_STAGE]])
+            attributes = self._customers.attributes(events.profile, n)
+            attributes[DAYS_SINCE_PURCHASE] = np.full(n, matrix.values[0, self._column[DAYS_SINCE_PURCHASE]])
+            stages = np.concatenate([m.stage[at] for m, at in zip(channels, positions)])
+            verdict = rules_verdict(message_id, topic, stages, stage, attributes, self._policy)
+        history = ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic)
+        return verdict.then(contact_verdict(channel, message_id, topic, history, as_of_ns, self._policy.contact))
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        if not len(x):
+            return np.zeros(0)
+        # One thread: for a few hundred rows, starting OpenMP threads costs more than it saves (~6x).
+        return self.bundle.booster.predict(x, num_threads=1)
+
+    def _served(self, slate: _Slate, x: np.ndarray, index: np.ndarray, propensity: np.ndarray, explain: bool):
+        reasons: list[tuple[Reason, ...]] = [()] * len(index)
+        if explain and len(index):
+            contrib = self.bundle.booster.predict(x[slate.rows[index]], pred_contrib=True, num_threads=1)
+            reasons = [tuple(Reason(c.feature, c.label, c.value) for c in row)
+                       for row in top_contributions(contrib, self._feature_names, EXPLAIN_TOP, self._labels)]
+        for i, p, why in zip(index.tolist(), propensity.tolist(), reasons):
+            at = slate.at[i]
+            yield ServedMessage(str(slate.messages.message_id[at]), str(slate.messages.topic[at]), float(slate.score[i]), float(p), why)
+
+    def _decision(self, decision_id: str, events: CustomerEvents, slate: _Slate, as_of_ns: int,
+                  served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray) -> Decision:
+        ids = slate.messages.message_id[slate.at].tolist()
+        candidates = tuple(zip(ids, slate.score.astype(float).tolist(), np.asarray(first, dtype=float).tolist()))
+        return Decision(decision_id, events.customer_id, slate.messages.channel, pd.Timestamp(as_of_ns, tz="UTC"),
+                        self.model_version, not events.known, served, dict(sorted(suppressed.items())), candidates)
+
+    def _first_slot(self, priority: np.ndarray) -> np.ndarray:
+        if not len(priority):
+            return np.zeros(0)
+        p = self._policy
+        return slot_distribution(priority, p.exploration, p.exploration_rate, p.softmax_temperature)
+
+    def _rng(self, decision_id: str) -> np.random.Generator:
+        # A stable hash (Python's hash() is salted per process) so that a decision replays anywhere.
+        digest = int.from_bytes(hashlib.blake2b(decision_id.encode(), digest_size=8).digest(), "little")
+        return np.random.default_rng([self.seed, digest])
+
+    def _as_of_ns(self, as_of: pd.Timestamp) -> int:
+        stamp = pd.Timestamp(as_of)
+        if stamp.tzinfo is None:
+            raise ValueError(f"as_of must carry a time zone (UTC), got {stamp.isoformat()}")
+        as_of_ns = int(stamp.tz_convert("UTC").value)
+        self.bundle.state.check_as_of(np.array([as_of_ns]))
+        return as_of_ns
+
+    def _check_features(self) -> None:
+        """Fail at load, not on the first request, if this code builds other features than the model's."""
+        empty = self._customers.events_of("", None)
+        names = self._build(empty, np.zeros(1, np.int64), self.bundle.state.cutoff_ns).names
+        if names != self._feature_names:
+            missing = sorted(set(self._feature_names) - set(names))
+            raise ModelMismatchError(f"model {self.model_version} needs features this nbm does not build "
+                                     f"(missing {missing[:5]}): the bundle needs this nbm's feature code")

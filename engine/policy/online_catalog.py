@@ -1,0 +1,81 @@
+"""The bundle's message catalog split by channel once, as arrays: what a decision reads per request.
+
+Candidates keep catalog order within their channel (the order ``nbm score`` breaks ties in), and only
+messages the model knows (in the spec's vocabulary) are candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from engine.contract.schema import JOURNEY_STAGES
+from engine.errors import NbmError
+from engine.features.spec import FeatureSpec
+from engine.features.vocab import Vocabulary
+from engine.policy.eligibility import valid_at
+from engine.timeutil import to_ns
+
+
+class UnknownChannelError(NbmError):
+    """A decision was asked for a channel that has no message in the model's catalog."""
+
+
+@dataclass(frozen=True, eq=False)
+class ChannelMessages:
+    """One channel's messages, catalog order; ``code`` indexes the spec's message vocabulary."""
+
+    channel: str
+    code: np.ndarray
+    message_id: np.ndarray  # str
+    topic: np.ndarray  # str
+    stage: np.ndarray  # journey-stage code, -1: none
+    value: np.ndarray
+    valid_from_ns: np.ndarray  # NaT (int64 min): open
+    valid_to_ns: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.code)
+
+    def valid(self, as_of_ns: int) -> np.ndarray:
+        """Positions of the messages valid at ``as_of_ns``."""
+        return np.flatnonzero(valid_at(self.valid_from_ns, self.valid_to_ns, np.int64(as_of_ns)))
+
+
+@dataclass(frozen=True, eq=False)
+class OnlineCatalog:
+    channels: tuple[str, ...]  # sorted
+    by_channel: dict[str, ChannelMessages]
+    message_topic: np.ndarray  # topic code of each message code of the spec (-1: unknown)
+
+    @classmethod
+    def from_messages(cls, messages: pd.DataFrame, spec: FeatureSpec) -> OnlineCatalog:
+        code = spec.vocab.messages.encode(messages["message_id"]).astype(np.int64)
+        known = messages.loc[code >= 0].reset_index(drop=True)
+        code = code[code >= 0]
+        channel = known["channel"].astype(str).to_numpy()
+        stage = (Vocabulary(JOURNEY_STAGES).encode(known["journey_stage"]).astype(np.int64)
+                 if "journey_stage" in known.columns else np.full(len(known), -1, np.int64))
+        value = known["value"].to_numpy(dtype=np.float64, na_value=np.nan) if "value" in known.columns else np.ones(len(known))
+        bounds = {name: to_ns(known[name]) if name in known.columns else np.full(len(known), np.iinfo(np.int64).min)
+                  for name in ("valid_from", "valid_to")}
+        by_channel = {}
+        for name in sorted(set(channel)):
+            at = np.flatnonzero(channel == name)
+            by_channel[name] = ChannelMessages(
+                channel=name, code=code[at], message_id=known["message_id"].astype(str).to_numpy()[at].astype(str),
+                topic=known["topic"].astype(str).to_numpy()[at].astype(str), stage=stage[at], value=value[at],
+                valid_from_ns=bounds["valid_from"][at], valid_to_ns=bounds["valid_to"][at],
+            )
+        message_topic = np.full(len(spec.vocab.messages), -1, np.int64)
+        message_topic[code] = spec.vocab.topics.encode(known["topic"]).astype(np.int64)
+        return cls(tuple(sorted(by_channel)), by_channel, message_topic)
+
+    def channel(self, name: str) -> ChannelMessages:
+        try:
+            return self.by_channel[name]
+        except KeyError:
+            raise UnknownChannelError(f"channel {name!r} has no message in the model's catalog; channels: "
+                                      f"{', '.join(self.channels)}") from None

@@ -1,0 +1,175 @@
+"""The online decision engine on a tiny bundle: no train/serve skew, and the policy sees live events at once."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.config import ContactSettings, MessageRule, PolicySettings, Settings, StageTargetingSettings
+from engine.contract.schema import JOURNEY_STAGES
+from engine.policy.online import DecisionEngine, StaleRequestError, UnknownChannelError
+from engine.policy.rules import stage_matrix
+from tests.policy.online_world import CUSTOMERS, CUTOFF, HOUR, at
+
+
+def _engine(world, **policy) -> DecisionEngine:
+    return DecisionEngine(world.bundle, Settings(policy=PolicySettings(**policy)))
+
+
+def _valid(world, channel: str, as_of: pd.Timestamp) -> list[str]:
+    messages = world.bundle.messages
+    mine = messages[(messages["channel"] == channel) & (messages["valid_from"].isna() | (messages["valid_from"] <= as_of))
+                    & (messages["valid_to"].isna() | (as_of < messages["valid_to"]))]
+    return mine["message_id"].tolist()
+
+
+@pytest.mark.parametrize(("customer", "days_after"), [("c3", 0), ("c7", 0), ("c11", 2.5), ("c27", 4), ("heavy", 1), ("old_unsub", 3)])
+def test_online_features_equal_the_batch_features_of_the_full_history(online_world, customer, days_after):
+    # State (compacted 90 days) + live events since the cutoff == build_features over every event.
+    world = online_world
+    as_of = CUTOFF + pd.Timedelta(days=days_after)
+    live_rows = [at(pd.Timedelta(hours=h), customer, kind, **extra) for h, kind, extra in [
+        (1, "impression", {"channel": "email", "message_id": "e2", "topic": "news"}), (2, "click", {"channel": "email", "message_id": "e2"}),
+        (5, "purchase", {"value": 42.5}), (30, "visit", {"topic": "travel"}), (60, "impression", {"channel": "sms", "message_id": "s1"}),
+        (90, "survey", {"value": 3.0}), (200, "visit", {"topic": "food"})]]
+    live = world.live(live_rows)
+    everything = pd.concat([world.events, live], ignore_index=True).sort_values("ts", kind="stable", ignore_index=True)
+    engine = _engine(world)
+    for channel in engine.channels:
+        ids, online = engine.features(customer, channel, as_of=as_of, live_events=live)
+        assert list(ids) == _valid(world, channel, as_of)
+        batch = world.batch_features(everything, customer, as_of, ids)
+        assert online.names == tuple(batch.columns) == world.bundle.feature_names
+        np.testing.assert_allclose(online.values, batch.to_numpy(), rtol=1e-9, atol=1e-9)
+
+
+def test_live_events_of_other_customers_or_before_the_cutoff_are_ignored_and_order_does_not_matter(online_world):
+    engine = _engine(online_world)
+    as_of = CUTOFF + pd.Timedelta(days=1)
+    _, alone = engine.features("c3", "email", as_of=as_of, live_events=online_world.live([]))
+    noise = online_world.live([at(HOUR, "c4", "visit", topic="deals"), at(-HOUR, "c3", "purchase", value=10.0)])
+    _, noisy = engine.features("c3", "email", as_of=as_of, live_events=noise)
+    np.testing.assert_array_equal(noisy.values, alone.values)
+    # Live events out of time order give the same features as in order.
+    rows = [at(h * HOUR, "c3", kind, topic="deals") for h, kind in ((1, "visit"), (3, "click"), (2, "visit"), (5, "purchase"))]
+    ordered = online_world.live(rows)
+    shuffled = ordered.iloc[[3, 0, 2, 1]].reset_index(drop=True)
+    np.testing.assert_array_equal(engine.features("c3", "email", as_of=as_of, live_events=shuffled)[1].values,
+                                  engine.features("c3", "email", as_of=as_of, live_events=ordered)[1].values)
+
+
+def test_a_live_unsubscribe_blocks_the_channel_strictly_after_it(online_world):
+    engine = _engine(online_world)
+    live = online_world.live([at(HOUR, "c3", "unsubscribe", channel="sms")])
+    n = len(_valid(online_world, "sms", CUTOFF + HOUR))
+    blocked = engine.decide("c3", "sms", as_of=CUTOFF + 2 * HOUR, live_events=live)
+    assert blocked.messages == () and blocked.suppressed == {"consent": n} and blocked.candidates == ()
+    assert engine.decide("c3", "sms", as_of=CUTOFF + HOUR, live_events=live).messages  # at the same instant: not yet
+    assert engine.decide("c3", "email", as_of=CUTOFF + 2 * HOUR, live_events=live).messages  # other channels unaffected
+
+
+def test_an_unsubscribe_compacted_in_the_state_still_blocks(online_world):
+    state = online_world.bundle.state.log
+    mine = state.customer == state.customers.index("old_unsub")
+    assert state.ts[mine].max() < CUTOFF.value - 30 * 86_400 * 10**9  # all of it is compacted history
+    decision = _engine(online_world).decide("old_unsub", "sms", as_of=CUTOFF, live_events=online_world.live([]))
+    assert decision.messages == () and decision.suppressed == {"consent": 3}
+
+
+def test_live_impressions_count_toward_the_daily_cap(online_world):
+    engine = _engine(online_world, contact=ContactSettings(channel_daily_cap=2, complaint_suppression_days=0))
+    day = pd.Timedelta(days=2)  # clear of the impressions c5 had before the cutoff
+    shown = [at(day + h * HOUR, "c5", "impression", channel="email", message_id="e2") for h in (1, 2)]
+    as_of = CUTOFF + day + 3 * HOUR
+    assert engine.decide("c5", "email", as_of=as_of, live_events=online_world.live(shown[:1])).messages
+    capped = engine.decide("c5", "email", as_of=as_of, live_events=online_world.live(shown))
+    assert capped.messages == () and capped.suppressed == {"channel_daily_cap": 4}
+    # 24 h after the first impression it has left the window: one in the day, below the cap.
+    assert engine.decide("c5", "email", as_of=CUTOFF + day + 25 * HOUR, live_events=online_world.live(shown)).messages
+
+
+def test_lifetime_max_counts_compacted_impressions_by_their_weight(online_world):
+    # "heavy" saw e1 three times 60-80 days before the cutoff: one compacted record of weight 3.
+    state = online_world.bundle.state.log
+    assert 3 in state.weight[state.customer == state.customers.index("heavy")]
+    engine = _engine(online_world, contact=ContactSettings(lifetime_max=3))
+    decision = engine.decide("heavy", "email", k=4, as_of=CUTOFF, live_events=online_world.live([]))
+    assert decision.suppressed == {"lifetime_max": 1} and "e1" not in [m.message_id for m in decision.messages]
+    assert _engine(online_world, contact=ContactSettings(lifetime_max=4)).decide(
+        "heavy", "email", k=4, as_of=CUTOFF, live_events=online_world.live([])).suppressed == {}
+
+
+def test_a_complaint_suppresses_promotional_topics_for_the_configured_days_only(online_world):
+    engine = _engine(online_world, contact=ContactSettings(complaint_suppression_days=2, promotional_topics=("deals", "travel")))
+    live = online_world.live([at(HOUR, "c6", "complaint")])
+    during = engine.decide("c6", "email", k=5, as_of=CUTOFF + 2 * HOUR, live_events=live)
+    assert during.suppressed == {"complaint_suppression": 2}
+    assert {m.message_id for m in during.messages} == {"e2", "e4"}  # news and food still flow
+    after = engine.decide("c6", "email", k=5, as_of=CUTOFF + HOUR + pd.Timedelta(days=2), live_events=live)
+    assert after.suppressed == {} and len(after.messages) == 4
+
+
+def test_an_unknown_customer_is_a_cold_start_with_profile_free_features(online_world):
+    engine = _engine(online_world)
+    decision = engine.decide("stranger", "email", as_of=CUTOFF + HOUR, live_events=online_world.live([]))
+    assert decision.cold_start and len(decision.messages) == 1 and len(decision.candidates) == 4
+    _, features = engine.features("stranger", "email", as_of=CUTOFF + HOUR, live_events=online_world.live([]))
+    frame = features.to_frame()
+    assert frame["profile_age"].isna().all() and (frame["visit_count_30d"] == 0).all()
+    batch = online_world.batch_features(online_world.events, "stranger", CUTOFF + HOUR, ["e1", "e2", "e3", "e4"])
+    np.testing.assert_allclose(features.values, batch.to_numpy(), rtol=1e-9, atol=1e-9)
+    # Known through the profile only, or through events only: not a cold start.
+    assert not engine.decide("profile_only", "email", as_of=CUTOFF, live_events=online_world.live([])).cold_start
+    assert not engine.decide("c27", "email", as_of=CUTOFF, live_events=online_world.live([])).cold_start
+
+
+def test_requests_before_the_cutoff_and_unknown_channels_are_refused(online_world):
+    engine = _engine(online_world)
+    with pytest.raises(StaleRequestError, match="as_of must be at or after the feature state's cutoff"):
+        engine.decide("c1", "email", as_of=CUTOFF - pd.Timedelta(1, "ns"), live_events=online_world.live([]))
+    with pytest.raises(UnknownChannelError, match="channel 'fax' has no message in the model's catalog; channels: email, push, sms"):
+        engine.decide("c1", "fax", as_of=CUTOFF, live_events=online_world.live([]))
+    with pytest.raises(ValueError, match="as_of must carry a time zone"):
+        engine.decide("c1", "email", as_of=pd.Timestamp("2026-06-01"), live_events=online_world.live([]))
+    with pytest.raises(StaleRequestError):
+        engine.decide_all_channels("c1", as_of=CUTOFF - pd.Timedelta(days=1), live_events=online_world.live([]))
+
+
+def test_the_decision_names_the_model_and_the_instant(online_world):
+    decision = _engine(online_world).decide("c1", "email", as_of=CUTOFF + HOUR, live_events=online_world.live([]),
+                                            decision_id="d-1")
+    assert (decision.decision_id, decision.customer_id, decision.channel, decision.model_version) == ("d-1", "c1", "email", "7")
+    assert decision.as_of == CUTOFF + HOUR and str(decision.as_of.tz) == "UTC"
+    generated = _engine(online_world).decide("c1", "email", as_of=CUTOFF, live_events=online_world.live([]))
+    assert len(generated.decision_id) == 32 and int(generated.decision_id, 16) >= 0
+
+
+@pytest.mark.parametrize("customer", ["c0", "c1", "c3", "c12", "c27", "stranger"])
+def test_rules_read_the_inferred_stage_the_profile_and_days_since_purchase(online_world, customer):
+    policy = {"stage_targeting": StageTargetingSettings(enabled=True, allowed={"loyalty": ("loyalty",)}),
+              "rules": (MessageRule(message_id="e2", attribute_in={"segment": ("gold",)}),
+                        MessageRule(topic="travel", min_days_since_purchase=5)),
+              "contact": ContactSettings(complaint_suppression_days=0)}  # rules only
+    engine = _engine(online_world, **policy)
+    decision = engine.decide(customer, "email", k=4, as_of=CUTOFF, live_events=online_world.live([]))
+    ids, features = engine.features(customer, "email", as_of=CUTOFF, live_events=online_world.live([]))
+    frame = features.to_frame()
+    stage, days = int(frame["journey_stage"].iloc[0]), frame["days_since_last_purchase"].iloc[0]
+    segment = dict(zip(CUSTOMERS["customer_id"], CUSTOMERS["segment"])).get(customer)
+    matrix = stage_matrix(StageTargetingSettings(enabled=True, allowed={"loyalty": ("loyalty",)}))
+    catalog = online_world.bundle.messages.set_index("message_id")
+    expected = {}
+    for message_id in ids:
+        message_stage = catalog.loc[message_id, "journey_stage"]
+        if pd.notna(message_stage) and not matrix[JOURNEY_STAGES.index(message_stage), stage]:
+            reason = "journey_stage"
+        elif message_id == "e2" and segment != "gold":
+            reason = "attribute_in"
+        elif catalog.loc[message_id, "topic"] == "travel" and not (np.isnan(days) or days >= 5):
+            reason = "min_days_since_purchase"
+        else:
+            continue
+        expected[reason] = expected.get(reason, 0) + 1
+    assert decision.suppressed == expected
+    assert len(decision.messages) == len(ids) - sum(expected.values())
