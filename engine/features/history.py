@@ -246,6 +246,8 @@ class History:
         keep = (event_slot >= 0) & (sub >= 0)
         table = np.bincount(event_slot[keep] * width + sub[keep], weights=log.weight[rows[keep]],
                             minlength=len(wanted) * width).reshape(len(wanted), width)
+        if not len(wanted):  # no requested customer is known: nothing to count
+            return np.zeros((len(customer), width))
         request_slot = np.where(customer >= 0, slot[np.maximum(customer, 0)], -1)
         return np.where((request_slot >= 0)[:, None], table[np.maximum(request_slot, 0)], 0.0)
 

@@ -208,6 +208,8 @@ def test_count_by_at_one_as_of_matches_the_general_path(coding):
             names = ["email", "sms"] if by == "channel" else ["food", "travel"]
             expected = [len(_naive(frame, c, as_of, types, window, by, name)) for c in customers for name in names]
             assert wide.ravel().tolist() == expected
+    only_unknown = _requests(h, ["nobody", "nobody"], [T0, T0])
+    assert h.count_by(("impression",), only_unknown, window_days=7, by="channel").tolist() == [[0.0, 0.0], [0.0, 0.0]]
 
 
 def test_a_partition_of_customers_answers_as_the_whole_history():
