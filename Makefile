@@ -11,10 +11,11 @@ DEMO_DATA := $(NBM_HOME)/demo/data
 DEMO_MODEL := $(NBM_HOME)/model
 TRACKING := sqlite:///$(NBM_HOME)/mlflow.db
 
-.PHONY: install demo test bench clean help mlflow-ui
+.PHONY: install demo serve test bench clean help mlflow-ui
 
 help:
 	@echo "make demo   simulate a world, validate it, train, score and show decisions"
+	@echo "make serve  serve the decision API on the demo model (after make demo)"
 	@echo "make mlflow-ui  review the runs and the registered model"
 	@echo "make test   run the test suite"
 	@echo "make bench  print the performance figures"
@@ -38,6 +39,13 @@ demo: install
 	@echo "Demo data: $(DEMO_DATA) (ground truth in ground_truth/); model bundle: $(DEMO_MODEL)/current"
 	@echo "Review runs, metrics, plots and the registered model:  make mlflow-ui   (then open http://127.0.0.1:5000)"
 	@echo "All commands:  $(BIN)/nbm --help"
+
+# The decision API on the model `make demo` trained; events and the decision log go to $(NBM_HOME)/events.db.
+# Extra options: make serve SERVE_ARGS="--port 9000 --workers 2"; keys: NBM_API_KEYS=... NBM_ADMIN_KEYS=... make serve
+SERVE_ARGS ?=
+serve: install
+	@test -e $(DEMO_MODEL)/current || { echo "no model in $(DEMO_MODEL): run make demo first"; exit 2; }
+	NBM_PATHS__HOME=$(NBM_HOME) $(BIN)/nbm serve --model-dir $(DEMO_MODEL) $(SERVE_ARGS)
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri $(TRACKING) --host 127.0.0.1 --port 5000

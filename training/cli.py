@@ -125,6 +125,36 @@ def export_events(
     run_export_events(_settings(config), out=out, since=since, home=home)
 
 
+@app.command()
+def serve(
+    model_dir: Annotated[Optional[Path], typer.Option(help="Model directory (default: serving.model_dir or <home>/model).")] = None,
+    model_uri: Annotated[Optional[str], typer.Option(help="models:/nbm-ranker@champion: not supported, MLflow holds only the booster; use --model-dir.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Interface to bind (default: serving.host, 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port (default: serving.port, 8000).")] = None,
+    workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: serving.workers, 1).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the real-time decision API (HTTP, OpenAPI docs at /docs) until interrupted."""
+    from serving.server import model_uri_refusal, run_server
+
+    if model_uri is not None:
+        raise model_uri_refusal(model_uri)
+    run_server(_settings(config), config=config, model_dir=model_dir, host=host, port=port, workers=workers)
+
+
+@app.command("export-decisions")
+def export_decisions(
+    out: Annotated[Path, typer.Option(help="File to write (.csv, .parquet or .jsonl): one row per candidate of each decision.")],
+    since: Annotated[Optional[str], typer.Option(help="Only decisions made at or after this time, ISO-8601.")] = None,
+    home: Annotated[Optional[Path], typer.Option(help="The API's state directory holding events.db (default: paths.home).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Export the API's decision log (candidates, scores, propensities, served ranks) for off-policy evaluation."""
+    from training.commands.export_decisions import run_export_decisions
+
+    run_export_decisions(_settings(config), out=out, since=since, home=home)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
     try:

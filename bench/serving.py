@@ -1,0 +1,162 @@
+"""Benchmark the decision API over HTTP on loopback: ``POST /v1/decisions`` against ``GET /healthz`` of the
+same server, in the same run.
+
+    .venv/bin/python bench/serving.py [--seconds 15 --concurrency 8]
+
+A small simulated world (3,000 customers, 300 messages: 60 per channel) is trained once into
+``.nbm/bench/serving-model`` and reused. ``nbm serve`` runs as a child process with one worker and a
+fresh state directory; the load comes from threads of this process, each on its own keep-alive
+connection, so client and server share this machine's cores, as they do for both endpoints alike.
+Non-2xx answers are counted as errors and printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+NBM = str(Path(sys.executable).with_name("nbm"))
+WORLD = REPO / ".nbm" / "bench" / "world-serving"
+MODEL_DIR = REPO / ".nbm" / "bench" / "serving-model"
+WORLD_ARGS = {"customers": 3000, "days": 60, "messages": 300, "seed": 11}
+GOAL_P99_MS = 10.0
+GOAL_RATIO = 0.40  # decisions per second / healthz per second
+
+
+def _ensure_model() -> None:
+    if not (WORLD / "events.parquet").exists():
+        subprocess.run([NBM, "simulate", "--out", str(WORLD), *(f"--{k}={v}" for k, v in WORLD_ARGS.items())],
+                       check=True, stdout=subprocess.DEVNULL)
+    if not (MODEL_DIR / "current").exists():
+        subprocess.run([NBM, "train", "--data", str(WORLD), "--model-dir", str(MODEL_DIR),
+                        "--tracking-uri", f"sqlite:///{MODEL_DIR / 'mlflow.db'}"], check=True, stdout=subprocess.DEVNULL)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"nbm serve exited with code {server.returncode}")
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/readyz")
+            if connection.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"nbm serve not ready after {timeout:.0f} s")
+
+
+def _load(port: int, make_request, seconds: float, concurrency: int) -> tuple[np.ndarray, int, list[str], float]:
+    """Closed-loop load: ``concurrency`` clients, each sending its next request when the last one is answered.
+    Returns (latencies in s of 2xx answers, error count, a few error samples, elapsed s)."""
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors = [0] * concurrency
+    samples: list[str] = []
+    deadline = time.perf_counter() + seconds
+
+    def client(i: int) -> None:
+        rng = random.Random(i)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while time.perf_counter() < deadline:
+            method, path, body = make_request(rng)
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            started = time.perf_counter()
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            payload = response.read()
+            if 200 <= response.status < 300:
+                latencies[i].append(time.perf_counter() - started)
+            else:
+                errors[i] += 1
+                if len(samples) < 3:
+                    samples.append(f"{response.status} {payload[:200]!r}")
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return np.array([x for part in latencies for x in part]), sum(errors), samples, time.perf_counter() - started
+
+
+def _line(name: str, result: tuple[np.ndarray, int, list[str], float]) -> tuple[str, float, float]:
+    latencies, errors, samples, elapsed = result
+    rate = len(latencies) / elapsed
+    p50, p99 = (np.percentile(latencies, [50, 99]) * 1000) if len(latencies) else (float("nan"), float("nan"))
+    line = f"serving: {name}: {rate:,.0f} req/s, p50 {p50:.2f} ms, p99 {p99:.2f} ms, {errors} errors"
+    if samples:
+        line += f" (e.g. {samples[0]})"
+    return line, rate, p99
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    _ensure_model()
+    customers = pd.read_parquet(WORLD / "customers.parquet")["customer_id"].astype(str).tolist()
+    messages = pd.read_parquet(WORLD / "messages.parquet")
+    channels = sorted(messages["channel"].astype(str).unique())
+    per_channel = messages["channel"].value_counts()
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "NBM_HOME": home, "NBM_PATHS__HOME": home}
+        env.pop("NBM_API_KEYS", None)
+        server = subprocess.Popen([NBM, "serve", "--model-dir", str(MODEL_DIR), "--port", str(port), "--workers", "1"],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        try:
+            _wait_ready(port, server)
+
+            def healthz(_rng):
+                return "GET", "/healthz", None
+
+            def decision(rng):
+                body = {"customer_id": rng.choice(customers), "channel": rng.choice(channels), "k": 1}
+                return "POST", "/v1/decisions", json.dumps(body)
+
+            _load(port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
+            health_line, health_rate, _ = _line("GET /healthz", _load(port, healthz, args.seconds, args.concurrency))
+            decide = _load(port, decision, args.seconds, args.concurrency)
+            decision_line, decision_rate, p99 = _line(
+                f"POST /v1/decisions (k=1, {per_channel.min()}-{per_channel.max()} candidates per channel)", decide)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"serving: 1 worker on loopback, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
+          f"{os.cpu_count()} CPUs shared by client and server", flush=True)
+    print(health_line)
+    met_p99 = p99 <= GOAL_P99_MS and decide[1] == 0
+    print(decision_line + f" (goal p99 <= {GOAL_P99_MS:.0f} ms, no errors){'' if met_p99 else ' MISSED'}")
+    ratio = decision_rate / health_rate if health_rate else float("nan")
+    met_ratio = ratio >= GOAL_RATIO
+    print(f"serving: decisions/healthz throughput ratio {ratio:.2f} (goal >= {GOAL_RATIO}){'' if met_ratio else ' MISSED'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""What the routes call: one object per app holding the model, the store, the decision log and metrics.
+
+Each route makes one call here with its validated request; this module does the bookkeeping around the
+engine (live events in, decision log and metrics out) so that routes stay thin.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import pandas as pd
+
+from engine.config import ServingSettings, Settings
+from engine.contract.records import validate_event_records
+from engine.errors import NbmError
+from engine.eventstore import AppendResult, EventStore, InvalidEventsError, StoreUnavailableError, record_events
+from serving.decision_log import SqliteDecisionLog
+from serving.errors import BatchItemError, BatchTooLargeError, NoModelError
+from serving.ids import id_problems
+from serving.logs import LOGGER, add_request_fields, customer_for_log
+from serving.metrics import Metrics
+from serving.model_holder import LoadedModel, ModelHolder
+from serving.schemas import DecisionRequest
+
+if TYPE_CHECKING:
+    from engine.policy.online import Decision
+
+_log = logging.getLogger(LOGGER)
+_T = TypeVar("_T")
+
+
+class Slot(Generic[_T]):
+    """A resource opened on first use and re-tried after a failure (at most every ``retry_seconds``), so a
+    store that comes back (a remounted disk) is used again without a restart."""
+
+    def __init__(self, what: str, open_: Callable[[], _T], retry_seconds: float = 5.0) -> None:
+        self._what = what
+        self._open = open_
+        self._retry_ns = int(retry_seconds * 1e9)
+        self._lock = threading.Lock()
+        self._value: _T | None = None
+        self._error: StoreUnavailableError | None = None
+        self._failed_at = 0
+
+    def get(self) -> _T:
+        value = self._value
+        if value is not None:
+            return value
+        with self._lock:
+            if self._value is None:
+                if self._error is not None and time.monotonic_ns() - self._failed_at < self._retry_ns:
+                    raise self._error.with_traceback(None)  # re-raised per request: keep its traceback short
+                try:
+                    self._value = self._open()
+                    self._error = None
+                except StoreUnavailableError as exc:
+                    self._error, self._failed_at = exc, time.monotonic_ns()
+                    _log.error("%s unavailable: %s", self._what, exc)
+                    raise
+            return self._value
+
+    def problem(self) -> str | None:
+        try:
+            self.get()
+        except StoreUnavailableError as exc:
+            return str(exc)
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._value is not None:
+                self._value.close()  # type: ignore[attr-defined]
+            self._value = None
+
+
+@dataclass(eq=False)
+class ServingContext:
+    settings: Settings
+    serving: ServingSettings
+    holder: ModelHolder
+    store: Slot[EventStore]
+    decision_log: Slot[SqliteDecisionLog] | None
+    metrics: Metrics
+    clock: Callable[[], pd.Timestamp]
+
+    # ---- decisions
+    def decide(self, requests: Sequence[DecisionRequest], now: pd.Timestamp, *, batch: bool = False) -> list[Decision]:
+        """One decision per request, logged together; any failing request fails the whole call (in a
+        ``batch``, naming the request)."""
+        if len(requests) > self.serving.max_batch_size:
+            raise BatchTooLargeError(f"{len(requests):,} decision requests in one batch; at most "
+                                     f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
+        loaded = self.model()
+        decisions = []
+        for index, request in enumerate(requests):
+            as_of = now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC")
+            try:
+                decisions.append(loaded.engine.decide(
+                    request.customer_id, request.channel, k=request.k, as_of=as_of,
+                    live_events=self._live_events(loaded, request.customer_id), explain=request.explain))
+            except NbmError as exc:
+                if batch:
+                    raise BatchItemError(index, exc) from exc
+                raise
+        if not batch:
+            add_request_fields(customer=self._customer(requests[0].customer_id))
+        self._record(decisions, now)
+        return decisions
+
+    def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
+        loaded = self.model()
+        add_request_fields(customer=self._customer(customer_id))
+        decisions = list(loaded.engine.decide_all_channels(
+            customer_id, as_of=now if as_of is None else as_of, live_events=self._live_events(loaded, customer_id),
+            explain=explain))
+        self._record(decisions, now)
+        return loaded, decisions
+
+    # ---- events
+    def record_events(self, records: Sequence[Any], now: pd.Timestamp) -> AppendResult:
+        if len(records) > self.serving.max_batch_size:
+            raise BatchTooLargeError(f"{len(records):,} events in one request; at most "
+                                     f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
+        messages = self.model().bundle.messages  # the catalog events are checked against
+        validation = self.settings.validation
+        try:
+            bad_ids = id_problems(records)
+            if bad_ids:  # report them with every contract problem of the batch, in batch order
+                others = validate_event_records(records, messages, now=now, settings=validation).problems
+                raise InvalidEventsError(tuple(sorted(bad_ids + others, key=lambda p: p.index)))
+            result = record_events(self.store.get(), records, messages, now=now, settings=validation)
+        except InvalidEventsError as exc:
+            for problem in exc.problems:
+                self.metrics.events_rejected.labels(reason=problem.reason).inc()
+            raise
+        self.metrics.events.labels(outcome="stored").inc(result.stored)
+        self.metrics.events.labels(outcome="duplicate").inc(result.duplicates)
+        return result
+
+    # ---- state
+    def model(self) -> LoadedModel:
+        loaded = self.holder.current()
+        if loaded is None:
+            reason = self.holder.last_error or "the model is loading"
+            raise NoModelError(f"no model loaded: {reason}")
+        return loaded
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        loaded = self.holder.current()
+        store_problem = self.store.problem()
+        reasons = []
+        if loaded is None:
+            reasons.append(f"no model loaded: {self.holder.last_error or 'the model is loading'}")
+        if store_problem is not None:
+            reasons.append(store_problem)
+        return not reasons, {
+            "status": "not ready" if reasons else "ready",
+            "model_version": loaded.version if loaded else None,
+            "store": store_problem or "ok",
+            "last_reload_error": self.holder.last_error,
+            "reasons": reasons,
+        }
+
+    def _live_events(self, loaded: LoadedModel, customer_id: str) -> pd.DataFrame:
+        return self.store.get().for_customer(customer_id, since_ns=loaded.bundle.state.cutoff_ns)
+
+    def _customer(self, customer_id: str) -> str:
+        return customer_for_log(customer_id, self.serving.hash_customer_ids_in_logs)
+
+    def _record(self, decisions: Sequence[Decision], now: pd.Timestamp) -> None:
+        m = self.metrics
+        for d in decisions:
+            m.decisions.labels(channel=d.channel).inc()
+            if d.cold_start:
+                m.cold_starts.labels(channel=d.channel).inc()
+            for message in d.messages:
+                m.messages_served.labels(channel=d.channel, message_id=message.message_id).inc()
+            for rule, count in d.suppressed.items():
+                m.suppressions.labels(rule=rule).inc(count)
+            _log.debug("decision", extra={"decision_id": d.decision_id, "customer": self._customer(d.customer_id),
+                                          "channel": d.channel, "model_version": d.model_version,
+                                          "served": [x.message_id for x in d.messages]})
+        if self.decision_log is None or not decisions:
+            return
+        try:  # the decision stands even if it cannot be logged: serving matters more than the log
+            self.decision_log.get().append(decisions, now)
+        except StoreUnavailableError as exc:
+            m.decision_log_failures.inc(len(decisions))
+            _log.error("%d decision(s) served but not logged: %s", len(decisions), exc)
+

@@ -1,0 +1,178 @@
+"""The decision log: every decision the API served, appended durably for off-policy evaluation.
+
+A ``decisions`` table in the event store's SQLite file (``<home>/events.db``), one row per decision: when
+it was made, for whom, by which model, every eligible candidate with its score and propensity, the
+messages served (in slot order) and the suppressions. The decisions of one request are one
+``BEGIN IMMEDIATE`` ... ``COMMIT``, one connection per thread, with ``synchronous=NORMAL``: in WAL mode a
+logged decision survives a killed process; a power cut may lose the last few. Syncing every commit
+(FULL, as the event store must for acknowledged events) cost about 35 ms per decision on a test disk,
+NORMAL about 1 ms. The events table's schema version (``PRAGMA user_version``) belongs to
+:mod:`serving.store` and is not touched.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from engine.eventstore import StoreUnavailableError
+from serving.store import _CAUSES, _transaction  # one definition of the SQLite failure causes and transaction
+
+if TYPE_CHECKING:
+    from engine.policy.online import Decision
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS decisions (
+        decision_id TEXT NOT NULL PRIMARY KEY, decided_ns INTEGER NOT NULL, as_of_ns INTEGER NOT NULL,
+        customer_id TEXT NOT NULL, channel TEXT NOT NULL, model_version TEXT NOT NULL, cold_start INTEGER NOT NULL,
+        served TEXT NOT NULL, candidates TEXT NOT NULL, suppressed TEXT NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided_ns)",
+)
+_COLUMNS = ("decision_id", "decided_ns", "as_of_ns", "customer_id", "channel", "model_version", "cold_start",
+            "served", "candidates", "suppressed")
+_HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
+_INSERT = f"INSERT OR IGNORE INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# One row per candidate: what an off-policy estimator reads (served_rank is null for candidates not served).
+EXPORT_COLUMNS = ("decision_id", "decided_at", "as_of", "customer_id", "channel", "model_version", "cold_start",
+                  "message_id", "score", "propensity", "served_rank", "served_propensity")
+
+
+class SqliteDecisionLog:
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self.read_only = read_only
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        if read_only and not self.path.is_file():
+            raise StoreUnavailableError("no decision log here (nothing was ever stored)", path=str(self.path))
+        if not read_only:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailableError(f"cannot create its directory: {exc.strerror or exc}", path=str(self.path)) from exc
+        try:
+            with self._errors("open the decision log"):
+                connection = self._connection()
+                if read_only and connection.execute(_HAS_TABLE).fetchone() is None:
+                    raise StoreUnavailableError("no decision log in this store (no decision was ever logged)", path=str(self.path))
+                if not read_only:
+                    connection.execute("PRAGMA journal_mode = WAL")
+                    with _transaction(connection):
+                        for statement in _SCHEMA:
+                            connection.execute(statement)
+        except BaseException:
+            self.close()
+            raise
+
+    def append(self, decisions: Sequence[Decision], decided_at: pd.Timestamp) -> int:
+        """Store the decisions of one request atomically; returns how many were new (ids are unique)."""
+        decided_ns = int(pd.Timestamp(decided_at).value)
+        rows = [
+            (
+                d.decision_id, decided_ns, int(pd.Timestamp(d.as_of).value), d.customer_id, d.channel, d.model_version,
+                int(d.cold_start),
+                json.dumps([[m.message_id, m.propensity] for m in d.messages]),
+                json.dumps([[str(m), float(s), float(p)] for m, s, p in d.candidates]),
+                json.dumps({str(k): int(v) for k, v in d.suppressed.items()}),
+            )
+            for d in decisions
+        ]
+        if not rows:
+            return 0
+        with self._errors("log the decisions"):
+            connection = self._connection()
+            with _transaction(connection):
+                before = connection.total_changes
+                connection.executemany(_INSERT, rows)
+                return connection.total_changes - before
+
+    def since(self, ts_ns: int | None, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
+        """Decisions made at or after ``ts_ns`` (all if None), oldest first, one row per candidate
+        (:data:`EXPORT_COLUMNS`); a decision without candidates is one row with no message."""
+        query = f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE decided_ns >= ? ORDER BY decided_ns, rowid"
+        with self._errors("read decisions"):
+            cursor = self._connection().execute(query, (-(2**63) if ts_ns is None else ts_ns,))
+        try:
+            while True:
+                with self._errors("read decisions"):
+                    rows = cursor.fetchmany(chunk_rows)
+                if not rows:
+                    return
+                yield decision_frame(rows)
+        finally:
+            cursor.close()
+
+    def count(self) -> int:
+        with self._errors("count decisions"):
+            return int(self._connection().execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+    def __enter__(self) -> SqliteDecisionLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreUnavailableError("the decision log is closed", path=str(self.path))
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if self.read_only else 'rwc'}"
+            connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_s)
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+            connection.execute("PRAGMA synchronous = NORMAL")  # see the module docstring
+            with self._lock:
+                self._connections.append(connection)
+            self._local.connection = connection
+        return connection
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            cause = _CAUSES.get(code & 0xFF) if code is not None else None
+            if cause is None:
+                raise
+            cause = cause.format(timeout=self.busy_timeout_s)
+            raise StoreUnavailableError(f"cannot {doing}: {cause} (sqlite: {exc})", path=str(self.path)) from exc
+
+
+def decision_frame(rows: Sequence[tuple]) -> pd.DataFrame:
+    """Stored decision rows as the export's long frame (:data:`EXPORT_COLUMNS`); ``[]`` gives the empty frame."""
+    records = []
+    for decision_id, decided_ns, as_of_ns, customer_id, channel, version, cold, served, candidates, _ in rows:
+        slots = {message_id: (rank, propensity) for rank, (message_id, propensity) in enumerate(json.loads(served), start=1)}
+        head = (decision_id, decided_ns, as_of_ns, customer_id, channel, version, bool(cold))
+        listed = json.loads(candidates) or [[None, None, None]]
+        for message_id, score, propensity in listed:
+            rank, served_propensity = slots.get(message_id, (None, None))
+            records.append((*head, message_id, score, propensity, rank, served_propensity))
+    frame = pd.DataFrame.from_records(records, columns=list(EXPORT_COLUMNS))
+    for name in ("decided_at", "as_of"):
+        frame[name] = pd.to_datetime(frame[name].astype("int64"), unit="ns", utc=True)
+    for name in ("decision_id", "customer_id", "channel", "model_version", "message_id"):
+        frame[name] = frame[name].astype("string")
+    for name in ("score", "propensity", "served_propensity"):
+        frame[name] = frame[name].astype("float64")
+    frame["cold_start"] = frame["cold_start"].astype(bool)
+    frame["served_rank"] = frame["served_rank"].astype("Int64")
+    return frame

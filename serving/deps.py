@@ -1,0 +1,55 @@
+"""Shared objects and checks for the routes, through ``Depends``."""
+
+from __future__ import annotations
+
+import hmac
+
+import pandas as pd
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
+
+from serving.context import ServingContext
+
+API_KEY_HEADER = "X-API-Key"
+_api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
+                        description="One of NBM_API_KEYS for /v1, one of NBM_ADMIN_KEYS for /admin.")
+
+
+def get_context(request: Request) -> ServingContext:
+    return request.app.state.nbm
+
+
+def get_now(context: ServingContext = Depends(get_context)) -> pd.Timestamp:
+    """The server's clock, read once per request: the default as_of and the events' future limit (UTC, in
+    microseconds: what JSON timestamps carry)."""
+    return pd.Timestamp(context.clock()).tz_convert("UTC").floor("us")
+
+
+def _matches(given: str, keys: tuple[SecretStr, ...]) -> bool:
+    # Every key is compared, in constant time each: the answer's timing tells nothing about which key was close.
+    given_bytes = given.encode("utf-8")
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given_bytes, key.get_secret_value().encode("utf-8"))
+    return found
+
+
+def require_api_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
+    keys = context.serving.api_keys
+    if not keys:
+        return
+    if not key:
+        raise HTTPException(401, f"missing {API_KEY_HEADER} header: this server requires an API key")
+    if not _matches(key, keys):
+        raise HTTPException(401, f"invalid {API_KEY_HEADER}")
+
+
+def require_admin_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
+    keys = context.serving.admin_keys
+    if not keys:
+        raise HTTPException(403, "admin endpoints are disabled: set NBM_ADMIN_KEYS to enable them")
+    if not key:
+        raise HTTPException(401, f"missing {API_KEY_HEADER} header: admin endpoints require an admin key")
+    if not _matches(key, keys):
+        raise HTTPException(401, f"invalid {API_KEY_HEADER} for admin endpoints")

@@ -1,0 +1,21 @@
+"""POST /v1/events: validated, stored atomically, each event_id once."""
+
+from __future__ import annotations
+
+import pandas as pd
+from fastapi import APIRouter, Depends
+
+from serving.context import ServingContext
+from serving.deps import get_context, get_now, require_api_key
+from serving.routers.responses import COMMON, EVENT_ERRORS
+from serving.schemas import EventsRequest, EventsResponse
+
+router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[Depends(require_api_key)], responses=COMMON)
+
+
+@router.post("", response_model=EventsResponse, responses=EVENT_ERRORS,
+             summary="Store a batch of events (all or nothing; retries are acknowledged as duplicates)")
+def post_events(body: EventsRequest, context: ServingContext = Depends(get_context),
+                now: pd.Timestamp = Depends(get_now)) -> EventsResponse:
+    result = context.record_events(body.events, now)
+    return EventsResponse(stored=result.stored, duplicates=result.duplicates)

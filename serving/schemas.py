@@ -1,0 +1,182 @@
+"""Request and response bodies of the API (pydantic v2); these are what OpenAPI documents."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import pandas as pd
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+if TYPE_CHECKING:
+    from engine.policy.online import Decision
+    from serving.model_holder import LoadedModel
+
+MAX_ID_CHARS = 128
+MAX_K = 20
+
+
+def printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("must be printable text: no control characters, line breaks or tabs")
+    return value
+
+
+# Trimmed like ids in data files; channels are lower-cased like the data contract does.
+CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS),
+                       AfterValidator(printable), Field(description="1-128 printable characters.", examples=["c000042"])]
+Channel = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=1, max_length=MAX_ID_CHARS),
+                    AfterValidator(printable), Field(description="A channel of the catalog.", examples=["email"])]
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not silently ignored
+
+
+class DecisionRequest(_Request):
+    customer_id: CustomerId
+    channel: Channel
+    k: int = Field(default=1, ge=1, le=MAX_K, description="How many messages (slots) to return.")
+    as_of: AwareDatetime | None = Field(
+        default=None, description="Decision time, ISO-8601 with a zone (Z or +hh:mm); default: now (UTC).",
+        examples=["2026-07-01T09:00:00Z"])
+    explain: bool = Field(default=False, description="Add each served message's top feature contributions.")
+
+
+class BatchDecisionRequest(_Request):
+    requests: list[DecisionRequest] = Field(
+        min_length=1, description="Up to [serving] max_batch_size (default 1,000) decisions; more is refused with 413.")
+
+
+class Reason(BaseModel):
+    feature: str
+    label: str = Field(description="The feature in words.")
+    contribution: float = Field(description="In raw score units; > 0 raised the score.")
+
+
+class ServedMessage(BaseModel):
+    message_id: str
+    topic: str
+    score: float = Field(description="The model's score.")
+    propensity: float = Field(description="Probability that the policy served this message in this slot (for off-policy evaluation).")
+    reasons: list[Reason] = Field(description="Empty unless explain=true.")
+
+
+class DecisionResponse(BaseModel):
+    decision_id: str = Field(description="Send it back with the impression and outcome events of these messages.")
+    customer_id: str
+    channel: str
+    as_of: datetime
+    model_version: str
+    cold_start: bool = Field(description="The model knows nothing of this customer: features are defaults.")
+    messages: list[ServedMessage] = Field(description="Best first; empty when everything was suppressed or ineligible.")
+    suppressed: dict[str, int] = Field(description="Candidates removed, by policy rule (consent, channel_daily_cap, ...).")
+
+    @classmethod
+    def of(cls, decision: Decision) -> DecisionResponse:
+        return cls(
+            decision_id=decision.decision_id, customer_id=decision.customer_id, channel=decision.channel,
+            as_of=pd.Timestamp(decision.as_of).to_pydatetime(), model_version=decision.model_version,
+            cold_start=decision.cold_start,
+            messages=[ServedMessage(message_id=m.message_id, topic=m.topic, score=m.score, propensity=m.propensity,
+                                    reasons=[Reason(feature=r.feature, label=r.label, contribution=r.contribution) for r in m.reasons])
+                      for m in decision.messages],
+            suppressed={str(rule): int(count) for rule, count in decision.suppressed.items()},
+        )
+
+
+class BatchDecisionResponse(BaseModel):
+    decisions: list[DecisionResponse] = Field(description="In request order.")
+
+
+class CustomerDecisionsResponse(BaseModel):
+    customer_id: str
+    model_version: str
+    decisions: list[DecisionResponse] = Field(description="One per channel of the catalog.")
+
+
+class EventsRequest(_Request):
+    events: list[Any] = Field(
+        min_length=1,
+        description=("Events in the data contract (docs/data-contract.md): ts (with a zone), customer_id, event_type, "
+                     "event_id (required here), and channel, message_id, value, topic, decision_id, propensity as the "
+                     "event type needs. The batch is stored whole or not at all."),
+        examples=[[{"event_id": "e-1", "ts": "2026-07-01T09:00:00Z", "customer_id": "c000042", "event_type": "unsubscribe",
+                    "channel": "sms"}]])
+
+
+class EventsResponse(BaseModel):
+    stored: int = Field(description="Events new to the store.")
+    duplicates: int = Field(description="Events whose event_id was already stored (or repeated in the batch): acknowledged, not stored again.")
+
+
+class ModelInfo(BaseModel):
+    model_version: str
+    model_name: str | None
+    run_id: str | None
+    trained_at: str | None
+    data_start: str | None
+    data_end: str | None
+    feature_cutoff: datetime = Field(description="Requests must have as_of at or after this instant (rounded up to the microsecond).")
+    objective: str | None
+    promoted: bool | None
+    gate: str | None = Field(description="Why the quality gate promoted (or refused) this model.")
+    metrics: dict[str, float | None] = Field(description="Headline test metrics from training (null: not computable).")
+    bundle: str
+    loaded_at: datetime
+
+    @classmethod
+    def of(cls, loaded: LoadedModel) -> ModelInfo:
+        meta = loaded.bundle.metadata
+
+        def text(key: str) -> str | None:
+            return None if meta.get(key) is None else str(meta[key])
+
+        metrics = {str(k): (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None)
+                   for k, v in (meta.get("metrics") or {}).items()}
+        return cls(
+            model_version=loaded.version, model_name=text("model_name"), run_id=text("run_id"),
+            trained_at=text("trained_at"), data_start=text("data_start"), data_end=text("data_end"),
+            feature_cutoff=pd.Timestamp(loaded.bundle.state.cutoff_ns, tz="UTC").ceil("us").to_pydatetime(),
+            objective=text("objective"), promoted=meta.get("promoted"), gate=text("gate"), metrics=metrics,
+            bundle=loaded.bundle.path.name, loaded_at=loaded.loaded_at.to_pydatetime(),
+        )
+
+
+class ReloadRequest(_Request):
+    model_dir: str | None = Field(default=None, description="Another model directory (or bundle) to serve from now on; default: the current one.")
+
+
+class ReloadResponse(BaseModel):
+    model_version: str
+    previous_version: str | None
+    bundle: str
+    loaded_at: datetime
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    model_version: str | None
+    store: str = Field(description="ok, or why the event store is unavailable.")
+    last_reload_error: str | None = Field(description="Why the last model load failed (the previous model keeps serving).")
+    reasons: list[str] = Field(description="Why the server is not ready; empty when ready.")
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+class EventProblem(BaseModel):
+    index: int = Field(description="Position of the event in the batch, from 0.")
+    column: str | None
+    reason: str = Field(description="A reason code of docs/data-contract.md.")
+    message: str
+
+
+class InvalidEvents(BaseModel):
+    detail: list[EventProblem]

@@ -1,0 +1,120 @@
+"""POST /v1/decisions and /v1/decisions/batch on the real engine and a trained bundle."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from serving.decision_log import SqliteDecisionLog
+from serving.store import store_path
+
+
+def test_a_decision_returns_the_best_messages_with_reasons(client, bundle_facts):
+    customer = bundle_facts["customer"]
+    answer = client.post("/v1/decisions", json={"customer_id": customer, "channel": "email", "k": 3, "explain": True})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert set(body) == {"decision_id", "customer_id", "channel", "as_of", "model_version", "cold_start", "messages", "suppressed"}
+    assert (body["customer_id"], body["channel"], body["model_version"], body["cold_start"]) == (customer, "email", "1", False)
+    assert pd.Timestamp(body["as_of"]) == bundle_facts["now"]  # the server's clock, read once
+    messages = body["messages"]
+    assert len(messages) == 3 and len({m["message_id"] for m in messages}) == 3
+    catalog = bundle_facts["messages"].set_index("message_id")
+    assert all(catalog.loc[m["message_id"], "channel"] == "email" for m in messages)
+    assert [m["score"] for m in messages] == sorted((m["score"] for m in messages), reverse=True)
+    assert all(m["propensity"] == 1.0 and m["reasons"] for m in messages)  # greedy by default; explained
+    assert set(messages[0]["reasons"][0]) == {"feature", "label", "contribution"}
+    assert answer.headers["x-request-id"]
+
+
+def test_without_explain_there_are_no_reasons_and_as_of_is_honoured(client, bundle_facts):
+    as_of = (bundle_facts["now"] + pd.Timedelta(days=2)).isoformat()
+    body = client.post("/v1/decisions", json={"customer_id": "new-customer", "channel": "SMS ", "as_of": as_of}).json()
+    assert body["channel"] == "sms" and body["cold_start"] is True  # channels are trimmed and lower-cased
+    assert pd.Timestamp(body["as_of"]) == pd.Timestamp(as_of)
+    assert len(body["messages"]) == 1 and body["messages"][0]["reasons"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "location", "message"),
+    [
+        ({"channel": "fax"}, None, "channel 'fax' has no message in the model's catalog; channels: app, email, push, sms, web"),
+        ({"as_of": "2020-01-01T00:00:00Z"}, None, "as_of must be at or after the feature state's cutoff"),
+        ({"as_of": "2026-07-01T00:00:00"}, ["body", "as_of"], "Input should have timezone info"),
+        ({"k": 0}, ["body", "k"], "Input should be greater than or equal to 1"),
+        ({"k": 21}, ["body", "k"], "Input should be less than or equal to 20"),
+        ({"customer_id": ""}, ["body", "customer_id"], "String should have at least 1 character"),
+        ({"customer_id": "c" * 129}, ["body", "customer_id"], "String should have at most 128 characters"),
+        ({"customer_id": "c1\n"}, None, None),  # trimmed like ids in files: fine
+        ({"customer_id": "c\x001"}, ["body", "customer_id"], "must be printable text"),
+        ({"customer_id": 42}, ["body", "customer_id"], "Input should be a valid string"),
+        ({"chanel": "email"}, ["body", "chanel"], "Extra inputs are not permitted"),
+    ],
+)
+def test_bad_decision_requests_get_422_with_a_clear_message(client, change, location, message):
+    answer = client.post("/v1/decisions", json={"customer_id": "c1", "channel": "email", **change})
+    if message is None:
+        assert answer.status_code == 200
+        return
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    if location is None:
+        assert message in detail
+    else:
+        assert any(d["loc"] == location and message in d["msg"] for d in detail), detail
+        assert all("input" not in d for d in detail)  # the payload is never echoed back
+
+
+def test_a_request_that_is_not_json_gets_422(client):
+    answer = client.post("/v1/decisions", content=b"{not json", headers={"content-type": "application/json"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["type"] == "json_invalid"
+
+
+def test_a_batch_answers_in_request_order(client, bundle_facts):
+    requests = [{"customer_id": bundle_facts["customer"], "channel": c} for c in bundle_facts["channels"]]
+    answer = client.post("/v1/decisions/batch", json={"requests": requests})
+    assert answer.status_code == 200, answer.text
+    decisions = answer.json()["decisions"]
+    assert [d["channel"] for d in decisions] == bundle_facts["channels"]
+    assert len({d["decision_id"] for d in decisions}) == len(decisions)
+
+
+def test_a_batch_with_a_bad_request_names_it_and_serves_nothing(client, tmp_path):
+    requests = [{"customer_id": "c1", "channel": "email"}, {"customer_id": "c1", "channel": "fax"}]
+    answer = client.post("/v1/decisions/batch", json={"requests": requests})
+    assert answer.status_code == 422
+    assert answer.json()["detail"].startswith("requests[1]: channel 'fax' has no message")
+    with SqliteDecisionLog(store_path(tmp_path / "home"), read_only=True) as log:
+        assert log.count() == 0
+
+
+def test_a_batch_of_one_still_names_the_request(client):
+    answer = client.post("/v1/decisions/batch", json={"requests": [{"customer_id": "c1", "channel": "fax"}]})
+    assert answer.status_code == 422 and answer.json()["detail"].startswith("requests[0]: channel 'fax'")
+
+
+def test_a_batch_over_the_limit_gets_413_and_an_empty_one_422(make_client):
+    client = make_client("[serving]\nmax_batch_size = 2\n")
+    answer = client.post("/v1/decisions/batch", json={"requests": [{"customer_id": "c1", "channel": "email"}] * 3})
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == "3 decision requests in one batch; at most 2 ([serving] max_batch_size)"
+    empty = client.post("/v1/decisions/batch", json={"requests": []})
+    assert empty.status_code == 422 and "at least 1 item" in empty.json()["detail"][0]["msg"]
+
+
+def test_every_decision_is_logged_with_its_candidates(client, tmp_path, bundle_facts):
+    single = client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "email", "k": 2}).json()
+    client.post("/v1/decisions/batch", json={"requests": [{"customer_id": "c1", "channel": "web"}, {"customer_id": "c2", "channel": "app"}]})
+    with SqliteDecisionLog(store_path(tmp_path / "home"), read_only=True) as log:
+        assert log.count() == 3
+        rows = pd.concat(list(log.since(None)))
+    mine = rows[rows["decision_id"] == single["decision_id"]]
+    emails = bundle_facts["messages"]["channel"].eq("email").sum()
+    assert len(single["messages"]) < len(mine) <= emails  # every eligible email candidate, with score and propensity
+    assert mine["score"].notna().all() and mine["propensity"].notna().all()
+    assert (mine["model_version"] == "1").all() and (mine["customer_id"] == bundle_facts["customer"]).all()
+    served = mine.dropna(subset=["served_rank"]).sort_values("served_rank")
+    assert served["message_id"].tolist() == [m["message_id"] for m in single["messages"]]
+    assert served["score"].tolist() == pytest.approx([m["score"] for m in single["messages"]])
+    assert (mine["decided_at"] == bundle_facts["now"]).all()
