@@ -130,9 +130,10 @@ def _fit(examples: Examples, spec: FeatureSpec, settings: Settings) -> Ranker:
     ranker = Ranker(objective=t.objective, relevant_from=t.relevant_from, num_leaves=t.num_leaves,
                     learning_rate=t.learning_rate, max_rounds=t.max_rounds, early_stopping_rounds=t.early_stopping_rounds,
                     min_data_in_leaf=t.min_data_in_leaf, feature_fraction=t.feature_fraction,
-                    bagging_fraction=t.bagging_fraction, negative_sample_rate=t.negative_sample_rate, seed=t.seed,
+                    bagging_fraction=t.bagging_fraction, seed=t.seed,
                     num_threads=t.num_threads, categorical_features=categorical_features(spec, examples.features.names))
-    return ranker.fit(x[train], grades[train], groups[train], examples.features.names, x[valid], grades[valid], groups[valid])
+    return ranker.fit(x[train], grades[train], groups[train], examples.features.names, x[valid], grades[valid], groups[valid],
+                      weight=frame["weight"].to_numpy()[train])
 
 
 def _customer_snapshot(dataset: Dataset, history, catalog, profiles, spec, end: pd.Timestamp) -> pd.DataFrame:

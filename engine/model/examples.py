@@ -14,6 +14,7 @@ from engine.features.log import EventLog
 from engine.features.spec import FeatureSpec
 from engine.model.groups import assign_groups
 from engine.model.labels import label_impressions
+from engine.model.sampling import sample_negatives
 from engine.model.split import SplitBounds, assign_split, check_split_sizes, split_bounds
 from engine.timeutil import to_ns
 
@@ -24,7 +25,8 @@ CATEGORICAL_FEATURES = ("msg_channel", "msg_topic", "msg_stage", "journey_stage"
 @dataclass(frozen=True, eq=False)
 class Examples:
     """Rows sorted by (split, group, ts): each split is one contiguous block and each query group a run of
-    rows, so the model is fitted on views of the feature matrix, never on copies of it (memory)."""
+    rows, so the model is fitted on views of the feature matrix, never on copies of it (memory). With the
+    binary objective the training split holds a sample of the negatives, ``weight`` = 1 / rate on them."""
 
     frame: pd.DataFrame
     features: FeatureMatrix
@@ -52,6 +54,13 @@ def build_examples(events: pd.DataFrame, history: History, catalog: CatalogTable
     frame["split"] = assign_split(frame["ts"], bounds)
     check_split_sizes(frame["split"].to_numpy())
     frame["group"] = assign_groups(frame, frame["split"].to_numpy(), training.group_window_days)
+    frame["weight"] = 1.0
+    if training.objective == "binary" and training.negative_sample_rate < 1:
+        # Dropped before features are built: those rows cost neither feature time nor matrix memory.
+        keep, weight = sample_negatives(frame["grade"].to_numpy(), frame["split"].to_numpy(), relevant_from=training.relevant_from,
+                                        rate=training.negative_sample_rate, seed=training.seed)
+        frame = frame.loc[keep].reset_index(drop=True)
+        frame["weight"] = weight
     frame = frame.sort_values(["split", "group", "ts"], kind="stable", ignore_index=True)
     frame["group"] = pd.factorize(frame["group"])[0]  # numbered in row order: non-decreasing
     requests = pd.DataFrame({"customer_id": frame["customer_id"], "as_of": frame["ts"], "message_id": frame["message_id"]})

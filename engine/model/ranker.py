@@ -32,7 +32,6 @@ class Ranker:
         min_data_in_leaf: int = 50,
         feature_fraction: float = 0.9,
         bagging_fraction: float = 1.0,
-        negative_sample_rate: float = 1.0,
         seed: int = 17,
         num_threads: int = 2,
         categorical_features: tuple[str, ...] = (),
@@ -46,7 +45,6 @@ class Ranker:
         self.min_data_in_leaf = min_data_in_leaf
         self.feature_fraction = feature_fraction
         self.bagging_fraction = bagging_fraction
-        self.negative_sample_rate = negative_sample_rate
         self.seed = seed
         self.num_threads = num_threads
         self.categorical_features = categorical_features
@@ -89,29 +87,11 @@ class Ranker:
             categorical_feature=categorical, reference=reference, free_raw_data=True,
         )
 
-    def _sampled_negatives(self, grades: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """(rows kept, their weights) after keeping each negative with probability ``negative_sample_rate``
-        (seeded), or (None, None) when nothing is sampled.
-
-        Most impressions get no click: fitting on every positive and a sample of the negatives, each kept
-        negative weighing 1 / rate, estimates the same probabilities (the expected weighted counts are
-        unchanged) at a fraction of the cost of a boosting round. Only for ``binary``: dropping rows would
-        change the query groups that ``lambdarank`` ranks within.
-        """
-        if self.objective != "binary" or self.negative_sample_rate >= 1.0:
-            return None, None
-        positive = self._labels(grades) > 0
-        draw = np.random.default_rng(self.seed).random(len(grades))
-        keep = np.flatnonzero(positive | (draw < self.negative_sample_rate))
-        weight = np.where(positive[keep], 1.0, 1.0 / self.negative_sample_rate)
-        return keep, weight
-
     def fit(self, features: np.ndarray, grades: np.ndarray, groups: np.ndarray, feature_names: tuple[str, ...],
-            valid_features: np.ndarray, valid_grades: np.ndarray, valid_groups: np.ndarray) -> Ranker:
+            valid_features: np.ndarray, valid_grades: np.ndarray, valid_groups: np.ndarray,
+            weight: np.ndarray | None = None) -> Ranker:
+        """``weight`` per training row: e.g. 1 / rate for negatives kept by :mod:`engine.model.sampling`."""
         names = list(feature_names)
-        keep, weight = self._sampled_negatives(grades)
-        if keep is not None:
-            features, grades, groups = features[keep], grades[keep], groups[keep]
         train = self._dataset(features, grades, groups, names, weight=weight)
         # LightGBM scores a group without any positive label as a perfect 1, which would drown the signal:
         # early stopping looks only at validation groups that have something to rank.

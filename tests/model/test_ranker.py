@@ -1,4 +1,4 @@
-"""The ranker on data whose true click probability is known."""
+"""Negative sampling and the ranker on data whose true click probability is known."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from engine.model.ranker import Ranker
+from engine.model.sampling import sample_negatives
+from engine.model.split import TEST, TRAIN, VALIDATION
 
 
 def _world(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -20,14 +22,14 @@ def _world(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _fit(rate: float) -> Ranker:
     x, grades, _ = _world(1, 60_000)
+    keep, weight = sample_negatives(grades, np.full(len(grades), TRAIN), relevant_from=2, rate=rate, seed=3)
     vx, vgrades, _ = _world(2, 20_000)
-    groups, vgroups = np.arange(len(x)) // 10, np.arange(len(vx)) // 10
-    ranker = Ranker(objective="binary", negative_sample_rate=rate, num_leaves=7, learning_rate=0.1, max_rounds=60,
-                    min_data_in_leaf=200, num_threads=1)
-    return ranker.fit(x, grades, groups, ("x", "noise"), vx, vgrades, vgroups)
+    groups, vgroups = np.arange(keep.sum()) // 10, np.arange(len(vx)) // 10
+    ranker = Ranker(objective="binary", num_leaves=7, learning_rate=0.1, max_rounds=60, min_data_in_leaf=200, num_threads=1)
+    return ranker.fit(x[keep], grades[keep], groups, ("x", "noise"), vx, vgrades, vgroups, weight=weight)
 
 
-def test_negative_sampling_keeps_probabilities_calibrated():
+def test_sampled_negatives_with_weights_keep_probabilities_calibrated():
     tx, _, true_p = _world(3, 40_000)
     full, sampled = _fit(1.0).predict(tx), _fit(0.2).predict(tx)
     # Unweighted, a 20% sample of negatives would inflate the mean probability about 4x (7% -> ~27%); the
@@ -39,15 +41,16 @@ def test_negative_sampling_keeps_probabilities_calibrated():
     assert np.corrcoef(sampled, true_p)[0, 1] > 0.9
 
 
-def test_negative_sampling_fits_on_fewer_rows_and_is_seeded():
-    ranker = Ranker(objective="binary", negative_sample_rate=0.25, seed=5)
-    grades = np.array([0] * 1000 + [2] * 50)
-    keep, weight = ranker._sampled_negatives(grades)
-    assert set(range(1000, 1050)) <= set(keep.tolist())  # every positive stays
-    negatives = int((keep < 1000).sum())
-    assert 200 <= negatives <= 300  # about a quarter of 1000
-    assert np.all(weight[keep < 1000] == 4.0) and np.all(weight[keep >= 1000] == 1.0)
-    again, _ = Ranker(objective="binary", negative_sample_rate=0.25, seed=5)._sampled_negatives(grades)
+def test_only_training_negatives_are_sampled_and_the_draw_is_seeded():
+    grades = np.array([0] * 1000 + [2] * 50 + [3] * 10 + [0] * 100 + [1] * 100)  # train: 1060 rows
+    split = np.array([TRAIN] * 1060 + [VALIDATION] * 100 + [TEST] * 100)
+    keep, weight = sample_negatives(grades, split, relevant_from=2, rate=0.25, seed=5)
+    assert keep[1000:].all()  # positives (grade >= 2) and every validation and test row stay
+    assert 200 <= keep[:1000].sum() <= 300  # about a quarter of the 1000 training negatives
+    assert len(weight) == keep.sum()
+    kept_negatives = int(keep[:1000].sum())
+    assert np.all(weight[:kept_negatives] == 4.0) and np.all(weight[kept_negatives:] == 1.0)
+    again, _ = sample_negatives(grades, split, relevant_from=2, rate=0.25, seed=5)
     np.testing.assert_array_equal(keep, again)
-    # lambdarank ranks within groups: it never drops rows.
-    assert Ranker(objective="lambdarank", negative_sample_rate=0.25)._sampled_negatives(grades) == (None, None)
+    with pytest.raises(ValueError, match="rate"):
+        sample_negatives(grades, split, relevant_from=2, rate=0.0, seed=5)
