@@ -14,16 +14,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from engine.eventstore import StoreUnavailableError
-from serving.store import _CAUSES, _transaction  # one definition of the SQLite failure causes and transaction
+from serving.sqlite import EARLIEST_NS, SqliteFile, transaction
 
 if TYPE_CHECKING:
     from engine.policy.online import Decision
@@ -44,35 +41,12 @@ EXPORT_COLUMNS = ("decision_id", "decided_at", "as_of", "customer_id", "channel"
                   "message_id", "score", "propensity", "served_rank", "served_propensity")
 
 
-class SqliteDecisionLog:
-    def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0, read_only: bool = False) -> None:
-        self.path = Path(path)
-        self.busy_timeout_s = busy_timeout_s
-        self.read_only = read_only
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[sqlite3.Connection] = []
-        self._closed = False
-        if read_only and not self.path.is_file():
-            raise StoreUnavailableError("no decision log here (nothing was ever stored)", path=str(self.path))
-        if not read_only:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreUnavailableError(f"cannot create its directory: {exc.strerror or exc}", path=str(self.path)) from exc
-        try:
-            with self._errors("open the decision log"):
-                connection = self._connection()
-                if read_only and connection.execute(_HAS_TABLE).fetchone() is None:
-                    raise StoreUnavailableError("no decision log in this store (no decision was ever logged)", path=str(self.path))
-                if not read_only:
-                    connection.execute("PRAGMA journal_mode = WAL")
-                    with _transaction(connection):
-                        for statement in _SCHEMA:
-                            connection.execute(statement)
-        except BaseException:
-            self.close()
-            raise
+class SqliteDecisionLog(SqliteFile):
+    _TABLE = "decisions"
+    _SYNCHRONOUS = "NORMAL"  # see the module docstring
+    _MISSING = "no decision log here (nothing was ever stored)"
+    _CLOSED = "the decision log is closed"
+    _OPENING = "open the decision log"
 
     def append(self, decisions: Sequence[Decision], decided_at: pd.Timestamp) -> int:
         """Store the decisions of one request atomically; returns how many were new (ids are unique)."""
@@ -89,71 +63,23 @@ class SqliteDecisionLog:
         ]
         if not rows:
             return 0
-        with self._errors("log the decisions"):
-            connection = self._connection()
-            with _transaction(connection):
-                before = connection.total_changes
-                connection.executemany(_INSERT, rows)
-                return connection.total_changes - before
+        return self._insert_new("log the decisions", _INSERT, rows)
 
     def since(self, ts_ns: int | None, chunk_rows: int = 10_000) -> Iterator[pd.DataFrame]:
         """Decisions made at or after ``ts_ns`` (all if None), oldest first, one row per candidate
         (:data:`EXPORT_COLUMNS`); a decision without candidates is one row with no message."""
         query = f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE decided_ns >= ? ORDER BY decided_ns, rowid"
-        with self._errors("read decisions"):
-            cursor = self._connection().execute(query, (-(2**63) if ts_ns is None else ts_ns,))
-        try:
-            while True:
-                with self._errors("read decisions"):
-                    rows = cursor.fetchmany(chunk_rows)
-                if not rows:
-                    return
-                yield decision_frame(rows)
-        finally:
-            cursor.close()
+        yield from self._chunks("read decisions", query, (EARLIEST_NS if ts_ns is None else ts_ns,), chunk_rows, decision_frame)
 
-    def count(self) -> int:
-        with self._errors("count decisions"):
-            return int(self._connection().execute("SELECT COUNT(*) FROM decisions").fetchone()[0])
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
-
-    def __enter__(self) -> SqliteDecisionLog:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._closed:
-            raise StoreUnavailableError("the decision log is closed", path=str(self.path))
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            uri = f"{self.path.resolve().as_uri()}?mode={'ro' if self.read_only else 'rwc'}"
-            connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_s)
-            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
-            connection.execute("PRAGMA synchronous = NORMAL")  # see the module docstring
-            with self._lock:
-                self._connections.append(connection)
-            self._local.connection = connection
-        return connection
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.DatabaseError as exc:
-            code = getattr(exc, "sqlite_errorcode", None)
-            cause = _CAUSES.get(code & 0xFF) if code is not None else None
-            if cause is None:
-                raise
-            cause = cause.format(timeout=self.busy_timeout_s)
-            raise StoreUnavailableError(f"cannot {doing}: {cause} (sqlite: {exc})", path=str(self.path)) from exc
+    def _prepare(self, connection: sqlite3.Connection) -> None:
+        if self.read_only:
+            if connection.execute(_HAS_TABLE).fetchone() is None:
+                raise StoreUnavailableError("no decision log in this store (no decision was ever logged)", path=str(self.path))
+            return
+        connection.execute("PRAGMA journal_mode = WAL")
+        with transaction(connection):
+            for statement in _SCHEMA:
+                connection.execute(statement)
 
 
 def decision_frame(rows: Sequence[tuple]) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import typer
@@ -13,6 +14,9 @@ from engine.contract.write import FILE_SUFFIXES, write_frames
 from engine.errors import DataError
 from engine.eventstore import contract_frame
 from serving.store import SqliteEventStore, store_path
+
+if TYPE_CHECKING:
+    from serving.decision_log import SqliteDecisionLog
 
 
 def parse_since(text: str) -> pd.Timestamp:
@@ -24,19 +28,32 @@ def parse_since(text: str) -> pd.Timestamp:
 
 
 def run_export_events(settings: Settings, *, out: Path, since: str | None, home: Path | None) -> None:
+    export_store(
+        SqliteEventStore, contract_frame([]), settings, out=out, since=since, home=home,
+        missing="no event store here: the API has stored no event under this home (see --home)",
+        rows="events", window="at or after",
+    )
+
+
+def export_store(
+    store: type[SqliteEventStore] | type[SqliteDecisionLog], empty: pd.DataFrame, settings: Settings, *,
+    out: Path, since: str | None, home: Path | None, missing: str, rows: str, window: str,
+) -> None:
+    """Write what ``store`` holds since ``since`` to ``out``; ``empty`` is its frame with no rows, and
+    ``missing``, ``rows`` and ``window`` are the words of the error and of the summary line."""
     if Path(out).suffix not in FILE_SUFFIXES:
         raise DataError(f"unsupported output type '{Path(out).suffix}'; use {', '.join(FILE_SUFFIXES)}", path=str(out))
     since_ns = None if since is None else int(parse_since(since).value)
     path = store_path(home if home is not None else settings.paths.home)
     if not path.is_file():
-        raise DataError("no event store here: the API has stored no event under this home (see --home)", path=str(path))
+        raise DataError(missing, path=str(path))
     # Read-only: exporting never changes the store, and works while the API keeps appending.
-    with SqliteEventStore(path, read_only=True) as store:
-        # The empty frame first fixes the columns, so that an export of no events is still a valid header.
-        chunks = itertools.chain([contract_frame([])], store.since(since_ns))
+    with store(path, read_only=True) as opened:
+        # The empty frame first fixes the columns, so that an export of no rows is still a valid header.
+        chunks = itertools.chain([empty], opened.since(since_ns))
         try:
             written = write_frames(chunks, out)
         except OSError as exc:
             raise DataError(f"cannot write the export: {exc.strerror or exc}", path=str(out)) from None
-    window = "" if since is None else f" at or after {pd.Timestamp(since_ns, tz='UTC').isoformat()}"
-    typer.echo(f"exported {written:,} events{window} from {path} to {out}")
+    when = "" if since is None else f" {window} {pd.Timestamp(since_ns, tz='UTC').isoformat()}"
+    typer.echo(f"exported {written:,} {rows}{when} from {path} to {out}")
