@@ -64,8 +64,10 @@ def evaluate(examples: Examples, ranker: Ranker, history: History, catalog: Cata
     baselines = [b.fit(examples.frame.iloc[train], grades[train]) for b in all_baselines(t.seed, t.relevant_from)]
 
     test_frame = examples.frame.iloc[test].assign(label=grades[test])
-    test_features = pd.DataFrame(examples.features.values[test], columns=list(examples.features.names))
-    scores = {MODEL: ranker.predict(examples.features.values[test])}
+    # Views, not copies (pandas copies an array by default): the matrices are the big objects here.
+    test_values = examples.features_of(TEST)
+    test_features = pd.DataFrame(test_values, columns=list(examples.features.names), copy=False)
+    scores = {MODEL: ranker.predict(test_values)}
     scores.update({b.name: b.score(test_frame, test_features) for b in baselines})
     ranking = pd.concat(
         {name: ranking_report(test_frame.assign(score=s), "score", relevant_from=t.relevant_from) for name, s in scores.items()},
@@ -74,7 +76,7 @@ def evaluate(examples: Examples, ranker: Ranker, history: History, catalog: Cata
 
     replay = DecisionReplay.sample(test_frame, messages, n=t.replay_decisions, seed=t.seed, relevant_from=t.relevant_from)
     candidate_matrix = build_features(replay.candidates[["customer_id", "as_of", "message_id"]], history, catalog, profiles, spec)
-    candidate_features = pd.DataFrame(candidate_matrix.values, columns=list(candidate_matrix.names))
+    candidate_features = pd.DataFrame(candidate_matrix.values, columns=list(candidate_matrix.names), copy=False)
     candidate_scores = {MODEL: ranker.predict(candidate_matrix.values)}
     candidate_scores.update({b.name: b.score(replay.candidates, candidate_features) for b in baselines})
     off_policy: dict[tuple[str, str], dict] = {}

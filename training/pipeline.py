@@ -19,6 +19,7 @@ from engine.contract.report import check_reject_share
 from engine.features.build import CatalogTable, ProfileTable, build_features
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState
+from engine.memory import release_freed_memory
 from engine.model.bundle import BundleError, load_bundle, write_bundle
 from engine.model.examples import Examples, build_examples, categorical_features, data_end, history_for
 from engine.model.metrics import ranking_report
@@ -61,6 +62,9 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
 
     with progress.step("fit") as info:
         ranker = _fit(examples, spec, settings)
+        # From here on only the test rows of the matrix are read: free the training and validation rows.
+        examples = examples.keep_features_of(TEST)
+        release_freed_memory()
         info["detail"] = f"{t.objective}, best iteration {ranker.best_iteration_} of at most {t.max_rounds}"
 
     with progress.step("evaluate") as info:
@@ -97,7 +101,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
                 run.log_artifact(path, "report")
         run.log_dict(settings.model_dump(mode="json"), "config.json")
         run.log_text(dataset.report.render(), "validation_report.txt")
-        example = pd.DataFrame(examples.features.values[examples.part(TEST)][:5], columns=list(examples.features.names))
+        example = pd.DataFrame(examples.features_of(TEST)[:5], columns=list(examples.features.names))
         version = run.log_lightgbm_model(ranker.booster_, example, registered_name=MODEL_NAME)
         run.set_tags({"nbm.gate": decision.reason})
         info["detail"] = f"run {run.run_id}, registered {MODEL_NAME} version {version.version}"
@@ -157,7 +161,7 @@ def _champion_on_this_window(model_dir: Path, examples: Examples, settings: Sett
         return None, f"champion {champion.version} uses other features; compared with popularity only"
     test = examples.part(TEST)
     frame = examples.frame.iloc[test].assign(label=examples.frame["grade"].to_numpy()[test])
-    frame["score"] = champion.booster.predict(examples.features.values[test], num_threads=settings.training.num_threads)
+    frame["score"] = champion.booster.predict(examples.features_of(TEST), num_threads=settings.training.num_threads)
     report = ranking_report(frame, "score", relevant_from=settings.training.relevant_from).loc["all"]
     return {k: float(report[k]) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "map", "auc")}, f"champion {champion.version} re-scored on this test window"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -29,13 +29,28 @@ class Examples:
     binary objective the training split holds a sample of the negatives, ``weight`` = 1 / rate on them."""
 
     frame: pd.DataFrame
-    features: FeatureMatrix
+    features: FeatureMatrix  # rows from ``features_start`` on (all rows until :meth:`keep_features_of`)
     bounds: SplitBounds
+    features_start: int = 0
 
     def part(self, split: int) -> slice:
         splits = self.frame["split"].to_numpy()
         start, stop = np.searchsorted(splits, [split, split + 1])
         return slice(int(start), int(stop))
+
+    def features_of(self, split: int) -> np.ndarray:
+        """The feature rows of one split (a view)."""
+        part = self.part(split)
+        start, stop = part.start - self.features_start, part.stop - self.features_start
+        if start < 0 or stop > len(self.features.values):
+            raise ValueError(f"the features of split {split} were released (keep_features_of)")
+        return self.features.values[start:stop]
+
+    def keep_features_of(self, split: int) -> Examples:
+        """These examples holding only ``split``'s feature rows (a copy), so that the rest of the matrix
+        can be freed once the model is fitted: evaluation reads the test rows alone."""
+        rows = self.features_of(split).copy()
+        return replace(self, features=FeatureMatrix(self.features.names, rows), features_start=self.part(split).start)
 
 
 def data_end(events: pd.DataFrame) -> pd.Timestamp:

@@ -113,6 +113,7 @@ class Ranker:
                 lgb.record_evaluation(evals),
             ],
         )
+        self.booster_.free_dataset()  # the binned training data is not needed to predict
         self.best_iteration_ = int(self.booster_.best_iteration or self.max_rounds)
         self.feature_names_ = tuple(feature_names)
         curves = evals.get("validation", {})

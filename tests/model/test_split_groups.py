@@ -90,3 +90,18 @@ def test_groups_match_factorising_the_tuples():
     first_seen: dict = {}
     expected = [first_seen.setdefault(t, len(first_seen)) for t in tuples]
     assert got.tolist() == expected
+
+
+def test_examples_can_release_all_feature_rows_but_one_splits():
+    from engine.features.build import FeatureMatrix
+    from engine.model.examples import Examples
+
+    frame = pd.DataFrame({"split": [TRAIN, TRAIN, VALIDATION, TEST, TEST]})
+    values = np.arange(10, dtype=np.float32).reshape(5, 2)
+    examples = Examples(frame, FeatureMatrix(("a", "b"), values), bounds=None)
+    assert examples.features_of(TEST).tolist() == [[6.0, 7.0], [8.0, 9.0]]
+    kept = examples.keep_features_of(TEST)
+    assert kept.features.values.shape == (2, 2) and not np.shares_memory(kept.features.values, values)
+    assert kept.features_of(TEST).tolist() == [[6.0, 7.0], [8.0, 9.0]]
+    with pytest.raises(ValueError, match="released"):
+        kept.features_of(TRAIN)
