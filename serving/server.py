@@ -16,15 +16,6 @@ from serving.settings import model_dir_of, serving_settings
 MODEL_DIR_ENV = "NBM_SERVING__MODEL_DIR"
 
 
-def model_uri_refusal(model_uri: str) -> ConfigError:
-    """Why ``--model-uri`` cannot work: MLflow holds only the booster, not the bundle serving needs."""
-    return ConfigError(
-        f"--model-uri {model_uri}: cannot serve from MLflow: nbm train registers only the LightGBM model there, "
-        "while serving needs the whole bundle (feature state, catalog, customers, feature spec). Serve the bundle "
-        "nbm train published with --model-dir DIR: its 'current' bundle is the champion."
-    )
-
-
 def run_server(settings: Settings, *, config: Path | None, model_dir: Path | None, host: str | None,
                port: int | None, workers: int | None) -> None:
     """Serve until interrupted. Raises ConfigError (bad keys, bad options) or BundleError (no bundle in

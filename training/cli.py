@@ -11,7 +11,7 @@ import typer
 from typer.exceptions import TyperException
 
 from engine.config import Settings, load_settings
-from engine.errors import NbmError
+from engine.errors import ConfigError, NbmError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -128,18 +128,30 @@ def export_events(
 @app.command()
 def serve(
     model_dir: Annotated[Optional[Path], typer.Option(help="Model directory (default: serving.model_dir or <home>/model).")] = None,
-    model_uri: Annotated[Optional[str], typer.Option(help="models:/nbm-ranker@champion: not supported, MLflow holds only the booster; use --model-dir.")] = None,
+    model_uri: Annotated[Optional[str], typer.Option(help="Serve a registered version instead, e.g. models:/nbm-ranker@champion or models:/nbm-ranker/3: its bundle is downloaded from the MLflow run into <home>/served/.")] = None,
+    tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI for --model-uri (default: MLFLOW_TRACKING_URI or sqlite:///<home>/mlflow.db).")] = None,
     host: Annotated[Optional[str], typer.Option(help="Interface to bind (default: serving.host, 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port (default: serving.port, 8000).")] = None,
     workers: Annotated[Optional[int], typer.Option(min=1, help="Worker processes (default: serving.workers, 1).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve the real-time decision API (HTTP, OpenAPI docs at /docs) until interrupted."""
-    from serving.server import model_uri_refusal, run_server
+    from serving.server import run_server
 
+    if model_dir is not None and model_uri is not None:
+        raise ConfigError("--model-dir and --model-uri exclude each other: serve a local model dir or a registered version")
+    if tracking_uri is not None and model_uri is None:
+        raise ConfigError("--tracking-uri is only used with --model-uri")
+    settings = _settings(config)
     if model_uri is not None:
-        raise model_uri_refusal(model_uri)
-    run_server(_settings(config), config=config, model_dir=model_dir, host=host, port=port, workers=workers)
+        from training.commands.serve import fetch_served_model
+
+        served = fetch_served_model(settings, model_uri, tracking_uri=tracking_uri)
+        v = served.version
+        _echo(f"{model_uri}: {v.name} version {v.version} (run {v.run_id}), bundle "
+              f"{'downloaded to' if served.downloaded else 'already in'} {served.model_dir}")
+        model_dir = served.model_dir
+    run_server(settings, config=config, model_dir=model_dir, host=host, port=port, workers=workers)
 
 
 @app.command("export-decisions")

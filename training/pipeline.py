@@ -20,7 +20,7 @@ from engine.features.build import CatalogTable, ProfileTable, build_features
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState
 from engine.memory import release_freed_memory
-from engine.model.bundle import BundleError, load_bundle, write_bundle
+from engine.model.bundle import BundleError, load_bundle, set_current, write_bundle
 from engine.model.examples import Examples, build_examples, categorical_features, data_end, history_for
 from engine.model.metrics import ranking_report
 from engine.model.ranker import Ranker
@@ -29,7 +29,7 @@ from training.evaluate import Evaluation, evaluate, load_truth
 from training.gate import GateDecision, decide_promotion
 from training.progress import Progress
 from training.report import markdown_report, write_report
-from training.tracking import Tracker
+from training.tracking import BUNDLE_ARTIFACT_PATH, Tracker
 
 MODEL_NAME = "nbm-ranker"
 
@@ -117,8 +117,13 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         path = write_bundle(model_dir, booster=ranker.booster_, spec=spec, feature_names=examples.features.names,
                             messages=dataset.messages, customers=dataset.customers, state=state, snapshot=snapshot,
                             metadata=metadata, name=f"bundle-{now:%Y%m%dT%H%M%S}-v{version.version}",
-                            make_current=decision.promote)
-        info["detail"] = f"{path}" + ("" if decision.promote else " (challenger: not made current)")
+                            make_current=False)
+        # Logged before it becomes current: a store outage here leaves serving and the aliases as they were.
+        run.log_bundle(path)
+        if decision.promote:
+            set_current(model_dir, path.name)
+        info["detail"] = (f"{path}, logged to run {run.run_id} as {BUNDLE_ARTIFACT_PATH}/"
+                          + ("" if decision.promote else " (challenger: not made current)"))
 
     with progress.step("promote") as info:
         alias = tracker.promote(MODEL_NAME, version.version, decision)

@@ -1,4 +1,5 @@
-"""Everything nbm sends to MLflow: runs, params, metrics, artifacts, the model and its registry aliases.
+"""Everything nbm sends to MLflow or reads back: runs, params, metrics, artifacts (the bundle too), the model,
+its registry aliases and the versions ``models:/`` URIs name.
 
 The only module that imports mlflow. Every call to the store goes through one ``RetryPolicy`` that retries
 connection-type failures only, then raises ``TrackingUnavailableError`` naming the tracking URI; any other
@@ -35,13 +36,15 @@ from mlflow.protos.databricks_pb2 import (
     ErrorCode,
 )
 
-from engine.errors import NbmError
+from engine.errors import ConfigError, NbmError
 from training.gate import GateDecision
 
 if TYPE_CHECKING:
     import lightgbm
     import pandas as pd
     from matplotlib.figure import Figure
+
+    from engine.config import Settings
 
 _logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -50,6 +53,8 @@ DEFAULT_MODEL_NAME = "nbm-ranker"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 GATE_REASON_TAG = "nbm.gate"
+BUNDLE_ARTIFACT_PATH = "bundle"  # the run's copy of the bundle serving needs (engine/model/bundle.py)
+_MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>[1-9][0-9]*))")
 # MLflow refuses '@' in metric names ("ndcg@3"); the original name is kept in a run tag under this prefix.
 METRIC_NAME_TAG_PREFIX = "nbm.metric_name."
 PARAM_VALUE_MAX_CHARS = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH since MLflow 2 (500 in 1.x)
@@ -76,6 +81,10 @@ class ModelNotRegisteredError(TrackingUnavailableError):
         self.model_uri = model_uri
         self.run_id = run_id
         super().__init__(message, tracking_uri=tracking_uri)
+
+
+class ModelNotFoundError(NbmError):
+    """A ``models:/`` URI names no registered model, alias or version, or a version whose run has no bundle."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,20 @@ class ChampionInfo:
     run_id: str
     metrics: dict[str, float]  # the run's metrics under the names they were logged with (e.g. "ndcg@3")
     model_uri: str
+
+
+def default_tracking_uri(settings: Settings) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.paths.home / 'mlflow.db'}"
+
+
+def parse_model_uri(model_uri: str) -> tuple[str, str | None, int | None]:
+    """``models:/<name>@<alias>`` -> (name, alias, None); ``models:/<name>/<version>`` -> (name, None, version)."""
+    match = _MODEL_URI.fullmatch(model_uri)
+    if match is None:
+        raise ConfigError(f"model URI {model_uri!r}: expected models:/<name>@<alias> or models:/<name>/<version>, "
+                          f"e.g. models:/{DEFAULT_MODEL_NAME}@{CHAMPION_ALIAS}")
+    version = match["version"]
+    return match["name"], match["alias"], None if version is None else int(version)
 
 
 def mlflow_name(name: str) -> str:
@@ -257,6 +280,13 @@ class RunHandle:
             raise FileNotFoundError(f"artifact to log does not exist: {path}")
         self._store.call(f"logging {path}", self._store.client.log_artifact, self.run_id, str(path), artifact_path)
 
+    def log_bundle(self, bundle: Path) -> None:
+        """The files of a bundle folder under ``bundle/``; works after the run has ended."""
+        if not Path(bundle).is_dir():
+            raise FileNotFoundError(f"bundle to log does not exist: {bundle}")
+        action = f"logging bundle {bundle}"
+        self._store.call(action, self._store.client.log_artifacts, self.run_id, str(bundle), BUNDLE_ARTIFACT_PATH)
+
     def log_table(self, frame: pd.DataFrame, artifact_file: str) -> None:
         """The frame as CSV at ``artifact_file`` (e.g. ``eval/by_segment.csv``), without its index."""
         target = PurePosixPath(artifact_file)
@@ -370,6 +400,50 @@ class Tracker:
         tags = run.data.tags
         metrics = {tags.get(METRIC_NAME_TAG_PREFIX + key, key): value for key, value in run.data.metrics.items()}
         return ChampionInfo(name, number, version.run_id, metrics, f"models:/{name}/{number}")
+
+    def model_version(self, model_uri: str) -> ModelVersionInfo:
+        """The version and run behind ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+        name, alias, number = parse_model_uri(model_uri)
+        if (database := _sqlite_file(self.tracking_uri)) is not None and not database.exists():
+            # Not created here: a mistyped path would otherwise leave an empty store behind.
+            raise ModelNotFoundError(f"{model_uri}: no tracking store {self.tracking_uri} (no file {database}); "
+                                     "run nbm train first or pass --tracking-uri")
+        client = self._store.client
+        try:
+            registered = self._store.call(f"reading registered model {name}", client.get_registered_model, name)
+        except MlflowException as error:
+            if _has_code(error, RESOURCE_DOES_NOT_EXIST):
+                raise ModelNotFoundError(f"{model_uri}: no registered model {name!r} in {self.tracking_uri}") from None
+            raise
+        if alias is not None:  # read off the model, as in champion(): a missing alias has an ambiguous error code
+            if alias not in registered.aliases:
+                known = ", ".join(f"{a} (version {v})" for a, v in sorted(registered.aliases.items())) or "none"
+                raise ModelNotFoundError(f"{model_uri}: model {name!r} has no alias {alias!r}; its aliases: {known}")
+            number = int(registered.aliases[alias])
+        try:
+            version = self._store.call(f"reading {name} version {number}", client.get_model_version, name, str(number))
+        except MlflowException as error:
+            if _has_code(error, RESOURCE_DOES_NOT_EXIST):
+                raise ModelNotFoundError(f"{model_uri}: model {name!r} has no version {number}") from None
+            raise
+        if not version.run_id:
+            raise ModelNotFoundError(f"{model_uri}: {name} version {number} was not logged from a run: it has no bundle")
+        return ModelVersionInfo(name, number, version.run_id, f"models:/{name}/{number}")
+
+    def download_bundle(self, version: ModelVersionInfo, folder: Path) -> None:
+        """The bundle files the version's run logged under ``bundle/``, written into ``folder`` (flat)."""
+        client, run_id = self._store.client, version.run_id
+        listed = self._store.call(f"listing the bundle of run {run_id}", client.list_artifacts, run_id, BUNDLE_ARTIFACT_PATH)
+        if not listed:
+            raise ModelNotFoundError(
+                f"{version.model_uri}: run {run_id} holds no {BUNDLE_ARTIFACT_PATH}/ artifacts (trained before nbm train "
+                "logged its bundle to MLflow?); retrain, or serve its local bundle with --model-dir"
+            )
+        action = f"downloading the bundle of run {run_id}"
+        downloaded = Path(self._store.call(action, client.download_artifacts, run_id, BUNDLE_ARTIFACT_PATH, str(folder)))
+        for path in list(downloaded.iterdir()):
+            path.rename(folder / path.name)
+        downloaded.rmdir()
 
     def set_alias(self, name: str, alias: str, version: int) -> None:
         client = self._store.client

@@ -103,12 +103,22 @@ def publish(model_dir: Path, write: Callable[[Path], None], name: str, *, make_c
         shutil.rmtree(temporary, ignore_errors=True)
         raise
     if make_current:
-        link = model_dir / f".current-{uuid.uuid4().hex}"
-        os.symlink(final.name, link)
-        os.replace(link, model_dir / CURRENT)  # atomic on POSIX: readers see the old or the new bundle
-    _fsync_dir(model_dir)
+        set_current(model_dir, final.name)
+    else:
+        _fsync_dir(model_dir)
     _prune(model_dir, keep=KEEP_BUNDLES)
     return final
+
+
+def set_current(model_dir: Path, name: str) -> None:
+    """Point ``current`` at the published bundle ``name`` of ``model_dir``."""
+    model_dir = Path(model_dir)
+    if not (model_dir / name).is_dir():
+        raise BundleError(f"{model_dir / name}: no such bundle to make current")
+    link = model_dir / f".current-{uuid.uuid4().hex}"
+    os.symlink(name, link)
+    os.replace(link, model_dir / CURRENT)  # atomic on POSIX: readers see the old or the new bundle
+    _fsync_dir(model_dir)
 
 
 def resolve(model_dir: Path) -> Path:
@@ -122,10 +132,14 @@ def resolve(model_dir: Path) -> Path:
     return current.resolve()
 
 
+def missing_files(bundle: Path) -> list[str]:
+    """The files of a complete bundle that the folder ``bundle`` lacks (all of them if it does not exist)."""
+    return [f for f in _FILES if not (Path(bundle) / f).is_file()]
+
+
 def load_bundle(model_dir: Path) -> Bundle:
     path = resolve(model_dir)
-    missing = [f for f in _FILES if not (path / f).is_file()]
-    if missing:
+    if missing := missing_files(path):
         raise BundleError(f"{path}: incomplete bundle, missing {', '.join(missing)}")
     try:
         metadata = json.loads((path / "metadata.json").read_text())

@@ -18,11 +18,44 @@ from training.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_model_uri_is_refused_with_exit_2(capsys):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model-dir", "m", "--model-uri", "models:/nbm-ranker@champion"],
+         "--model-dir and --model-uri exclude each other: serve a local model dir or a registered version"),
+        (["--model-uri", "nbm-ranker@champion"],
+         "model URI 'nbm-ranker@champion': expected models:/<name>@<alias> or models:/<name>/<version>, "
+         "e.g. models:/nbm-ranker@champion"),
+        (["--model-uri", "models:/nbm-ranker/latest"], "model URI 'models:/nbm-ranker/latest': expected models:/<name>@<alias>"),
+        (["--tracking-uri", "sqlite:///x.db"], "--tracking-uri is only used with --model-uri"),
+    ],
+)
+def test_model_source_option_errors_are_exit_2(args, message, capsys):
+    assert main(["serve", *args]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+
+
+def test_model_uri_without_a_tracking_store_is_exit_2_and_creates_none(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NBM_PATHS__HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["serve", "--model-uri", "models:/nbm-ranker@champion"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: --model-uri models:/nbm-ranker@champion: cannot serve from MLflow: nbm train registers only "
-                          "the LightGBM model there")
+    database = tmp_path / "home" / "mlflow.db"
+    assert capsys.readouterr().err == (f"error: models:/nbm-ranker@champion: no tracking store sqlite:///{database} "
+                                       f"(no file {database}); run nbm train first or pass --tracking-uri\n")
+    assert not (tmp_path / "home").exists()
+
+
+def test_model_uri_with_an_unreachable_store_is_exit_1(tmp_path, capsys, monkeypatch):
+    import training.commands.serve as serve_command
+    from training.tracking import RetryPolicy, Tracker
+
+    monkeypatch.setenv("NBM_PATHS__HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)  # the tracker sets it; restored after the test
+    fast = RetryPolicy(attempts=1)
+    monkeypatch.setattr(serve_command, "Tracker", lambda uri: Tracker(uri, retry=fast))
+    assert main(["serve", "--model-uri", "models:/nbm-ranker@champion", "--tracking-uri", "http://127.0.0.1:9"]) == 1
+    assert capsys.readouterr().err.startswith("error: MLflow tracking store http://127.0.0.1:9 is unavailable: "
+                                              "reading registered model nbm-ranker failed 1 time(s)")
 
 
 def test_a_model_dir_without_a_bundle_is_exit_2(tmp_path, capsys):

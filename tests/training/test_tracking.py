@@ -27,12 +27,14 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from training.gate import GateDecision  # noqa: E402
 from training.tracking import (  # noqa: E402
     PARAM_VALUE_MAX_CHARS,
+    ModelNotFoundError,
     ModelNotRegisteredError,
     RetryPolicy,
     Tracker,
     TrackingUnavailableError,
     flatten_params,
     mlflow_name,
+    parse_model_uri,
 )
 
 # Third-party deprecations MLflow 3.17 triggers: comparing DataFrame columns with a range when it saves an
@@ -204,6 +206,37 @@ def test_gate_decisions_move_champion_and_challenger_aliases(store, booster, fea
     assert {alias: str(version) for alias, version in aliases.items()} == {"champion": "1", "challenger": "2"}
     assert store.client.get_model_version(name, "1").tags["nbm.gate"] == PROMOTE.reason
     assert store.client.get_model_version(name, "2").tags["nbm.gate"] == KEEP.reason
+
+
+def test_model_uris_resolve_to_the_version_and_its_bundle_logged_after_the_run(store, booster, features, tmp_path):
+    name = "bundled-ranker"
+    bundle = tmp_path / "bundle-1"
+    bundle.mkdir()
+    (bundle / "model.txt").write_text("tree\n")
+    (bundle / "metadata.json").write_text("{}")
+    with store.tracker.run("bundled") as run:
+        version = run.log_lightgbm_model(booster, features.head(5), registered_name=name)
+    run.log_bundle(bundle)  # the run has ended: the bundle is written after tracking
+    store.tracker.promote(name, version.version, PROMOTE)
+    assert parse_model_uri(f"models:/{name}@champion") == (name, "champion", None)
+    assert parse_model_uri(f"models:/{name}/1") == (name, None, 1)
+    for uri in (f"models:/{name}@champion", f"models:/{name}/1"):
+        assert store.tracker.model_version(uri) == version
+    target = tmp_path / "downloaded"
+    target.mkdir()
+    store.tracker.download_bundle(version, target)
+    assert sorted(p.name for p in target.iterdir()) == ["metadata.json", "model.txt"]
+    assert (target / "model.txt").read_text() == "tree\n"
+
+
+def test_a_version_whose_run_logged_no_bundle_is_not_found(store, booster, features, tmp_path):
+    with store.tracker.run("no bundle") as run:
+        version = run.log_lightgbm_model(booster, features.head(5), registered_name="bundleless-ranker")
+    with pytest.raises(ModelNotFoundError) as raised:
+        store.tracker.download_bundle(store.tracker.model_version("models:/bundleless-ranker/1"), tmp_path)
+    assert str(raised.value) == (f"models:/bundleless-ranker/1: run {run.run_id} holds no bundle/ artifacts (trained before "
+                                 "nbm train logged its bundle to MLflow?); retrain, or serve its local bundle with --model-dir")
+    assert version.version == 1 and list(tmp_path.iterdir()) == []
 
 
 def test_refused_registry_calls_are_not_retried(store, caplog):

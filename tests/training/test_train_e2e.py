@@ -1,4 +1,4 @@
-"""End to end on a tiny simulated world: simulate -> train -> gate -> bundle -> score."""
+"""End to end on a tiny simulated world: simulate -> train -> gate -> bundle -> score, serve from the registry."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import mlflow
 import pandas as pd
 import pytest
 
+from engine.config import load_settings
 from engine.model.bundle import load_bundle
 from training.cli import main
+from training.commands.serve import fetch_served_model
+from training.tracking import ModelNotFoundError
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +114,55 @@ def test_score_bad_inputs_exit_2(trained, tmp_path, capsys):
     assert main(["score", "--data", str(data), "--model-dir", str(tmp_path / "none"), "--as-of", "2026-07-01T00:00:00Z",
                  "--out", str(tmp_path / "s.csv")]) == 2
     assert "no model bundle here" in capsys.readouterr().err
+
+
+def _tracking_uri(root) -> str:
+    return f"sqlite:///{root / 'mlflow.db'}"
+
+
+def test_model_uri_fetches_the_champion_bundle_logged_to_its_run(trained, tmp_path, monkeypatch):
+    root, _ = trained
+    monkeypatch.setenv("NBM_PATHS__HOME", str(tmp_path / "home"))
+    settings = load_settings(None)
+    local = load_bundle(root / "model")  # the champion: every promotion above also made its bundle current
+    served = fetch_served_model(settings, "models:/nbm-ranker@champion", tracking_uri=_tracking_uri(root))
+    assert served.downloaded and served.version.version == int(local.version)
+    assert served.model_dir == tmp_path / "home" / "served" / f"nbm-ranker-v{local.version}"
+    fetched = load_bundle(served.model_dir)
+    assert fetched.path == served.model_dir / f"bundle-{local.metadata['run_id']}"
+    assert fetched.version == local.version and fetched.metadata == local.metadata
+    assert (fetched.path / "model.txt").read_bytes() == (local.path / "model.txt").read_bytes()
+    assert sorted(p.name for p in fetched.path.iterdir()) == sorted(p.name for p in local.path.iterdir())
+    assert not [p.name for p in served.model_dir.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+    again = fetch_served_model(settings, f"models:/nbm-ranker/{local.version}", tracking_uri=_tracking_uri(root))
+    assert not again.downloaded and again.model_dir == served.model_dir  # the same version: reused
+
+
+def test_model_uri_naming_nothing_is_exit_2(trained, tmp_path, monkeypatch, capsys):
+    root, _ = trained
+    monkeypatch.setenv("NBM_PATHS__HOME", str(tmp_path / "home"))
+    uri = _tracking_uri(root)
+    with pytest.raises(ModelNotFoundError, match="models:/nbm-ranker@gold: model 'nbm-ranker' has no alias 'gold'; its aliases: "):
+        fetch_served_model(load_settings(None), "models:/nbm-ranker@gold", tracking_uri=uri)
+    for model_uri, message in [
+        ("models:/nbm-ranker@gold", "models:/nbm-ranker@gold: model 'nbm-ranker' has no alias 'gold'; its aliases: "),
+        ("models:/nbm-ranker/99", "models:/nbm-ranker/99: model 'nbm-ranker' has no version 99"),
+        ("models:/other@champion", f"models:/other@champion: no registered model 'other' in {uri}"),
+    ]:
+        assert main(["serve", "--model-uri", model_uri, "--tracking-uri", uri]) == 2
+        assert capsys.readouterr().err.startswith(f"error: {message}")
+    assert not (tmp_path / "home" / "served").exists()
+
+
+def test_serve_model_uri_runs_the_server_on_the_downloaded_model_dir(trained, tmp_path, monkeypatch, capsys):
+    root, _ = trained
+    monkeypatch.setenv("NBM_PATHS__HOME", str(tmp_path / "home"))
+    calls = []
+    monkeypatch.setattr("serving.server.run_server", lambda settings, **options: calls.append(options))
+    champion = load_bundle(root / "model").version
+    assert main(["serve", "--model-uri", "models:/nbm-ranker@champion", "--tracking-uri", _tracking_uri(root), "--port", "9001"]) == 0
+    model_dir = tmp_path / "home" / "served" / f"nbm-ranker-v{champion}"
+    assert calls == [{"config": None, "model_dir": model_dir, "host": None, "port": 9001, "workers": None}]
+    assert load_bundle(model_dir).version == champion
+    assert f"nbm-ranker version {champion} (run " in capsys.readouterr().err

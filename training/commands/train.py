@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -11,10 +10,7 @@ import typer
 from engine.config import Settings
 from training.pipeline import train
 from training.progress import Progress
-
-
-def default_tracking_uri(settings: Settings) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{settings.paths.home / 'mlflow.db'}"
+from training.tracking import default_tracking_uri
 
 
 def run_train(settings: Settings, *, data: Path, model_dir: Path | None, tracking_uri: str | None, force_promote: bool) -> None:
