@@ -405,6 +405,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--data", type=Path, default=REPO / ".nbm" / "bench" / "world-200k")
     parser.add_argument("--repeats", type=int, default=3, help="best of this many runs of each feature query")
+    parser.add_argument("--comparisons-only", action="store_true", help="skip the training matrix and the snapshot")
     args = parser.parse_args()
     data_dir = str(args.data)
     try:
@@ -418,8 +419,8 @@ def main() -> int:
         print(f"features: data: FAILED: {type(exc).__name__}: {exc}")
         return 1
 
-    outcomes = [_step("training matrix", lambda: _training_line(data_dir)),
-                _step("serving snapshot", lambda: _snapshot_line(data_dir, end_ns))]
+    outcomes = [] if args.comparisons_only else [_step("training matrix", lambda: _training_line(data_dir)),
+                                                 _step("serving snapshot", lambda: _snapshot_line(data_dir, end_ns))]
     try:
         import duckdb
         import polars as pl

@@ -85,7 +85,9 @@ class _KeyedIndex:
         return _cumsum0(np.rint(np.nan_to_num(self.value, nan=0.0) * _VALUE_SCALE).astype(np.int64))
 
     def positions(self, key: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        return ranks_in(self.combined, key * self.stride + rank, side="left", threads=self._history.threads)
+        needles = np.multiply(key, self.stride, dtype=np.int64)
+        needles += rank
+        return ranks_in(self.combined, needles, side="left", threads=self._history.threads)
 
     def cum_decay(self) -> np.ndarray:
         # Built on first use: most indexes never need it. Compacted records are never inside a window,
@@ -135,7 +137,9 @@ class _WideIndex:
 
     def positions(self, customer: np.ndarray, rank: np.ndarray) -> np.ndarray:
         key = np.where(customer >= 0, customer, -1)
-        return ranks_in(self.combined, key * self.stride + rank, side="left", threads=self._history.threads)
+        needles = np.multiply(key, self.stride, dtype=np.int64)
+        needles += rank
+        return ranks_in(self.combined, needles, side="left", threads=self._history.threads)
 
 
 class History:

@@ -34,13 +34,20 @@ class GranularTimeCode:
     stride: int  # every code, including before(as_of), lies in [0, stride)
 
     def of_events(self, ts: np.ndarray) -> np.ndarray:
-        return (np.asarray(ts, dtype=np.int64) - self.origin_ns) // self.unit_ns
+        code = np.subtract(ts, self.origin_ns, dtype=np.int64)
+        if self.unit_ns != 1:
+            np.floor_divide(code, self.unit_ns, out=code)
+        return code
 
     def before(self, as_of: np.ndarray) -> np.ndarray:
         # ceil((as_of - origin) / unit) as -((origin - as_of) // unit), clipped: earlier than every event
-        # is 0, later than every event is the largest code + 1.
-        code = -((self.origin_ns - np.asarray(as_of, dtype=np.int64)) // self.unit_ns)
-        return np.clip(code, 0, self.stride - 1)
+        # is 0, later than every event is the largest code + 1. In place: these arrays are request-sized.
+        code = np.subtract(self.origin_ns, as_of, dtype=np.int64)
+        np.floor_divide(code, self.unit_ns, out=code)
+        np.negative(code, out=code)
+        np.maximum(code, 0, out=code)
+        np.minimum(code, self.stride - 1, out=code)
+        return code
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +74,9 @@ def time_code_for(ts: np.ndarray, n_keys: int) -> TimeCode:
     if len(ts) == 0:
         return RankTimeCode(np.zeros(0, dtype=np.int64))
     lo, hi = int(ts.min()), int(ts.max())
+    remainder = np.empty_like(ts)
     for unit in _UNITS_NS:
-        if unit == 1 or not np.any(ts % unit):
+        if unit == 1 or not np.remainder(ts, unit, out=remainder).any():
             stride = (hi - lo) // unit + 2
             if max(n_keys, 1) * stride < _KEY_LIMIT:
                 return GranularTimeCode(origin_ns=lo, unit_ns=unit, stride=stride)
