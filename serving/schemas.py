@@ -23,6 +23,17 @@ def printable(value: str) -> str:
     return value
 
 
+_EARLIEST, _LATEST = pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")
+
+
+def in_timestamp_range(value: datetime) -> datetime:
+    # Decisions compute in nanoseconds since the epoch: an instant outside that range would overflow (a 500).
+    if not _EARLIEST <= pd.Timestamp(value) <= _LATEST:
+        raise ValueError(f"must be between {_EARLIEST.isoformat()} and {_LATEST.isoformat()}")
+    return value
+
+
+AsOf = Annotated[AwareDatetime, AfterValidator(in_timestamp_range)]
 # Trimmed like ids in data files; channels are lower-cased like the data contract does.
 CustomerId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ID_CHARS),
                        AfterValidator(printable), Field(description="1-128 printable characters.", examples=["c000042"])]
@@ -38,7 +49,7 @@ class DecisionRequest(_Request):
     customer_id: CustomerId
     channel: Channel
     k: int = Field(default=1, ge=1, le=MAX_K, description="How many messages (slots) to return.")
-    as_of: AwareDatetime | None = Field(
+    as_of: AsOf | None = Field(
         default=None, description="Decision time, ISO-8601 with a zone (Z or +hh:mm); default: now (UTC).",
         examples=["2026-07-01T09:00:00Z"])
     explain: bool = Field(default=False, description="Add each served message's top feature contributions.")
@@ -169,6 +180,18 @@ class Readiness(BaseModel):
 
 class ErrorMessage(BaseModel):
     detail: str
+
+
+class RequestProblem(BaseModel):
+    loc: list[str | int] = Field(description="Where: body, query or path, then the field names and list positions.")
+    msg: str
+    type: str
+
+
+class InvalidRequest(BaseModel):
+    """The request does not match its schema (FastAPI's shape, without echoing the input)."""
+
+    detail: list[RequestProblem]
 
 
 class EventProblem(BaseModel):

@@ -78,6 +78,9 @@ def parse_timestamp(column: pd.Series, *, source: str, name: str) -> tuple[pd.Se
     text = parse_text(column)
     present = text.notna()
     parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
+    # pandas may parse years outside the nanosecond range (1677-2262) at a coarser unit: those are bad values
+    # like any unparseable text, not an overflow while converting.
+    parsed = parsed.where(parsed.isna() | parsed.between(pd.Timestamp.min.tz_localize("UTC"), pd.Timestamp.max.tz_localize("UTC")))
     parsed = parsed.astype(TIMESTAMP)
     bad = present & parsed.isna()
     return parsed, bad.astype(bool)

@@ -9,14 +9,14 @@ from fastapi import APIRouter, Body, Depends
 
 from serving.context import ServingContext
 from serving.deps import get_context, require_admin_key
-from serving.routers.responses import ADMIN
-from serving.schemas import ErrorMessage, ReloadRequest, ReloadResponse
+from serving.routers.responses import ADMIN, RELOAD_ERRORS, UNREADABLE_BODY
+from serving.schemas import ReloadRequest, ReloadResponse
 
 router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin_key)], responses=ADMIN)
 
 
 @router.post("/reload", response_model=ReloadResponse,
-             responses={422: {"model": ErrorMessage, "description": "The bundle cannot be loaded; the previous model keeps serving."}},
+             responses={**UNREADABLE_BODY, **RELOAD_ERRORS},
              summary="Load the current bundle and serve it from the next request on")
 def reload(body: Annotated[ReloadRequest | None, Body()] = None, context: ServingContext = Depends(get_context)) -> ReloadResponse:
     previous = context.holder.current()

@@ -7,12 +7,11 @@ from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import AwareDatetime
 
 from serving.context import ServingContext
 from serving.deps import get_context, get_now, require_api_key
 from serving.routers.responses import COMMON, DECISION_ERRORS
-from serving.schemas import CustomerDecisionsResponse, CustomerId, DecisionResponse
+from serving.schemas import AsOf, CustomerDecisionsResponse, CustomerId, DecisionResponse
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Depends(require_api_key)], responses=COMMON)
 
@@ -21,7 +20,7 @@ router = APIRouter(prefix="/v1/customers", tags=["customers"], dependencies=[Dep
             summary="The next best message on every channel, coordinated across channels")
 def next_best_messages(
     customer_id: Annotated[CustomerId, Path(description="1-128 printable characters (trimmed, as in files).")],
-    as_of: Annotated[AwareDatetime | None, Query(description="ISO-8601 with a zone; default: now (UTC).")] = None,
+    as_of: Annotated[AsOf | None, Query(description="ISO-8601 with a zone; default: now (UTC).")] = None,
     explain: Annotated[bool, Query(description="Add the top feature contributions of each message.")] = False,
     context: ServingContext = Depends(get_context),
     now: pd.Timestamp = Depends(get_now),

@@ -7,19 +7,19 @@ from fastapi import APIRouter, Depends
 
 from serving.context import ServingContext
 from serving.deps import get_context, get_now, require_api_key
-from serving.routers.responses import COMMON, DECISION_ERRORS
+from serving.routers.responses import COMMON, DECISION_ERRORS, UNREADABLE_BODY
 from serving.schemas import BatchDecisionRequest, BatchDecisionResponse, DecisionRequest, DecisionResponse
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"], dependencies=[Depends(require_api_key)], responses=COMMON)
 
 
-@router.post("", response_model=DecisionResponse, responses=DECISION_ERRORS, summary="The next best message(s) for one customer and channel")
+@router.post("", response_model=DecisionResponse, responses={**UNREADABLE_BODY, **DECISION_ERRORS}, summary="The next best message(s) for one customer and channel")
 def decide(body: DecisionRequest, context: ServingContext = Depends(get_context), now: pd.Timestamp = Depends(get_now)) -> DecisionResponse:
     (decision,) = context.decide([body], now)
     return DecisionResponse.of(decision)
 
 
-@router.post("/batch", response_model=BatchDecisionResponse, responses=DECISION_ERRORS,
+@router.post("/batch", response_model=BatchDecisionResponse, responses={**UNREADABLE_BODY, **DECISION_ERRORS},
              summary="Several decisions at once (all or nothing; the first failing request is named)")
 def decide_batch(body: BatchDecisionRequest, context: ServingContext = Depends(get_context),
                  now: pd.Timestamp = Depends(get_now)) -> BatchDecisionResponse:

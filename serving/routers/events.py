@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends
 
 from serving.context import ServingContext
 from serving.deps import get_context, get_now, require_api_key
-from serving.routers.responses import COMMON, EVENT_ERRORS
+from serving.routers.responses import COMMON, EVENT_ERRORS, UNREADABLE_BODY
 from serving.schemas import EventsRequest, EventsResponse
 
 router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[Depends(require_api_key)], responses=COMMON)
 
 
-@router.post("", response_model=EventsResponse, responses=EVENT_ERRORS,
+@router.post("", response_model=EventsResponse, responses={**UNREADABLE_BODY, **EVENT_ERRORS},
              summary="Store a batch of events (all or nothing; retries are acknowledged as duplicates)")
 def post_events(body: EventsRequest, context: ServingContext = Depends(get_context),
                 now: pd.Timestamp = Depends(get_now)) -> EventsResponse:

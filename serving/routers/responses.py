@@ -4,21 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from serving.schemas import ErrorMessage, InvalidEvents
+from serving.schemas import ErrorMessage, InvalidEvents, InvalidRequest
 
 _ERROR = {"model": ErrorMessage}
 COMMON: dict[int | str, dict[str, Any]] = {
     401: {**_ERROR, "description": "Missing or invalid X-API-Key (only when NBM_API_KEYS is set)."},
     413: {**_ERROR, "description": "Body larger than [serving] max_body_bytes, or a batch over max_batch_size."},
 }
+# FastAPI answers 400 itself when a body cannot even be decoded (not UTF-8); malformed JSON is a 422.
+UNREADABLE_BODY: dict[int | str, dict[str, Any]] = {400: {**_ERROR, "description": "The body cannot be decoded (not UTF-8 text)."}}
 NO_MODEL: dict[int | str, dict[str, Any]] = {503: {**_ERROR, "description": "No model loaded, or the event store is unavailable."}}
 DECISION_ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"description": "Invalid request: a field, an unknown channel, or as_of before the model's feature cutoff."},
+    422: {"model": InvalidRequest | ErrorMessage,
+          "description": "Invalid request: a field (a list of problems), an unknown channel or as_of before the model's feature cutoff."},
     **NO_MODEL,
 }
 EVENT_ERRORS: dict[int | str, dict[str, Any]] = {
-    422: {"model": InvalidEvents, "description": "At least one invalid event; nothing was stored. One entry per problem."},
+    422: {"model": InvalidEvents | InvalidRequest,
+          "description": "At least one invalid event, or a body that is not {\"events\": [...]}; nothing was stored. One entry per problem."},
     503: {**_ERROR, "description": "The event store cannot write now (read-only, disk full, locked); nothing was stored: retry."},
+}
+RELOAD_ERRORS: dict[int | str, dict[str, Any]] = {
+    422: {"model": ErrorMessage | InvalidRequest,
+          "description": "The bundle cannot be loaded (the previous model keeps serving), or the body is invalid."},
 }
 ADMIN: dict[int | str, dict[str, Any]] = {
     401: {**_ERROR, "description": "Missing or invalid admin key."},

@@ -32,6 +32,8 @@ def _only_reject(tmp_path, bad: dict) -> pd.Series:
         (event("", event_id="x"), "missing_ts", "ts is empty"),
         (event("2026-13-01", event_id="x"), "bad_timestamp", "ts='2026-13-01' is not an ISO-8601 timestamp"),
         (event("02/10/2026", event_id="x"), "bad_timestamp", "ts='02/10/2026' is not an ISO-8601 timestamp"),
+        (event("0740-12-09T02:46:06Z", event_id="x"), "bad_timestamp", None),  # outside 1677-2262: no overflow
+        (event("6093-09-22T15:15:05Z", event_id="x"), "bad_timestamp", None),
         (event("2026-02-10", customer_id="", event_id="x"), "missing_customer_id", "customer_id is empty"),
         (event("2026-02-10", event_type=" ", event_id="x"), "missing_event_type", "event_type is empty"),
         (event("2026-02-10", event_type="like", event_id="x"), "unknown_event_type", None),
