@@ -38,6 +38,38 @@ def _echo(line: str) -> None:
     typer.echo(line, err=True)
 
 
+def nbm_version() -> str:
+    """The installed distribution's version; pyproject.toml's when nbm runs from a source tree not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nbm")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"nbm {nbm_version()}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print nbm's version and exit."),
+    ] = False,
+) -> None:
+    """nbm, the next-best-message engine: simulate, validate, train, score and serve."""
+
+
 @app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="Directory to write the simulated data set to.")],
