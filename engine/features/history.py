@@ -343,7 +343,9 @@ class History:
         keys = self._cached_keys(index, sub)
         last = end - 1
         safe = np.maximum(last, 0)
-        found = (last >= 0) & (keys >= 0) & (index.combined[safe] // index.stride == keys) if len(index.combined) else np.zeros(len(keys), bool)
+        # The event before the position has this request's key exactly when it is not below the key's first
+        # possible value (it is below the request's own value, which is under the next key's first).
+        found = (last >= 0) & (keys >= 0) & (index.combined[safe] >= keys * index.stride) if len(index.combined) else np.zeros(len(keys), bool)
         return index, safe, found
 
     def days_since_last(self, types: tuple[str, ...], requests: Requests, *, by: By = "customer",
