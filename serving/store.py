@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from engine.durable import fsync_directory
 from engine.eventstore import EVENT_COLUMNS, EXPORT_CHUNK_ROWS, AppendResult, EventStore, StoreUnavailableError
 from engine.eventstore import contract_frame, contract_rows
 from serving.sqlite import EARLIEST_NS, SqliteFile, transaction
@@ -54,7 +55,7 @@ class SqliteEventStore(SqliteFile, EventStore):
         new = not Path(path).exists()
         super().__init__(path, busy_timeout_s=busy_timeout_s, read_only=read_only)
         if new:
-            _fsync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
 
     def append(self, events: pd.DataFrame) -> AppendResult:
         rows = contract_rows(events)
@@ -86,13 +87,3 @@ class SqliteEventStore(SqliteFile, EventStore):
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-def _fsync_directory(directory: Path) -> None:
-    # SQLite syncs the directory for its journal and WAL but not for a new database file; without this a
-    # power cut right after the first batch could lose the file's directory entry.
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -25,6 +25,7 @@ from pathlib import Path
 import lightgbm as lgb
 import pandas as pd
 
+from engine.durable import fsync_directory
 from engine.errors import NbmError
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState
@@ -105,7 +106,7 @@ def publish(model_dir: Path, write: Callable[[Path], None], name: str, *, make_c
     if make_current:
         set_current(model_dir, final.name)
     else:
-        _fsync_dir(model_dir)
+        fsync_directory(model_dir)
     _prune(model_dir, keep=KEEP_BUNDLES)
     return final
 
@@ -118,7 +119,7 @@ def set_current(model_dir: Path, name: str) -> None:
     link = model_dir / f".current-{uuid.uuid4().hex}"
     os.symlink(name, link)
     os.replace(link, model_dir / CURRENT)  # atomic on POSIX: readers see the old or the new bundle
-    _fsync_dir(model_dir)
+    fsync_directory(model_dir)
 
 
 def resolve(model_dir: Path) -> Path:
@@ -167,15 +168,9 @@ def _fsync_tree(folder: Path) -> None:
     for path in folder.iterdir():
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-    _fsync_dir(folder)
+    fsync_directory(folder)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_leftovers(model_dir: Path) -> None:
