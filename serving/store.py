@@ -9,7 +9,6 @@ queue on SQLite's lock for up to ``busy_timeout_s``.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from engine.contract.parse import TEXT, TIMESTAMP, has_utc_offset, is_blank, parse_lower_text, parse_number, parse_text, parse_timestamp

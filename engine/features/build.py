@@ -17,6 +17,7 @@ from engine.features.candidate import Candidates, candidate_features
 from engine.features.context import Columns, FamilyContext
 from engine.features.engagement import engagement_features
 from engine.features.history import NS_PER_DAY, History, Requests
+from engine.features.log import EventLog
 from engine.features.journey import journey_features
 from engine.features.pressure import pressure_features
 from engine.features.rfm import rfm_features
