@@ -273,6 +273,8 @@ class History:
 
     def _keys(self, index: _KeyedIndex, requests: Requests, sub: np.ndarray | int | None) -> np.ndarray:
         customer = requests.customer.astype(np.int64)
+        if sub is None and index.width == 1:  # keyed by customer alone: the key is the customer code
+            return np.maximum(customer, -1)
         sub_arr = np.zeros(len(requests), dtype=np.int64) if sub is None else np.broadcast_to(np.asarray(sub, dtype=np.int64), customer.shape)
         valid = (customer >= 0) & (sub_arr >= 0)
         # -1 sorts before every real key, so unknown customers or sub-keys find nothing.
