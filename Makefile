@@ -11,7 +11,7 @@ DEMO_DATA := $(NBM_HOME)/demo/data
 DEMO_MODEL := $(NBM_HOME)/model
 TRACKING := sqlite:///$(NBM_HOME)/mlflow.db
 
-.PHONY: install demo serve test bench audit clean help mlflow-ui
+.PHONY: install demo serve test bench loadtest audit clean help mlflow-ui
 
 help:
 	@echo "make demo   simulate a world, validate it, train, score and show decisions"
@@ -19,6 +19,7 @@ help:
 	@echo "make mlflow-ui  review the runs and the registered model"
 	@echo "make test   run the test suite"
 	@echo "make bench  print the performance figures"
+	@echo "make loadtest  load-test the API with locust for 2 x 60 s (LOADTEST_ARGS=\"--seconds 20\")"
 	@echo "make audit  check the installed dependencies for known vulnerabilities (docs/security.md)"
 
 install: $(STAMP)
@@ -59,6 +60,12 @@ test: install
 bench: install
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
 	$(BIN)/python bench/run.py
+
+# locust against `nbm serve` on loopback, 1 worker then 2, each run bounded by --seconds (default 60).
+LOADTEST_ARGS ?=
+loadtest: install
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(BIN)/python bench/loadtest.py $(LOADTEST_ARGS)
 
 # pip-audit is not a project dependency: installed into the venv here only. --strict fails when a package
 # could not be checked (no "no known vulnerabilities" for an audit that checked nothing); nbm itself is

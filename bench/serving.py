@@ -3,9 +3,8 @@ same server, in the same run.
 
     .venv/bin/python bench/serving.py [--seconds 15 --concurrency 8]
 
-A small simulated world (3,000 customers, 300 messages: 60 per channel) is trained once into
-``.nbm/bench/serving-model`` and reused. ``nbm serve`` runs as a child process with one worker and a
-fresh state directory; the load comes from threads of this process, each on its own keep-alive
+The bench world and ``nbm serve`` come from ``bench/_server.py``: the server runs as a child process with one
+worker and a fresh state directory; the load comes from threads of this process, each on its own keep-alive
 connection, so client and server share this machine's cores, as they do for both endpoints alike.
 Non-2xx answers are counted as errors and printed.
 """
@@ -17,55 +16,15 @@ import http.client
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from _server import ensure_model, running_server, world_catalog
 
-REPO = Path(__file__).resolve().parents[1]
-NBM = str(Path(sys.executable).with_name("nbm"))
-WORLD = REPO / ".nbm" / "bench" / "world-serving"
-MODEL_DIR = REPO / ".nbm" / "bench" / "serving-model"
-WORLD_ARGS = {"customers": 3000, "days": 60, "messages": 300, "seed": 11}
 GOAL_P99_MS = 10.0
 GOAL_RATIO = 0.40  # decisions per second / healthz per second
-
-
-def _ensure_model() -> None:
-    if not (WORLD / "events.parquet").exists():
-        subprocess.run([NBM, "simulate", "--out", str(WORLD), *(f"--{k}={v}" for k, v in WORLD_ARGS.items())],
-                       check=True, stdout=subprocess.DEVNULL)
-    if not (MODEL_DIR / "current").exists():
-        subprocess.run([NBM, "train", "--data", str(WORLD), "--model-dir", str(MODEL_DIR),
-                        "--tracking-uri", f"sqlite:///{MODEL_DIR / 'mlflow.db'}"], check=True, stdout=subprocess.DEVNULL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"nbm serve exited with code {server.returncode}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            connection.request("GET", "/readyz")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"nbm serve not ready after {timeout:.0f} s")
 
 
 def _load(port: int, make_request, seconds: float, concurrency: int) -> tuple[np.ndarray, int, list[str], float]:
@@ -118,35 +77,24 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    _ensure_model()
-    customers = pd.read_parquet(WORLD / "customers.parquet")["customer_id"].astype(str).tolist()
-    messages = pd.read_parquet(WORLD / "messages.parquet")
-    channels = sorted(messages["channel"].astype(str).unique())
-    per_channel = messages["channel"].value_counts()
-    port = _free_port()
-    with tempfile.TemporaryDirectory() as home:
-        env = {**os.environ, "NBM_HOME": home, "NBM_PATHS__HOME": home}
-        env.pop("NBM_API_KEYS", None)
-        server = subprocess.Popen([NBM, "serve", "--model-dir", str(MODEL_DIR), "--port", str(port), "--workers", "1"],
-                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-        try:
-            _wait_ready(port, server)
+    ensure_model()
+    customers, messages_by_channel = world_catalog()
+    channels = sorted(messages_by_channel)
+    per_channel = [len(ids) for ids in messages_by_channel.values()]
+    with running_server(workers=1) as port:
 
-            def healthz(_rng):
-                return "GET", "/healthz", None
+        def healthz(_rng):
+            return "GET", "/healthz", None
 
-            def decision(rng):
-                body = {"customer_id": rng.choice(customers), "channel": rng.choice(channels), "k": 1}
-                return "POST", "/v1/decisions", json.dumps(body)
+        def decision(rng):
+            body = {"customer_id": rng.choice(customers), "channel": rng.choice(channels), "k": 1}
+            return "POST", "/v1/decisions", json.dumps(body)
 
-            _load(port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
-            health_line, health_rate, _ = _line("GET /healthz", _load(port, healthz, args.seconds, args.concurrency))
-            decide = _load(port, decision, args.seconds, args.concurrency)
-            decision_line, decision_rate, p99 = _line(
-                f"POST /v1/decisions (k=1, {per_channel.min()}-{per_channel.max()} candidates per channel)", decide)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        _load(port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
+        health_line, health_rate, _ = _line("GET /healthz", _load(port, healthz, args.seconds, args.concurrency))
+        decide = _load(port, decision, args.seconds, args.concurrency)
+        decision_line, decision_rate, p99 = _line(
+            f"POST /v1/decisions (k=1, {min(per_channel)}-{max(per_channel)} candidates per channel)", decide)
     print(f"serving: 1 worker on loopback, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
           f"{os.cpu_count()} CPUs shared by client and server", flush=True)
     print(health_line)
