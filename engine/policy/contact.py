@@ -178,5 +178,24 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
     return Verdict.first_failure(len(channel), checks)
 
 
+def remaining_sends(channel: str | None, history: ContactHistory, as_of_ns: int, settings: ContactSettings) -> float:
+    """How many more messages the volume caps let this customer receive at ``as_of_ns``: on ``channel``
+    (its daily and weekly caps and the global ones), or across channels when ``channel`` is None (the global
+    caps only); ``inf`` without caps. :func:`contact_verdict` judges each message as if it were sent alone,
+    so a slate of several messages must also stay within this number."""
+    as_of = int(as_of_ns)
+    h = history
+    before = h.impression_ts < as_of
+    weights = h.impression_weight
+    day = before & (h.impression_ts > as_of - NS_PER_DAY)
+    week = before & (h.impression_ts > as_of - 7 * NS_PER_DAY)
+    left = [_or_inf(settings.global_daily_cap) - weights[day].sum(), _or_inf(settings.global_weekly_cap) - weights[week].sum()]
+    if channel is not None:
+        daily, weekly = channel_caps(np.array([channel]), settings)
+        own = h.impression_channel == str(channel)
+        left += [daily[0] - weights[day & own].sum(), weekly[0] - weights[week & own].sum()]
+    return max(0.0, float(min(left)))
+
+
 def _or_inf(cap: int | None) -> float:
     return np.inf if cap is None else float(cap)

@@ -33,7 +33,7 @@ from engine.features.log import EVENT_CODE
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
-from engine.policy.contact import CONSENT, ContactHistory, contact_verdict
+from engine.policy.contact import CONSENT, ContactHistory, contact_verdict, remaining_sends
 from engine.policy.decide import ModelMismatchError
 from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import select_with, slot_distribution
@@ -129,7 +129,9 @@ class DecisionEngine:
         decision_id = decision_id or uuid.uuid4().hex
         events = self._customers.events_of(str(customer_id), live_events)
         (slate,), x = self._slates(events, [messages], as_of_ns)
-        selection = select_with(slate.priority, k, self._rng(decision_id), self._policy)
+        # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
+        room = remaining_sends(messages.channel, self._contact_history(events), as_of_ns, self._policy.contact)
+        selection = select_with(slate.priority, int(max(1, min(k, room))), self._rng(decision_id), self._policy)
         first = self._first_slot(slate.priority)
         served = tuple(self._served(slate, x, selection.index, selection.propensity, explain))
         return self._decision(decision_id, events, slate, as_of_ns, served, slate.suppressed, first)
@@ -147,7 +149,10 @@ class DecisionEngine:
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
         priority = np.concatenate([s.priority for s in slates])
-        turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids])
+        # Channels served together must fit the global caps together, not only one by one.
+        room = remaining_sends(None, self._contact_history(events), as_of_ns, self._policy.contact)
+        turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids],
+                                            max_messages=room)
         decisions, offset = [], 0
         for slate, turn, decision_id in zip(slates, turns, ids):
             own = slice(offset, offset + len(slate.at))
@@ -229,8 +234,11 @@ class DecisionEngine:
             attributes[DAYS_SINCE_PURCHASE] = np.full(n, matrix.values[0, self._column[DAYS_SINCE_PURCHASE]])
             stages = np.concatenate([m.stage[at] for m, at in zip(channels, positions)])
             verdict = rules_verdict(message_id, topic, stages, stage, attributes, self._policy)
-        history = ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic)
-        return verdict.then(contact_verdict(channel, message_id, topic, history, as_of_ns, self._policy.contact))
+        return verdict.then(contact_verdict(channel, message_id, topic, self._contact_history(events), as_of_ns,
+                                            self._policy.contact))
+
+    def _contact_history(self, events: CustomerEvents) -> ContactHistory:
+        return ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         if not len(x):

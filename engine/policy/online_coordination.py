@@ -34,14 +34,17 @@ class ChannelTurn:
 
 
 def coordinate_with_exploration(channel: np.ndarray, topic: np.ndarray, priority: np.ndarray, n_channels: int,
-                                settings: PolicySettings, rngs: Sequence[np.random.Generator]) -> tuple[ChannelTurn, ...]:
+                                settings: PolicySettings, rngs: Sequence[np.random.Generator],
+                                max_messages: float = float("inf")) -> tuple[ChannelTurn, ...]:
     """One :class:`ChannelTurn` per channel ``0..n_channels-1``; ``channel`` is each candidate's channel
-    number, ``rngs`` one generator per channel (a channel's draw replays from its own decision)."""
+    number, ``rngs`` one generator per channel (a channel's draw replays from its own decision).
+    ``max_messages`` caps the channels served on top of the configured per-customer cap (e.g. what the
+    global contact caps still allow)."""
     channel = np.asarray(channel, dtype=np.int64)
     topic = np.asarray(topic).astype(str)
     priority = np.asarray(priority, dtype=np.float64)
     coordination = settings.coordination
-    cap = coordination.max_messages_per_customer or n_channels
+    cap = min(coordination.max_messages_per_customer or n_channels, max_messages)
     is_open = np.ones(n_channels, dtype=bool)
     taken: list[str] = []
     chosen: dict[int, tuple[int, float, np.ndarray]] = {}

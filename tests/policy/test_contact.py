@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import ContactSettings, load_settings
 from engine.errors import ConfigError
-from engine.policy.contact import REASONS, ContactHistory, contact_verdict
+from engine.policy.contact import REASONS, ContactHistory, contact_verdict, remaining_sends
 from engine.timeutil import NS_PER_DAY
 from tests.builders import events_frame
 
@@ -194,3 +194,17 @@ def test_contact_settings_load_from_toml_and_reject_unknown_keys(tmp_path):
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_settings(path, environ=False)
+
+
+def test_remaining_sends_is_the_tightest_cap_left():
+    # Last 24 h: 1 email + 1 sms; last 7 days: 3 emails + 1 sms (two emails 3 days ago).
+    history = _history([(2, "email", "a", "t"), (5, "sms", "b", "t"), (72, "email", "c", "t"), (73, "email", "d", "t")])
+    caps = ContactSettings(channel_daily_cap=3, channel_weekly_cap=4, global_daily_cap=5)
+    # email: daily 3 - 1 = 2, weekly 4 - 3 = 1, global daily 5 - 2 = 3 -> 1.
+    assert remaining_sends("email", history, AS_OF, caps) == 1
+    # sms: daily 3 - 1 = 2, weekly 4 - 1 = 3, global 3 -> 2. Across channels: global daily only, 3.
+    assert remaining_sends("sms", history, AS_OF, caps) == 2
+    assert remaining_sends(None, history, AS_OF, caps) == 3
+    assert remaining_sends("email", history, AS_OF, ContactSettings()) == float("inf")
+    # An impression exactly 24 h before as_of has left the daily window (see the module docstring).
+    assert remaining_sends("push", _history([(24, "push", "a", "t")]), AS_OF, ContactSettings(channel_daily_cap=1)) == 1
