@@ -128,9 +128,10 @@ class DecisionEngine:
         messages = self._catalog.channel(channel)
         decision_id = decision_id or uuid.uuid4().hex
         events = self._customers.events_of(str(customer_id), live_events)
-        (slate,), x = self._slates(events, [messages], as_of_ns)
+        contact = self._contact_history(events)
+        (slate,), x = self._slates(events, contact, [messages], as_of_ns)
         # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
-        room = remaining_sends(messages.channel, self._contact_history(events), as_of_ns, self._policy.contact)
+        room = remaining_sends(messages.channel, contact, as_of_ns, self._policy.contact)
         selection = select_with(slate.priority, int(max(1, min(k, room))), self._rng(decision_id), self._policy)
         first = self._first_slot(slate.priority)
         served = tuple(self._served(slate, x, selection.index, selection.propensity, explain))
@@ -144,13 +145,14 @@ class DecisionEngine:
         as_of_ns = self._as_of_ns(as_of)
         events = self._customers.events_of(str(customer_id), live_events)
         channels = [self._catalog.channel(name) for name in self.channels]
-        slates, x = self._slates(events, channels, as_of_ns)
+        contact = self._contact_history(events)
+        slates, x = self._slates(events, contact, channels, as_of_ns)
         ids = [uuid.uuid4().hex for _ in slates]
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
         priority = np.concatenate([s.priority for s in slates])
         # Channels served together must fit the global caps together, not only one by one.
-        room = remaining_sends(None, self._contact_history(events), as_of_ns, self._policy.contact)
+        room = remaining_sends(None, contact, as_of_ns, self._policy.contact)
         turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids],
                                             max_messages=room)
         decisions, offset = [], 0
@@ -178,7 +180,8 @@ class DecisionEngine:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _slates(self, events: CustomerEvents, channels: Sequence[ChannelMessages], as_of_ns: int) -> tuple[list[_Slate], np.ndarray]:
+    def _slates(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
+                as_of_ns: int) -> tuple[list[_Slate], np.ndarray]:
         """Validity, consent, rules and contact policy, then one feature build and one model call for the
         candidates left on every channel. Returns the slates and the scored rows' matrix (float32)."""
         log = events.log
@@ -198,7 +201,7 @@ class DecisionEngine:
             empty = np.zeros(0)
             return [_Slate(m, at, empty.astype(np.int64), empty, empty, s) for m, at, s in zip(channels, positions, suppressed)], np.zeros((0, len(self._feature_names)), np.float32)
         matrix = self._build(events, codes, as_of_ns)
-        verdict = self._policy_verdict(events, channels, positions, matrix, as_of_ns)
+        verdict = self._policy_verdict(events, contact, channels, positions, matrix, as_of_ns)
         x = matrix.values[verdict.allowed].astype(np.float32)  # the model was trained on float32 features
         score = self._predict(x)
         slates, start, row = [], 0, 0
@@ -220,8 +223,8 @@ class DecisionEngine:
         return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
                                       np.full(n, events.profile, np.int64), dtype=np.float64)
 
-    def _policy_verdict(self, events: CustomerEvents, channels: Sequence[ChannelMessages], positions: list[np.ndarray],
-                        matrix: FeatureMatrix, as_of_ns: int) -> Verdict:
+    def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
+                        positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:
         channel = np.concatenate([np.full(len(at), m.channel) for m, at in zip(channels, positions)])
         message_id = np.concatenate([m.message_id[at] for m, at in zip(channels, positions)])
         topic = np.concatenate([m.topic[at] for m, at in zip(channels, positions)])
@@ -234,8 +237,7 @@ class DecisionEngine:
             attributes[DAYS_SINCE_PURCHASE] = np.full(n, matrix.values[0, self._column[DAYS_SINCE_PURCHASE]])
             stages = np.concatenate([m.stage[at] for m, at in zip(channels, positions)])
             verdict = rules_verdict(message_id, topic, stages, stage, attributes, self._policy)
-        return verdict.then(contact_verdict(channel, message_id, topic, self._contact_history(events), as_of_ns,
-                                            self._policy.contact))
+        return verdict.then(contact_verdict(channel, message_id, topic, contact, as_of_ns, self._policy.contact))
 
     def _contact_history(self, events: CustomerEvents) -> ContactHistory:
         return ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic)
