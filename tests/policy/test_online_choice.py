@@ -132,3 +132,14 @@ def test_explanations_are_the_largest_contributions_which_sum_to_the_raw_score(o
     plain = engine.decide("c10", "email", k=2, as_of=AS_OF, live_events=online_world.live([]))
     assert all(m.reasons == () for m in plain.messages)
 
+
+
+def test_room_left_by_the_global_caps_limits_the_channels_served():
+    # Three channels with a candidate each, distinct topics: unlimited, all three get one; with room for 2
+    # (the global caps' remaining_sends), the two highest priorities do and the third is a customer_cap.
+    channel, topic, priority = np.array([0, 1, 2]), np.array(["a", "b", "c"]), np.array([0.3, 0.9, 0.5])
+    rngs = [np.random.default_rng(0)] * 3
+    free = coordinate_with_exploration(channel, topic, priority, 3, PolicySettings(), rngs)
+    assert [t.index for t in free] == [0, 1, 2]
+    capped = coordinate_with_exploration(channel, topic, priority, 3, PolicySettings(), rngs, max_messages=2.0)
+    assert [(t.index, t.reason) for t in capped] == [(-1, "customer_cap"), (1, ""), (2, "")]
