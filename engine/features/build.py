@@ -119,10 +119,7 @@ def build_features(
             # Row-major: a block of rows (a split of the training examples) is then a contiguous view that
             # LightGBM reads without copying; a column-major matrix would be copied whole.
             values = np.empty((len(requests), len(names)), dtype=dtype)
-        block = np.empty((len(rows), len(names)), dtype=dtype)
-        for j, name in enumerate(names):
-            block[:, j] = columns[name]
-        values[slice(start, start + len(rows)) if in_order else rows] = block
+        values[slice(start, start + len(rows)) if in_order else rows] = _rows(columns, names, len(rows), dtype)
     assert values is not None
     return FeatureMatrix(names, values)
 
@@ -232,10 +229,15 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
                              np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64),
                              np.asarray(profile, dtype=np.int64))
     names = tuple(columns)
-    values = np.empty((len(message), len(names)), dtype=dtype)
+    return FeatureMatrix(names, _rows(columns, names, len(message), dtype))
+
+
+def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type) -> np.ndarray:
+    """The columns as one row-major block of ``n`` rows, in ``names`` order."""
+    block = np.empty((n, len(names)), dtype=dtype)
     for j, name in enumerate(names):
-        values[:, j] = columns[name]
-    return FeatureMatrix(names, values)
+        block[:, j] = columns[name]
+    return block
 
 
 def make_history(log: EventLog, spec: FeatureSpec) -> History:
