@@ -16,7 +16,7 @@ from engine.features.affinity import affinity_features
 from engine.features.candidate import Candidates, candidate_features
 from engine.features.context import Columns, FamilyContext
 from engine.features.engagement import engagement_features
-from engine.features.history import NS_PER_DAY, History, Requests
+from engine.features.history import NS_PER_DAY, History, Requests, customer_partitions
 from engine.features.log import EventLog
 from engine.features.journey import journey_features
 from engine.features.pressure import pressure_features
@@ -80,6 +80,11 @@ class ProfileTable:
         return cls(ids, customers.reset_index(drop=True))
 
 
+# Requests per chunk: small enough that a chunk's indexes and temporaries stay in cache and in the
+# allocator's reused memory, large enough that per-chunk overhead is amortised.
+CHUNK_ROWS = 50_000
+
+
 def build_features(
     requests: pd.DataFrame,
     history: History,
@@ -88,7 +93,7 @@ def build_features(
     spec: FeatureSpec,
     *,
     dtype: type = np.float32,
-    chunk_rows: int = 50_000,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> FeatureMatrix:
     """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``).
 
@@ -109,17 +114,16 @@ def build_features(
     in_order = bool(np.all(order[1:] > order[:-1]))
     values: np.ndarray | None = None
     names: tuple[str, ...] = ()
-    for start in range(0, max(len(order), 1), chunk_rows):
-        rows = order[start : start + chunk_rows]
-        # Indexes over just this chunk's customers: their size, and the memory they take, follow the chunk.
-        part = history.for_customers(int(customer[rows[0]]), int(customer[rows[-1]])) if len(rows) else history
+    # Indexes over just each chunk's customers: their size, and the memory they take, follow the chunk.
+    for start, stop, part in customer_partitions(history, customer[order], chunk_rows):
+        rows = order[start:stop]
         columns = _chunk_columns(part, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
         if values is None:
             names = tuple(columns)
             # Row-major: a block of rows (a split of the training examples) is then a contiguous view that
             # LightGBM reads without copying; a column-major matrix would be copied whole.
             values = np.empty((len(requests), len(names)), dtype=dtype)
-        values[slice(start, start + len(rows)) if in_order else rows] = _rows(columns, names, len(rows), dtype)
+        values[slice(start, stop) if in_order else rows] = _rows(columns, names, len(rows), dtype)
     assert values is not None
     return FeatureMatrix(names, values)
 

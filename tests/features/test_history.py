@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.features.history import NS_PER_DAY, History, Requests
+from engine.features.history import NS_PER_DAY, History, Requests, customer_partitions
 from engine.features.log import CatalogVocabularies, EventLog
 from engine.features.sorting import unique_sorted
 from engine.features.timecode import GranularTimeCode, RankTimeCode
@@ -226,3 +226,18 @@ def test_a_partition_of_customers_answers_as_the_whole_history():
                   lambda x: x.decayed_count(("click",), r, window_days=30, by="topic", sub=1),
                   lambda x: x.value_sum(("purchase",), r, window_days=30)):
         np.testing.assert_array_equal(query(part), query(h))
+
+
+def test_customer_partitions_split_sorted_requests_into_runs_over_their_own_customers():
+    frame = _random_log(5)
+    h = _history(frame)
+    codes = h.log.customers.encode(["c0", "c0", "c1", "c3", "c3", "c5"]).astype(np.int64)
+    runs = list(customer_partitions(h, codes, 2))
+    # Runs of 2 requests: (c0, c0), (c1, c3), (c3, c5); each History holds its customers' events only.
+    assert [(start, stop) for start, stop, _ in runs] == [(0, 2), (2, 4), (4, 6)]
+    expected_customers = [{"c0"}, {"c1", "c2", "c3"}, {"c3", "c4", "c5"}]
+    for (_, _, part), wanted in zip(runs, expected_customers):
+        assert len(part.log) == int(frame["customer_id"].isin(wanted).sum())
+    # No requests: one empty run over the whole history.
+    empty = list(customer_partitions(h, np.zeros(0, dtype=np.int64), 2))
+    assert len(empty) == 1 and empty[0][:2] == (0, 0) and empty[0][2] is h
