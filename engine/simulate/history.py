@@ -18,13 +18,13 @@ import numpy as np
 
 from engine.simulate.event_log import KIND, EventColumns, EventLog
 from engine.simulate.logging_policy import choice_distribution, choose, contacts
-from engine.simulate.organic import DayContext, OrganicDay, organic_day
+from engine.simulate.organic import DayContext, OrganicDay, organic_day, stage_milestones
 from engine.simulate.outcomes import Impressions, sample_outcomes
 from engine.simulate.params import SimulationParams
 from engine.simulate.point_in_time import earlier_same_key
 from engine.simulate.response import ResponseCoefficients, respond
 from engine.simulate.seeding import stream
-from engine.simulate.timeline import DAY_NS, MS_NS, to_ns
+from engine.simulate.timeline import ALWAYS_NS, DAY_NS, MS_NS, to_ns
 from engine.simulate.world import Catalog, CustomerLatents, stage_at, start_ns
 
 _DAY_MS = DAY_NS // MS_NS
@@ -152,8 +152,13 @@ def generate_history(params: SimulationParams, latents: CustomerLatents, catalog
     all_customers_day_start = np.empty(params.customers, dtype=np.int64)
     truth_chunks: dict[str, list[np.ndarray]] = {field.name: [] for field in fields(ImpressionTruth)}
     next_decision = 0
+    if params.stage_milestones:  # stages entered before the start left their events in the earlier history
+        stage_milestones(params, latents, topic_cumulative, ALWAYS_NS + 1, start, stream(params.seed, "milestones"), log)
     for day in range(params.days):
         day_start = start + day * DAY_NS
+        if params.stage_milestones:
+            stage_milestones(params, latents, topic_cumulative, day_start, day_start + DAY_NS,
+                             stream(params.seed, "milestones", day), log)
         all_customers_day_start.fill(day_start)
         context = DayContext(day=day, day_start_ns=day_start,
                              stage=stage_at(latents.stage_entry_ns, all_customers_day_start),

@@ -1,7 +1,9 @@
 """One day of organic behaviour: visits, purchases, surveys, support contacts and complaints.
 
 Visits and purchases reveal interests (their topic is drawn from the customer's topic distribution) and
-the journey stage (rates depend on it). Surveys are lower for fatigued customers and recent complainers.
+the journey stage: rates depend on it, and a stage entered today leaves the event that marks it, as it
+does in real journeys (a visit into consideration, the first purchase of the buying phase, the repeat
+purchase of a loyal customer). Surveys are lower for fatigued customers and recent complainers.
 """
 
 from __future__ import annotations
@@ -61,6 +63,28 @@ def _bernoulli_customers(rate: float, n: int, rng: np.random.Generator) -> np.nd
     return np.flatnonzero(rng.random(n) < rate).astype(np.int32)
 
 
+def _amounts(params: SimulationParams, size: int, rng: np.random.Generator) -> np.ndarray:
+    amount = params.purchase_amount_median * np.exp(rng.normal(0.0, params.purchase_amount_sigma, size))
+    return np.maximum(np.round(amount, 2), 0.01)
+
+
+def stage_milestones(params: SimulationParams, latents: CustomerLatents, topic_cumulative: np.ndarray,
+                     from_ns: int, to_ns: int, rng: np.random.Generator, log: EventLog) -> None:
+    """Add the marking event of every stage entered in ``[from_ns, to_ns)``, at the instant of entry: a
+    visit into consideration, a purchase into purchase (the first of the buying phase) and into loyalty
+    (the repeat purchase)."""
+    web, app = params.channels.index("web"), params.channels.index("app")
+    for column, kind in enumerate(("visit", "purchase", "purchase")):
+        entry = latents.stage_entry_ns[:, column]
+        customers = np.flatnonzero((entry >= from_ns) & (entry < to_ns)).astype(np.int32)
+        topic = _topics(topic_cumulative, customers, rng)
+        if kind == "visit":
+            channel = np.where(rng.random(len(customers)) < params.app_visit_share, app, web)
+            log.add(kind, customers, entry[customers], channel=channel, topic=topic)
+        else:
+            log.add(kind, customers, entry[customers], topic=topic, value=_amounts(params, len(customers), rng))
+
+
 def organic_day(params: SimulationParams, latents: CustomerLatents, topic_cumulative: np.ndarray,
                 context: DayContext, rng: np.random.Generator, log: EventLog) -> OrganicDay:
     """Add one day's organic events to ``log``; return what they change in the carried state."""
@@ -75,9 +99,8 @@ def organic_day(params: SimulationParams, latents: CustomerLatents, topic_cumula
 
     purchase_weight = latents.activity * np.array(params.stage_purchase_multiplier)[context.stage]
     buyers = _poisson_customers(params.purchase_rate, purchase_weight, rng)
-    amount = params.purchase_amount_median * np.exp(rng.normal(0.0, params.purchase_amount_sigma, len(buyers)))
     log.add("purchase", buyers, _times(rng, context.day_start_ns, len(buyers)),
-            topic=_topics(topic_cumulative, buyers, rng), value=np.maximum(np.round(amount, 2), 0.01))
+            topic=_topics(topic_cumulative, buyers, rng), value=_amounts(params, len(buyers), rng))
 
     respondents = _bernoulli_customers(params.survey_rate, n, rng)
     annoyance = params.survey_fatigue_weight * np.maximum(

@@ -90,6 +90,11 @@ class SimulationParams(_Frozen):
         (60.0, 45.0, 30.0), description="mean days spent in awareness, consideration, purchase before moving on")
     stage_visit_multiplier: tuple[float, float, float, float] = (0.7, 1.6, 1.2, 0.9)
     stage_purchase_multiplier: tuple[float, float, float, float] = (0.2, 0.6, 2.5, 1.6)
+    loyalty_mean_days_before_start: float = Field(
+        180.0, gt=0, description="mean days a customer loyal at the start has been loyal (dates past milestones)")
+    stage_milestones: bool = Field(
+        True, description="entering a stage leaves its marking event: a visit (consideration), a purchase "
+                          "(purchase: the first of the buying phase; loyalty: the repeat purchase)")
 
     # --- organic behaviour (population averages per customer-day)
     visit_rate: float = Field(0.12, ge=0, description="organic visits per customer-day (population mean)")

@@ -16,6 +16,8 @@ STREAMS: dict[str, int] = {
     "organic": 4,
     "contacts": 5,
     "outcomes": 6,
+    "stage_history": 7,
+    "milestones": 8,
 }
 
 

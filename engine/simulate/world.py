@@ -50,6 +50,10 @@ def stage_at(stage_entry_ns: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
     return (stage_entry_ns <= np.asarray(ts_ns, dtype=np.int64)[:, None]).sum(axis=1).astype(np.int8)
 
 
+def _days_ns(days: np.ndarray) -> np.ndarray:
+    return (np.minimum(days, 50 * 365.0) * (DAY_NS // MS_NS)).astype(np.int64) * MS_NS
+
+
 def _stage_entries(params: SimulationParams, initial: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     # Stages advance one way; sojourns are exponential, so a customer's remaining time in the initial
     # stage has the same distribution as a whole sojourn (memorylessness).
@@ -58,7 +62,7 @@ def _stage_entries(params: SimulationParams, initial: np.ndarray, rng: np.random
     clock = np.full(n, start_ns(params), dtype=np.int64)
     for stage in range(3):
         sojourn_days = rng.exponential(params.stage_mean_days[stage], size=n)
-        sojourn_ns = (np.minimum(sojourn_days, 50 * 365.0) * (DAY_NS // MS_NS)).astype(np.int64) * MS_NS
+        sojourn_ns = _days_ns(sojourn_days)
         entered_before = initial > stage
         in_stage = initial == stage
         reached = entries[:, stage - 1] != NEVER_NS if stage > 0 else np.zeros(n, dtype=bool)
@@ -66,6 +70,27 @@ def _stage_entries(params: SimulationParams, initial: np.ndarray, rng: np.random
         clock = np.where(moving, clock + sojourn_ns, clock)
         entries[:, stage] = np.where(entered_before, ALWAYS_NS, np.where(moving, clock, NEVER_NS))
     return entries
+
+
+def _date_past_entries(params: SimulationParams, entries: np.ndarray, initial: np.ndarray, signup_ns: np.ndarray,
+                       rng: np.random.Generator) -> None:
+    """Replace the ``ALWAYS_NS`` of stages entered before the start with when they were entered (in place).
+
+    Walking back from the start: the time already spent in the initial stage, then each earlier stage's
+    sojourn, all exponential (memoryless, so independent of the time still to come), and never before the
+    signup. Those entries then leave their marking events in the history before the simulated days.
+    """
+    n = len(initial)
+    clock = np.full(n, start_ns(params), dtype=np.int64)
+    # Mean days in each stage; loyalty has no end, so its own mean of the time already spent in it.
+    mean_days = (*params.stage_mean_days, params.loyalty_mean_days_before_start)
+    for stage in range(3, 0, -1):  # entry into ``stage`` is column stage - 1
+        # Customers whose initial stage is ``stage`` or a later one entered ``stage`` before the start:
+        # the former have spent part of a sojourn in it so far, the latter a whole one.
+        entered = initial >= stage
+        spent = rng.exponential(mean_days[stage], size=n)
+        clock = np.where(entered, np.maximum(clock - _days_ns(spent), signup_ns), clock)
+        entries[:, stage - 1] = np.where(entered, clock, entries[:, stage - 1])
 
 
 def build_customers(params: SimulationParams) -> tuple[pd.DataFrame, CustomerLatents]:
@@ -99,6 +124,8 @@ def build_customers(params: SimulationParams) -> tuple[pd.DataFrame, CustomerLat
     # Customers further along the journey tend to have signed up earlier.
     days_ago = params.signup_history_days * rng.beta(1.0 + initial_stage, 1.5)
     signup_ns = start_ns(params) - ((days_ago * (DAY_NS // MS_NS)).astype(np.int64) + 1) * MS_NS
+    if params.stage_milestones:
+        _date_past_entries(params, stage_entry, initial_stage, signup_ns, stream(params.seed, "stage_history"))
 
     frame = pd.DataFrame({
         "customer_id": format_ids("c", np.arange(n), id_width(n, 6)),

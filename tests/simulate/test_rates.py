@@ -9,6 +9,8 @@ import pytest
 from engine.simulate import SimulatedWorld, SimulationParams, simulate
 from engine.simulate.params import DEFAULT_CHANNEL_PARAMS
 from engine.simulate.response import ResponseCoefficients, unsubscribe_probability
+from engine.simulate.timeline import to_ns
+from engine.simulate.world import start_ns
 
 Z = 4.0
 
@@ -35,11 +37,21 @@ def loyal_world() -> SimulatedWorld:
     return simulate(SimulationParams(customers=2_000, days=20, seed=5, channel_params=channels))
 
 
+def _stage_entries_in_period(world: SimulatedWorld, params: SimulationParams) -> np.ndarray:
+    """Per stage after awareness: how many customers entered it during the simulated days."""
+    entries = world.truth.latents.stage_entry_ns
+    return ((entries >= start_ns(params)) & (entries < to_ns(params.end))).sum(axis=0)
+
+
 def test_organic_rates_per_customer_day(small_world: SimulatedWorld, small_params: SimulationParams) -> None:
     customer_days = small_params.customers * small_params.days
     events = small_world.events
-    _assert_poisson(_count(events, "visit"), small_params.visit_rate * customer_days, "visits")
-    _assert_poisson(_count(events, "purchase"), small_params.purchase_rate * customer_days, "purchases")
+    events = events[events["ts"].array.asi8 >= start_ns(small_params)]  # earlier: milestones of earlier stages
+    # Each stage entry adds its one marking event (a visit, or a purchase) on top of the daily rates.
+    considering, buying, loyal = _stage_entries_in_period(small_world, small_params)
+    assert considering > 0 and buying > 0 and loyal > 0
+    _assert_poisson(_count(events, "visit") - considering, small_params.visit_rate * customer_days, "visits")
+    _assert_poisson(_count(events, "purchase") - buying - loyal, small_params.purchase_rate * customer_days, "purchases")
     _assert_binomial(_count(events, "survey"), customer_days, small_params.survey_rate, "surveys")
     _assert_binomial(_count(events, "support"), customer_days, small_params.support_rate, "support")
     messageless = int(((events["event_type"] == "complaint") & events["message_id"].isna()).sum())
