@@ -27,7 +27,7 @@ from engine.model.ranker import Ranker
 from engine.model.split import TEST, TRAIN, VALIDATION
 from training.evaluate import Evaluation, evaluate, load_truth
 from training.gate import GateDecision, decide_promotion
-from training.progress import Progress
+from training.progress import Advance, Progress
 from training.report import markdown_report, write_report
 from training.tracking import BUNDLE_ARTIFACT_PATH, Tracker
 
@@ -55,13 +55,15 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         spec = FeatureSpec.fit(dataset.messages, dataset.customers, settings.features)
         history = history_for(dataset.events, spec)
         catalog, profiles = CatalogTable.from_messages(dataset.messages, spec), ProfileTable.from_customers(dataset.customers)
-        examples = build_examples(dataset.events, history, catalog, profiles, spec, settings)
+        with progress.bar("feature rows") as advance:
+            examples = build_examples(dataset.events, history, catalog, profiles, spec, settings, on_rows=advance)
         counts = np.bincount(examples.frame["split"], minlength=3)
         info["detail"] = (f"{len(examples.frame):,} impressions x {len(examples.features.names)} features "
                           f"(train {counts[TRAIN]:,}, validation {counts[VALIDATION]:,}, test {counts[TEST]:,})")
 
     with progress.step("fit") as info:
-        ranker = _fit(examples, spec, settings)
+        with progress.bar("boosting rounds (early stopping may end sooner)") as advance:
+            ranker = _fit(examples, spec, settings, on_round=advance)
         # From here on only the test rows of the matrix are read: free the training and validation rows.
         examples = examples.keep_features_of(TEST)
         release_freed_memory()
@@ -76,7 +78,8 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
     with progress.step("snapshot") as info:
         end = data_end(dataset.events)
         state = FeatureState.at_cutoff(history.log, end, settings.features.max_window_days)
-        snapshot = _customer_snapshot(dataset, history, catalog, profiles, spec, end)
+        with progress.bar("customers") as advance:
+            snapshot = _customer_snapshot(dataset, history, catalog, profiles, spec, end, on_rows=advance)
         info["detail"] = f"{len(snapshot):,} customers as of {end.isoformat()}, state {len(state.log):,} records"
 
     with progress.step("champion") as info:
@@ -131,7 +134,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
     return TrainOutcome(version.version, run.run_id, path, decision, metrics)
 
 
-def _fit(examples: Examples, spec: FeatureSpec, settings: Settings) -> Ranker:
+def _fit(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_round: Advance | None = None) -> Ranker:
     t = settings.training
     frame, x = examples.frame, examples.features.values
     train, valid = examples.part(TRAIN), examples.part(VALIDATION)
@@ -142,14 +145,15 @@ def _fit(examples: Examples, spec: FeatureSpec, settings: Settings) -> Ranker:
                     bagging_fraction=t.bagging_fraction, seed=t.seed,
                     num_threads=t.num_threads, categorical_features=categorical_features(spec, examples.features.names))
     return ranker.fit(x[train], grades[train], groups[train], examples.features.names, x[valid], grades[valid], groups[valid],
-                      weight=frame["weight"].to_numpy()[train])
+                      weight=frame["weight"].to_numpy()[train], on_round=on_round)
 
 
-def _customer_snapshot(dataset: Dataset, history, catalog, profiles, spec, end: pd.Timestamp) -> pd.DataFrame:
+def _customer_snapshot(dataset: Dataset, history, catalog, profiles, spec, end: pd.Timestamp, *,
+                       on_rows: Advance | None = None) -> pd.DataFrame:
     """Customer-level features of every known customer as of the end of the data (no candidate)."""
     ids = pd.Index(pd.concat([dataset.customers["customer_id"], dataset.events["customer_id"]]).astype(str).unique()).sort_values()
     requests = pd.DataFrame({"customer_id": ids, "as_of": end})
-    matrix = build_features(requests, history, catalog, profiles, spec)
+    matrix = build_features(requests, history, catalog, profiles, spec, on_rows=on_rows)
     customer_level = [i for i, n in enumerate(matrix.names) if not n.startswith("msg_")]
     frame = pd.DataFrame(matrix.values[:, customer_level], columns=[matrix.names[i] for i in customer_level])
     frame.insert(0, "customer_id", ids)

@@ -1,19 +1,45 @@
-"""Progress lines for long steps: what ran, how much, how long. To stderr, so stdout stays for results."""
+"""Progress lines for long steps: what ran, how much, how long; a live bar inside a step when a person is
+watching. To stderr, so stdout stays for results."""
 
 from __future__ import annotations
 
 import resource
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as Bars
+
+Advance = Callable[[int, int], None]  # (done, total)
 
 
 class Progress:
-    def __init__(self, stream=None) -> None:
+    def __init__(self, stream=None, *, bars: bool | None = None) -> None:
         self._stream = stream or sys.stderr
+        # Bars only on a terminal (unless asked): in cron, CI or a log file they would be noise.
+        self.bars = _is_terminal(self._stream) if bars is None else bars
         self.durations: dict[str, float] = {}
         self.peaks_gb: dict[str, float] = {}
+
+    @contextmanager
+    def bar(self, what: str) -> Iterator[Advance]:
+        """A live bar for ``what``; the yielded ``advance(done, total)`` moves it. A no-op off a terminal.
+        The bar is erased when done: the step's closing line says what it did."""
+        if not self.bars:
+            yield lambda done, total: None
+            return
+        console = Console(file=self._stream, force_terminal=True)
+        with Bars(TextColumn("  {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"), console=console, transient=True) as bars:
+            task = bars.add_task(what, total=None)
+
+            def advance(done: int, total: int) -> None:
+                bars.update(task, completed=done, total=total)
+
+            yield advance
 
     def say(self, line: str) -> None:
         print(line, file=self._stream, flush=True)
@@ -31,6 +57,13 @@ class Progress:
         # The process's peak so far: the step where it jumps is the one that needed the memory.
         detail = f"{info['detail']}; " if info.get("detail") else ""
         self.say(f"[{name}] done in {seconds:.1f} s: {detail}peak RSS so far {self.peaks_gb[name]:.2f} GB")
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _peak_rss_gb() -> float:

@@ -6,6 +6,7 @@ distinct (customer, as_of) and broadcast to that pair's candidate rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,11 +95,13 @@ def build_features(
     *,
     dtype: type = np.float32,
     chunk_rows: int = CHUNK_ROWS,
+    on_rows: Callable[[int, int], None] | None = None,
 ) -> FeatureMatrix:
     """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``).
 
     Rows are processed in chunks of consecutive customers (sorted by customer, then as_of), which keeps
-    temporary memory bounded and every history look-up in sorted order.
+    temporary memory bounded and every history look-up in sorted order. ``on_rows(done, total)`` hears
+    after each chunk how many of the rows are built (a progress bar).
     """
     customer = history.log.customers.encode(requests["customer_id"]).astype(np.int64)
     as_of = to_ns(requests["as_of"])
@@ -124,6 +127,8 @@ def build_features(
             # LightGBM reads without copying; a column-major matrix would be copied whole.
             values = np.empty((len(requests), len(names)), dtype=dtype)
         values[slice(start, stop) if in_order else rows] = _rows(columns, names, len(rows), dtype)
+        if on_rows is not None:
+            on_rows(stop, len(requests))
     assert values is not None
     return FeatureMatrix(names, values)
 

@@ -129,5 +129,8 @@ def compact_before(log: EventLog, boundary_ns: int) -> EventLog:
     summary["weight"] = counts[last].astype(np.int64)
     tail = log.take(~old)
     arrays = {k: np.concatenate([summary[k], getattr(tail, k)]) for k in _FIELDS}
-    return EventLog._sorted(log.customers, arrays)
+    # Both parts are sorted by (customer, ts) and every record is older than every tail event: a stable
+    # sort by customer alone merges the two runs in linear time (a full lexsort took seconds at 10M).
+    order = np.argsort(arrays["customer"], kind="stable")
+    return EventLog(customers=log.customers, **{k: arrays[k][order] for k in _FIELDS})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -59,7 +60,9 @@ def data_end(events: pd.DataFrame) -> pd.Timestamp:
 
 
 def build_examples(events: pd.DataFrame, history: History, catalog: CatalogTable, profiles: ProfileTable,
-                   spec: FeatureSpec, settings: Settings) -> Examples:
+                   spec: FeatureSpec, settings: Settings, *, on_rows: Callable[[int, int], None] | None = None) -> Examples:
+    """One row per impression, labelled, split and grouped, with its features; ``on_rows`` as in
+    :func:`build_features`."""
     training = settings.training
     frame = label_impressions(events, training.attribution_days)
     # By customer then time: sorted codes of the ids order like the ids, and sort far faster than strings.
@@ -79,7 +82,7 @@ def build_examples(events: pd.DataFrame, history: History, catalog: CatalogTable
     frame = frame.sort_values(["split", "group", "ts"], kind="stable", ignore_index=True)
     frame["group"] = pd.factorize(frame["group"])[0]  # numbered in row order: non-decreasing
     requests = pd.DataFrame({"customer_id": frame["customer_id"], "as_of": frame["ts"], "message_id": frame["message_id"]})
-    features = build_features(requests, history, catalog, profiles, spec)
+    features = build_features(requests, history, catalog, profiles, spec, on_rows=on_rows)
     return Examples(frame, features, bounds)
 
 

@@ -8,6 +8,7 @@ of a relevant outcome (needed when message value enters arbitration) and stops o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import lightgbm as lgb
@@ -89,8 +90,9 @@ class Ranker:
 
     def fit(self, features: np.ndarray, grades: np.ndarray, groups: np.ndarray, feature_names: tuple[str, ...],
             valid_features: np.ndarray, valid_grades: np.ndarray, valid_groups: np.ndarray,
-            weight: np.ndarray | None = None) -> Ranker:
-        """``weight`` per training row: e.g. 1 / rate for negatives kept by :mod:`engine.model.sampling`."""
+            weight: np.ndarray | None = None, on_round: Callable[[int, int], None] | None = None) -> Ranker:
+        """``weight`` per training row: e.g. 1 / rate for negatives kept by :mod:`engine.model.sampling`;
+        ``on_round(done, at_most)`` hears each finished boosting round (a progress bar)."""
         names = list(feature_names)
         train = self._dataset(features, grades, groups, names, weight=weight)
         # LightGBM scores a group without any positive label as a perfect 1, which would drown the signal:
@@ -111,6 +113,7 @@ class Ranker:
             callbacks=[
                 lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False),
                 lgb.record_evaluation(evals),
+                *([] if on_round is None else [lambda env: on_round(env.iteration + 1, self.max_rounds)]),
             ],
         )
         self.booster_.free_dataset()  # the binned training data is not needed to predict

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +34,13 @@ class SimulatedWorld:
     truth: GroundTruth
 
 
-def simulate(params: SimulationParams) -> SimulatedWorld:
-    """Simulate the world described by ``params``; deterministic in ``params`` (seed included)."""
+def simulate(params: SimulationParams, *, on_day: Callable[[int, int], None] | None = None) -> SimulatedWorld:
+    """Simulate the world described by ``params``; deterministic in ``params`` (seed included).
+    ``on_day(done, days)`` hears each simulated day (a progress bar)."""
     customers, latents = build_customers(params)
     messages, catalog = build_catalog(params)
     scores = build_logging_scores(params, latents, catalog, stream(params.seed, "logging_policy"))
-    history = generate_history(params, latents, catalog, scores)
+    history = generate_history(params, latents, catalog, scores, on_day=on_day)
     customer_ids = pd.Index(customers["customer_id"])
     message_ids = pd.Index(messages["message_id"])
     impression_truth = history.truth

@@ -12,6 +12,7 @@ from the event log (see ``ground_truth.py``):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -142,7 +143,7 @@ def _number_decisions_by_time(events: EventColumns, truth_chunks: dict[str, list
 
 
 def generate_history(params: SimulationParams, latents: CustomerLatents, catalog: Catalog,
-                     logging_scores: np.ndarray) -> SimulatedHistory:
+                     logging_scores: np.ndarray, *, on_day: Callable[[int, int], None] | None = None) -> SimulatedHistory:
     """Simulate ``params.days`` days of events for every customer."""
     coef = ResponseCoefficients.from_params(params)
     state = _CarriedState(params)
@@ -180,4 +181,6 @@ def generate_history(params: SimulationParams, latents: CustomerLatents, catalog
         day_truth = ImpressionTruth.of(impressions)
         for name, chunks in truth_chunks.items():
             chunks.append(getattr(day_truth, name))
+        if on_day is not None:
+            on_day(day + 1, params.days)
     return _number_decisions_by_time(log.finish(), truth_chunks)

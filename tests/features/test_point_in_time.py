@@ -12,7 +12,7 @@ import pytest
 
 from engine.config import FeatureSettings
 from engine.features.build import CatalogTable, ProfileTable, build_features, make_history
-from engine.features.log import EventLog
+from engine.features.log import EventLog, compact_before
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState, StaleRequestError
 from tests.builders import events_frame, messages_frame
@@ -133,8 +133,37 @@ def test_row_order_and_chunking_do_not_change_any_value(spec):
     log = EventLog.from_events(events, spec.vocab)
     args = (make_history(log, spec), CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec)
     whole = build_features(requests, *args, dtype=np.float64, chunk_rows=10**9).values
-    chunked = build_features(requests, *args, dtype=np.float64, chunk_rows=37).values
+    heard: list[tuple[int, int]] = []
+    chunked = build_features(requests, *args, dtype=np.float64, chunk_rows=37, on_rows=lambda *done_total: heard.append(done_total)).values
     np.testing.assert_array_equal(chunked, whole)
+    # A progress report after every chunk: 37 rows more each time, the last one complete.
+    n = len(requests)
+    assert heard == [(min(done, n), n) for done in range(37, n + 37, 37)]
     ordered = requests.sort_values(["customer_id", "as_of"], kind="stable")
     sorted_values = build_features(ordered.reset_index(drop=True), *args, dtype=np.float64, chunk_rows=50).values
     np.testing.assert_array_equal(sorted_values, whole[ordered.index.to_numpy()])
+
+
+def test_windows_measure_elapsed_time_across_a_daylight_saving_change(spec):
+    # Paris moves its clocks from 02:00 (+01:00) to 03:00 (+02:00) on 2026-03-29. An impression 23.5 real
+    # hours before the request is 24.5 wall-clock hours earlier: a 1-day window counts it; one 24.5 real
+    # hours before (25.5 on the wall) is out. Offsets are converted, never dropped.
+    events = events_frame([
+        {"ts": ts, "customer_id": "c1", "event_type": "impression", "message_id": "m1", "channel": "sms", "topic": "travel"}
+        for ts in ("2026-03-28T10:30:00+01:00", "2026-03-28T11:30:00+01:00")
+    ])
+    as_of = pd.Timestamp("2026-03-29T12:00:00+02:00").tz_convert("UTC")
+    requests = pd.DataFrame({"customer_id": ["c1"], "as_of": [as_of], "message_id": ["m1"]})
+    row = _features(events, requests, spec).iloc[0]
+    assert (row["impressions_1d"], row["impressions_7d"], row["sms_impressions_1d"]) == (1, 2, 1)
+    assert row["days_since_last_impression"] == pytest.approx(23.5 / 24, abs=1e-12)
+
+
+def test_compaction_keeps_the_log_sorted_by_customer_then_time(spec):
+    log = EventLog.from_events(_world(3), spec.vocab)
+    compacted = compact_before(log, int((START + pd.Timedelta(days=100)).value))
+    assert 0 < len(compacted) < len(log)
+    customer, ts = compacted.customer.astype(np.int64), compacted.ts
+    ascending = (customer[1:] > customer[:-1]) | ((customer[1:] == customer[:-1]) & (ts[1:] >= ts[:-1]))
+    assert ascending.all()
+    assert compacted.weight.sum() == len(log)  # every event is still counted once

@@ -54,3 +54,13 @@ def test_only_training_negatives_are_sampled_and_the_draw_is_seeded():
     np.testing.assert_array_equal(keep, again)
     with pytest.raises(ValueError, match="rate"):
         sample_negatives(grades, split, relevant_from=2, rate=0.0, seed=5)
+
+
+def test_each_boosting_round_is_reported_against_the_most_there_can_be():
+    x, grades, _ = _world(1, 5_000)
+    vx, vgrades, _ = _world(2, 2_000)
+    heard: list[tuple[int, int]] = []
+    ranker = Ranker(objective="binary", num_leaves=7, learning_rate=0.1, max_rounds=12, min_data_in_leaf=50, num_threads=1)
+    ranker.fit(x, grades, np.arange(len(x)) // 10, ("x", "noise"), vx, vgrades, np.arange(len(vx)) // 10,
+               on_round=lambda *done_most: heard.append(done_most))
+    assert heard[0] == (1, 12) and [d for d, _ in heard] == list(range(1, len(heard) + 1)) and len(heard) <= 12

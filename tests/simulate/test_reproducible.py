@@ -43,3 +43,9 @@ def test_text_formats_are_written_too(tmp_path: Path) -> None:
     assert not (out / "events.parquet").exists()
     assert (out / "ground_truth" / "impressions.parquet").exists()
     assert len(pd.read_csv(out / "events.csv")) == len(world.events)
+
+
+def test_each_simulated_day_is_reported() -> None:
+    heard: list[tuple[int, int]] = []
+    simulate(SimulationParams(customers=50, days=4, seed=2), on_day=lambda *done_days: heard.append(done_days))
+    assert heard == [(1, 4), (2, 4), (3, 4), (4, 4)]

@@ -25,3 +25,28 @@ def test_a_step_says_start_and_end_with_detail_time_and_peak_memory():
     assert match["detail"].startswith("binary, 12 rounds; peak RSS so far ")
     assert progress.peaks_gb["fit"] >= 64 / 1024
     assert float(match["seconds"]) == round(progress.durations["fit"], 1)
+
+
+def test_bars_are_quiet_off_a_terminal():
+    out = io.StringIO()  # not a terminal, as in cron, CI or a log file
+    progress = Progress(out)
+    assert not progress.bars
+    with progress.step("examples"), progress.bar("feature rows") as advance:
+        advance(50, 100)
+        advance(100, 100)
+    assert [line.split(" ", 1)[0] for line in out.getvalue().splitlines()] == ["[examples]", "[examples]"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bars_show_on_a_terminal_with_what_they_count():
+    out = _Terminal()
+    progress = Progress(out)
+    assert progress.bars
+    with progress.bar("feature rows") as advance:
+        advance(40, 100)
+        advance(100, 100)
+    assert "feature rows" in out.getvalue() and "100/100" in out.getvalue()

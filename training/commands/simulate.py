@@ -13,6 +13,7 @@ from engine.contract.write import WRITE_FORMATS
 from engine.errors import ConfigError, DataError
 from engine.simulate import simulate, write_world
 from engine.simulate.params import SimulationParams
+from training.progress import Progress
 
 
 def run_simulate(
@@ -40,7 +41,8 @@ def run_simulate(
         raise ConfigError(f"simulation parameters: {exc.errors()[0]['msg']}") from None
     started = time.perf_counter()
     typer.echo(f"simulating {params.customers:,} customers x {params.days} days, {params.messages} messages, seed {params.seed}")
-    world = simulate(params)
+    with Progress().bar("days") as advance:
+        world = simulate(params, on_day=advance)
     typer.echo(
         f"simulated {len(world.events):,} events, {len(world.messages)} messages, "
         f"{len(world.customers):,} customers in {time.perf_counter() - started:.1f} s"
