@@ -34,7 +34,7 @@ import pandas as pd
 from engine.config import Settings, load_settings
 from engine.contract.load import Dataset, load_dataset
 from engine.features.build import CHUNK_ROWS, CatalogTable, ProfileTable, build_features, make_history
-from engine.features.history import NS_PER_DAY, History, Requests, customer_partitions
+from engine.features.history import NS_PER_DAY, History, Requests, per_partition
 from engine.features.log import EVENT_CODE, EventLog
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState
@@ -246,17 +246,9 @@ def _exposures(log: EventLog) -> Requests:
     return Requests(log.customer[mine].astype(np.int64), log.ts[mine])
 
 
-def _per_partition(history: History, requests: Requests, query: Callable[[History, Requests], np.ndarray]) -> np.ndarray:
-    """``query`` over runs of customers, as ``build_features`` runs every per-request feature."""
-    out = np.empty(len(requests), dtype=np.float64)
-    for start, stop, part in customer_partitions(history, requests.customer, CHUNK_ROWS):
-        out[start:stop] = query(part, Requests(requests.customer[start:stop], requests.as_of[start:stop]))
-    return out
-
-
 def _nbm_rolling_count(history: History, e: Engines) -> np.ndarray:
-    return _per_partition(history, _exposures(e.log),
-                          lambda part, requests: part.count(("impression",), requests, window_days=WINDOW_DAYS))
+    return per_partition(history, _exposures(e.log),
+                         lambda part, requests: part.count(("impression",), requests, window_days=WINDOW_DAYS), CHUNK_ROWS)
 
 
 def _polars_rolling_count(e: Engines) -> Keyed:
@@ -281,7 +273,8 @@ def _duckdb_rolling_count(e: Engines) -> Keyed:
 
 
 def _nbm_days_since_purchase(history: History, e: Engines) -> np.ndarray:
-    return _per_partition(history, _exposures(e.log), lambda part, requests: part.days_since_last(("purchase",), requests))
+    return per_partition(history, _exposures(e.log), lambda part, requests: part.days_since_last(("purchase",), requests),
+                         CHUNK_ROWS)
 
 
 def _polars_days_since_purchase(e: Engines) -> Keyed:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
@@ -52,7 +53,7 @@ class _KeyedIndex:
         self.width = history.width(by)
         self.stride = history.time_code.stride
         rows = np.flatnonzero(history.type_mask(types))
-        key = log.customer[rows].astype(np.int64)
+        key = log.customer[rows].astype(np.int64) - history.customer_base
         if by != "customer":
             sub = history.sub_keys(by, rows)
             known = sub >= 0
@@ -114,7 +115,7 @@ class _WideIndex:
         self.width = history.width(by)
         self.stride = history.time_code.stride
         # The log is sorted by (customer, ts), so these keys are sorted already.
-        self.combined = log.customer[rows].astype(np.int64) * self.stride + history.event_codes[rows]
+        self.combined = (log.customer[rows].astype(np.int64) - history.customer_base) * self.stride + history.event_codes[rows]
         self.ts = log.ts[rows]
         self.sub = history.sub_keys(by, rows)
         self.cum_count = self._cumulative(log.weight[rows].astype(np.int64), np.int32)
@@ -147,8 +148,12 @@ class History:
     """Answers point-in-time questions about one event log; indexes are built lazily and reused."""
 
     def __init__(self, log: EventLog, widths: dict[str, int], *, max_window_days: int, half_life_days: float,
-                 message_stage: np.ndarray | None = None, threads: int = 1, time_code: TimeCode | None = None) -> None:
+                 message_stage: np.ndarray | None = None, threads: int = 1, time_code: TimeCode | None = None,
+                 customer_base: int = 0) -> None:
         self.log = log
+        # Index keys count customers from this code (a partition's first): keys, and so the time codes
+        # that fit beside them in 64 bits, stay as small as the partition.
+        self.customer_base = int(customer_base)
         self.threads = int(threads)
         self._message_stage = message_stage
         self._widths = {"customer": 1, **widths}
@@ -167,7 +172,7 @@ class History:
     def time_code(self) -> TimeCode:
         """The coding of event times in index keys: chosen from the data unless one was given (tests
         force each kind). Found on first use: a History that is only partitioned never needs it."""
-        n_keys = int(self.log.customer.max(initial=0) + 1) * max(self._widths.values())
+        n_keys = int(self.log.customer.max(initial=self.customer_base) - self.customer_base + 1) * max(self._widths.values())
         code = self._given_time_code if self._given_time_code is not None else time_code_for(self.log.ts, n_keys)
         if len(self.log) and n_keys * code.stride >= 2**62:
             raise ValueError("event log too large for 64-bit keys; partition it by customer")
@@ -191,7 +196,8 @@ class History:
         stop = int(np.searchsorted(customer, np.asarray(last, dtype=customer.dtype), side="right"))
         return History(self.log.take(slice(start, stop)), {k: v for k, v in self._widths.items() if k != "customer"},
                        max_window_days=self.max_window_days, half_life_days=self.half_life_days,
-                       message_stage=self._message_stage, threads=self.threads, time_code=self._given_time_code)
+                       message_stage=self._message_stage, threads=self.threads, time_code=self._given_time_code,
+                       customer_base=first)
 
     def sub_keys(self, by: By, rows: np.ndarray) -> np.ndarray:
         """For the log events at ``rows``, their code under ``by`` (-1: none); "stage" is the stage of the
@@ -228,7 +234,7 @@ class History:
         index = self._wide_indexes[key]
         cache_key = ("wide", index, days_back)
         if cache_key not in self._position_cache:
-            self._position_cache[cache_key] = index.positions(requests.customer.astype(np.int64), self._rank_before(requests, days_back))
+            self._position_cache[cache_key] = index.positions(self._local(requests.customer), self._rank_before(requests, days_back))
         return index, self._position_cache[cache_key]
 
     def count_by(self, types: tuple[str, ...], requests: Requests, *, window_days: int, by: By) -> np.ndarray:
@@ -267,7 +273,7 @@ class History:
         late_epoch = _epoch_start(requests.as_of - 1, self.epoch_ns)
         split_ns = np.maximum(late_epoch, start_ns)
         early_epoch = _epoch_start(start_ns, self.epoch_ns)
-        p_split = index.positions(requests.customer.astype(np.int64), self._rank(split_ns))
+        p_split = index.positions(self._local(requests.customer), self._rank(split_ns))
         early = (cum[p_split] - cum[p_start]) / _DECAY_SCALE
         late = (cum[p_end] - cum[p_split]) / _DECAY_SCALE
         early_scale = np.exp(-(requests.as_of - early_epoch) / self.decay_tau_ns)[:, None]
@@ -275,13 +281,20 @@ class History:
         return early * early_scale + late * late_scale
 
     def _keys(self, index: _KeyedIndex, requests: Requests, sub: np.ndarray | int | None) -> np.ndarray:
-        customer = requests.customer.astype(np.int64)
+        customer = self._local(requests.customer)
         if sub is None and index.width == 1:  # keyed by customer alone: the key is the customer code
-            return np.maximum(customer, -1)
+            return customer
         sub_arr = np.zeros(len(requests), dtype=np.int64) if sub is None else np.broadcast_to(np.asarray(sub, dtype=np.int64), customer.shape)
         valid = (customer >= 0) & (sub_arr >= 0)
         # -1 sorts before every real key, so unknown customers or sub-keys find nothing.
         return np.where(valid, customer * index.width + sub_arr, -1)
+
+    def _local(self, customer: np.ndarray) -> np.ndarray:
+        """Request customer codes as index keys count them (-1: unknown, or before this partition)."""
+        customer = np.asarray(customer, dtype=np.int64)
+        if self.customer_base == 0:
+            return np.maximum(customer, -1)
+        return np.where(customer >= self.customer_base, customer - self.customer_base, -1)
 
     def _rank(self, t_ns: np.ndarray) -> np.ndarray:
         return self.time_code.before(t_ns)
@@ -403,6 +416,27 @@ def customer_partitions(history: History, customer: np.ndarray, rows: int) -> It
     for start in range(0, len(customer), rows):
         stop = min(start + rows, len(customer))
         yield start, stop, history.for_customers(int(customer[start]), int(customer[stop - 1]))
+
+
+def per_partition(history: History, requests: Requests, query: Callable[[History, Requests], np.ndarray],
+                  rows: int) -> np.ndarray:
+    """``query`` (one answer per request) over runs of about ``rows`` requests sorted by customer, each on a
+    History of its own customers (:func:`customer_partitions`), the runs spread over ``history.threads``
+    threads: NumPy releases the GIL in the searches and arithmetic that make up a query."""
+    out = np.empty(len(requests), dtype=np.float64)
+
+    def answer(run: tuple[int, int, History]) -> None:
+        start, stop, part = run
+        out[start:stop] = query(part, Requests(requests.customer[start:stop], requests.as_of[start:stop]))
+
+    runs = customer_partitions(history, requests.customer, rows)
+    if history.threads < 2 or len(requests) <= rows:
+        for run in runs:
+            answer(run)
+    else:
+        with ThreadPoolExecutor(history.threads) as pool:
+            list(pool.map(answer, runs))
+    return out
 
 
 def _all_equal(values: np.ndarray) -> bool:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.features.history import NS_PER_DAY, History, Requests, customer_partitions
+from engine.features.history import NS_PER_DAY, History, Requests, customer_partitions, per_partition
 from engine.features.log import CatalogVocabularies, EventLog
 from engine.features.sorting import unique_sorted
 from engine.features.timecode import GranularTimeCode, RankTimeCode
@@ -241,3 +241,37 @@ def test_customer_partitions_split_sorted_requests_into_runs_over_their_own_cust
     # No requests: one empty run over the whole history.
     empty = list(customer_partitions(h, np.zeros(0, dtype=np.int64), 2))
     assert len(empty) == 1 and empty[0][:2] == (0, 0) and empty[0][2] is h
+
+
+def test_a_partition_counts_its_keys_from_its_first_customer_so_exact_time_codes_still_fit():
+    # 60 customers with events 3 years apart, to the millisecond, and a wide key space: over the whole log
+    # key x time code would pass 2**62, so History falls back to ranking times; a partition of a few
+    # customers counts keys from its first one, keeps the arithmetic code, and answers the same.
+    day = pd.Timedelta(days=1)
+    rows = [(T0 - day - 3 * 365 * day * (i % 2) + pd.Timedelta(i, "ms"), f"c{i:02d}", "visit", None, None, None, None)
+            for i in range(60)]
+    log = EventLog.from_events(_frame(rows), VOCAB)
+    whole = History(log, {"channel": 2, "topic": 2, "message": 10**6}, max_window_days=30, half_life_days=7.0)
+    assert isinstance(whole.time_code, RankTimeCode)
+    first, last = log.customers.encode(["c50", "c53"]).tolist()
+    part = whole.for_customers(first, last)
+    assert part.customer_base == first and isinstance(part.time_code, GranularTimeCode)
+    r = _requests(whole, ["c50", "c51", "c53", "c52", "nobody"], [T0] * 5)
+    for h in (whole, part):
+        assert h.count(("visit",), r).tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]
+        assert h.count(("visit",), r, window_days=30).tolist() == [1.0, 0.0, 0.0, 1.0, 0.0]  # odd ones: 3 years ago
+        np.testing.assert_allclose(h.days_since_last(("visit",), r)[[0, 3]], [1 - 50 / 86_400_000, 1 - 52 / 86_400_000])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_query_per_partition_answers_as_over_the_whole_history(threads):
+    frame = _random_log(8)
+    h = _history(frame)
+    h.threads = threads
+    customers = sorted(f"c{i}" for i in range(6) for _ in range(5)) + ["nobody"]
+    as_of = [T0 - pd.Timedelta(days=int(d)) for d in np.random.default_rng(0).integers(0, 40, len(customers))]
+    r = _requests(h, customers, as_of)
+    order = np.lexsort((r.as_of, r.customer))  # "nobody" (-1) first: sorted by customer code
+    r = Requests(r.customer[order], r.as_of[order])
+    for query in (lambda x, q: x.count(("impression",), q, window_days=7), lambda x, q: x.days_since_last(("purchase",), q)):
+        np.testing.assert_array_equal(per_partition(h, r, query, rows=4), query(h, r))
