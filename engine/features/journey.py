@@ -44,6 +44,8 @@ def journey_features(ctx: FamilyContext) -> Columns:
     )
     out: Columns = {
         "purchase_count_lifetime": lifetime,
+        # Purchases older than the long window: a returning buyer, not one in a first buying phase.
+        f"purchase_count_before_{long}d": lifetime - h.count(("purchase",), r, window_days=long),
         f"conversion_count_{short}d": conversions,
         "journey_stage": stage,
     }

@@ -56,10 +56,10 @@ EVENTS = events_frame(
 )
 
 
-def _rows() -> pd.DataFrame:
+def _rows(as_of: str = AS_OF) -> pd.DataFrame:
     spec = FeatureSpec.fit(MESSAGES, CUSTOMERS, SETTINGS)
     history = make_history(EventLog.from_events(EVENTS, spec.vocab), spec)
-    requests = pd.DataFrame({"customer_id": ["c1", "c1"], "as_of": [pd.Timestamp(AS_OF)] * 2, "message_id": ["m1", "m2"]})
+    requests = pd.DataFrame({"customer_id": ["c1", "c1"], "as_of": [pd.Timestamp(as_of)] * 2, "message_id": ["m1", "m2"]})
     matrix = build_features(requests, history, CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec, dtype=np.float64)
     return matrix.to_frame()
 
@@ -123,7 +123,10 @@ def test_topic_affinity_counts_shares_and_decay(row):
 
 def test_journey_stage_and_signals(row):
     # Two purchases ever, both in 90 days: loyalty.
-    _check(row, {"purchase_count_lifetime": 2, "conversion_count_30d": 0, "journey_stage": 3})
+    _check(row, {"purchase_count_lifetime": 2, "purchase_count_before_90d": 0, "conversion_count_30d": 0, "journey_stage": 3})
+    # Fifteen days later the 01-10 purchase is 95 days old: one purchase before the window, one in it.
+    later = _rows("2026-04-15T00:00:00Z").iloc[0]
+    _check(later, {"purchase_count_lifetime": 2, "purchase_count_90d": 1, "purchase_count_before_90d": 1, "journey_stage": 3})
     # By the stage of the messages shown in 30 days: m1 (consideration) clicked, m2 (loyalty) not.
     _check(row, {
         "stage_consideration_impressions_30d": 1, "stage_loyalty_impressions_30d": 1, "stage_awareness_impressions_30d": 0,
