@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pandas as pd
@@ -19,6 +19,7 @@ from engine.config import ServingSettings, Settings
 from engine.contract.records import validate_event_records
 from engine.errors import NbmError
 from engine.eventstore import AppendResult, EventStore, InvalidEventsError, StoreUnavailableError, record_events
+from serving.batcher import Batcher
 from serving.decision_log import SqliteDecisionLog
 from serving.errors import BatchItemError, BatchTooLargeError, NoModelError
 from serving.ids import id_problems
@@ -26,6 +27,8 @@ from serving.logs import LOGGER, add_request_fields, customer_for_log
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.schemas import DecisionRequest
+
+from engine.policy.online import DecisionInput
 
 if TYPE_CHECKING:
     from engine.policy.online import Decision
@@ -87,6 +90,11 @@ class ServingContext:
     decision_log: Slot[SqliteDecisionLog] | None
     metrics: Metrics
     clock: Callable[[], pd.Timestamp]
+    batcher: Batcher[tuple[DecisionRequest, pd.Timestamp], Decision] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Single decisions that arrive together (concurrent clients) are decided, and logged, together.
+        self.batcher = Batcher(self._decide_and_record, self.serving.max_batch_size)
 
     # ---- decisions
     def decide(self, requests: Sequence[DecisionRequest], now: pd.Timestamp, *, batch: bool = False) -> list[Decision]:
@@ -95,22 +103,37 @@ class ServingContext:
         if len(requests) > self.serving.max_batch_size:
             raise BatchTooLargeError(f"{len(requests):,} decision requests in one batch; at most "
                                      f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
+        if batch:
+            decisions = []
+            for index, answer in enumerate(self._decide_each([(request, now) for request in requests])):
+                if isinstance(answer, NbmError):
+                    raise BatchItemError(index, answer) from answer
+                if isinstance(answer, Exception):
+                    raise answer
+                decisions.append(answer)
+            self._record(decisions, now)
+            self._log_decisions(decisions)
+            return decisions
+        decision = self.batcher.submit((requests[0], now))  # counted and stored by the batch
+        add_request_fields(customer=self._customer(requests[0].customer_id))
+        self._log_decisions([decision])
+        return [decision]
+
+    def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp]]) -> list[Decision | Exception]:
+        self.metrics.decision_batch_size.observe(len(items))
+        answers = self._decide_each(items)
+        decided = [(answer, now) for answer, (_, now) in zip(answers, items) if not isinstance(answer, Exception)]
+        self._record([d for d, _ in decided], [now for _, now in decided])
+        return answers
+
+    def _decide_each(self, items: list[tuple[DecisionRequest, pd.Timestamp]]) -> list[Decision | Exception]:
+        """Each request at its own ``now`` (the default as_of), with one model: each decision or its error."""
         loaded = self.model()
-        decisions = []
-        for index, request in enumerate(requests):
-            as_of = now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC")
-            try:
-                decisions.append(loaded.engine.decide(
-                    request.customer_id, request.channel, k=request.k, as_of=as_of,
-                    live_events=self._live_events(loaded, request.customer_id), explain=request.explain))
-            except NbmError as exc:
-                if batch:
-                    raise BatchItemError(index, exc) from exc
-                raise
-        if not batch:
-            add_request_fields(customer=self._customer(requests[0].customer_id))
-        self._record(decisions, now)
-        return decisions
+        inputs = [DecisionInput(request.customer_id, request.channel,
+                                now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
+                                self._live_events(loaded, request.customer_id), request.k, request.explain)
+                  for request, now in items]
+        return loaded.engine.decide_each(inputs)
 
     def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
         loaded = self.model()
@@ -119,6 +142,7 @@ class ServingContext:
             customer_id, as_of=now if as_of is None else as_of, live_events=self._live_events(loaded, customer_id),
             explain=explain))
         self._record(decisions, now)
+        self._log_decisions(decisions)
         return loaded, decisions
 
     # ---- events
@@ -172,7 +196,14 @@ class ServingContext:
     def _customer(self, customer_id: str) -> str:
         return customer_for_log(customer_id, self.serving.hash_customer_ids_in_logs)
 
-    def _record(self, decisions: Sequence[Decision], now: pd.Timestamp) -> None:
+    def _log_decisions(self, decisions: Sequence[Decision]) -> None:
+        """A debug line per decision, from the request's own thread: it carries that request's id."""
+        for d in decisions:
+            _log.debug("decision", extra={"decision_id": d.decision_id, "customer": self._customer(d.customer_id),
+                                          "channel": d.channel, "model_version": d.model_version,
+                                          "served": [x.message_id for x in d.messages]})
+
+    def _record(self, decisions: Sequence[Decision], now: pd.Timestamp | Sequence[pd.Timestamp]) -> None:
         m = self.metrics
         for d in decisions:
             m.decisions.labels(channel=d.channel).inc()
@@ -182,9 +213,6 @@ class ServingContext:
                 m.messages_served.labels(channel=d.channel, message_id=message.message_id).inc()
             for rule, count in d.suppressed.items():
                 m.suppressions.labels(rule=rule).inc(count)
-            _log.debug("decision", extra={"decision_id": d.decision_id, "customer": self._customer(d.customer_id),
-                                          "channel": d.channel, "model_version": d.model_version,
-                                          "served": [x.message_id for x in d.messages]})
         if self.decision_log is None or not decisions:
             return
         try:  # the decision stands even if it cannot be logged: serving matters more than the log

@@ -48,18 +48,21 @@ class SqliteDecisionLog(SqliteFile):
     _CLOSED = "the decision log is closed"
     _OPENING = "open the decision log"
 
-    def append(self, decisions: Sequence[Decision], decided_at: pd.Timestamp) -> int:
-        """Store the decisions of one request atomically; returns how many were new (ids are unique)."""
-        decided_ns = int(pd.Timestamp(decided_at).value)
+    def append(self, decisions: Sequence[Decision], decided_at: pd.Timestamp | Sequence[pd.Timestamp]) -> int:
+        """Store decisions atomically (one request's, or a batch's with one ``decided_at`` each); returns
+        how many were new (ids are unique)."""
+        times = [decided_at] * len(decisions) if isinstance(decided_at, pd.Timestamp) else list(decided_at)
+        if len(times) != len(decisions):
+            raise ValueError(f"{len(decisions)} decisions but {len(times)} decision times")
         rows = [
             (
-                d.decision_id, decided_ns, int(pd.Timestamp(d.as_of).value), d.customer_id, d.channel, d.model_version,
+                d.decision_id, int(pd.Timestamp(at).value), int(pd.Timestamp(d.as_of).value), d.customer_id, d.channel, d.model_version,
                 int(d.cold_start),
                 json.dumps([[m.message_id, m.propensity] for m in d.messages]),
                 json.dumps([[str(m), float(s), float(p)] for m, s, p in d.candidates]),
                 json.dumps({str(k): int(v) for k, v in d.suppressed.items()}),
             )
-            for d in decisions
+            for d, at in zip(decisions, times)
         ]
         if not rows:
             return 0

@@ -32,6 +32,9 @@ class Metrics:
         self.events_rejected = Counter("nbm_events_rejected", "Invalid events refused, by reason code.", ("reason",), registry=r)
         self.reloads = Counter("nbm_model_reloads", "Model loads, by outcome (ok, failed).", ("outcome",), registry=r)
         self.model_info = Gauge("nbm_model_info", "1 for the model version being served.", ("version",), registry=r)
+        self.decision_batch_size = Histogram(
+            "nbm_decision_batch_size", "Single decisions answered together (concurrent requests, serving/batcher.py).",
+            buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.decision_log_failures = Counter("nbm_decision_log_failures", "Decisions served but not logged (store down).",
                                              registry=r)
 

@@ -29,7 +29,9 @@ import pandas as pd
 
 from engine.config import Settings
 from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_history
-from engine.features.log import EVENT_CODE
+from engine.errors import NbmError
+from engine.features.log import EVENT_CODE, EventLog
+from engine.features.vocab import Vocabulary
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
@@ -39,10 +41,10 @@ from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import select_with, slot_distribution
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_with_exploration
-from engine.policy.online_state import CustomerEvents, CustomerStates
+from engine.policy.online_state import EVENT_FIELDS, CustomerEvents, CustomerStates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
 
-__all__ = ["Decision", "DecisionEngine", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
+__all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
 EXPLAIN_TOP = 3  # reasons per served message
 _UNSUBSCRIBE = EVENT_CODE["unsubscribe"]
@@ -75,6 +77,30 @@ class Decision:
     messages: tuple[ServedMessage, ...]  # best first, at most k
     suppressed: dict[str, int]  # policy rule -> candidates it removed (validity and channel are not rules)
     candidates: tuple[tuple[str, float, float], ...]  # every eligible (message_id, score, propensity of slot 1)
+
+
+@dataclass(frozen=True, eq=False)
+class DecisionInput:
+    """One request to :meth:`DecisionEngine.decide_each`: the arguments of :meth:`DecisionEngine.decide`."""
+
+    customer_id: str
+    channel: str
+    as_of: pd.Timestamp
+    live_events: pd.DataFrame | None = None
+    k: int = 1
+    explain: bool = False
+    decision_id: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Job:
+    """One customer's candidates on some channels at one instant: what a feature build and a model call
+    answer (several jobs share one build and one call)."""
+
+    events: CustomerEvents
+    contact: ContactHistory
+    channels: Sequence[ChannelMessages]
+    as_of_ns: int
 
 
 @dataclass(frozen=True, eq=False)
@@ -122,20 +148,39 @@ class DecisionEngine:
     def decide(self, customer_id: str, channel: str, *, k: int = 1, as_of: pd.Timestamp, live_events: pd.DataFrame,
                explain: bool = False, decision_id: str | None = None) -> Decision:
         """The best ``k`` messages for the customer on ``channel`` at ``as_of`` (module docstring)."""
-        if k < 1:
-            raise ValueError(f"k must be at least 1, got {k}")
-        as_of_ns = self._as_of_ns(as_of)
-        messages = self._catalog.channel(channel)
-        decision_id = decision_id or uuid.uuid4().hex
-        events = self._customers.events_of(str(customer_id), live_events)
-        contact = self._contact_history(events)
-        (slate,), x = self._slates(events, contact, [messages], as_of_ns)
-        # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
-        room = remaining_sends(messages.channel, contact, as_of_ns, self._policy.contact)
-        selection = select_with(slate.priority, int(max(1, min(k, room))), self._rng(decision_id), self._policy)
-        first = self._first_slot(slate.priority)
-        served = tuple(self._served(slate, x, selection.index, selection.propensity, explain))
-        return self._decision(decision_id, events, slate, as_of_ns, served, slate.suppressed, first)
+        (answer,) = self.decide_each([DecisionInput(customer_id, channel, as_of, live_events, k, explain, decision_id)])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def decide_each(self, inputs: Sequence[DecisionInput]) -> list[Decision | NbmError | ValueError]:
+        """:meth:`decide` for each input, with one feature build and one model call for all of them (the
+        answers are those of separate calls: every feature reads only its own customer's events). A
+        request that cannot be answered gets its error in its place; the others are still decided."""
+        answers: list[Decision | NbmError | ValueError] = []
+        jobs, asked = [], []
+        for request in inputs:
+            try:
+                if request.k < 1:
+                    raise ValueError(f"k must be at least 1, got {request.k}")
+                as_of_ns = self._as_of_ns(request.as_of)
+                messages = self._catalog.channel(request.channel)
+                events = self._customers.events_of(str(request.customer_id), request.live_events)
+            except (NbmError, ValueError) as exc:
+                answers.append(exc)
+                continue
+            answers.append(None)  # type: ignore[arg-type]  # filled below
+            jobs.append(_Job(events, self._contact_history(events), [messages], as_of_ns))
+            asked.append((len(answers) - 1, request))
+        for job, (at, request), ((slate,), x) in zip(jobs, asked, self._slates_each(jobs)):
+            decision_id = request.decision_id or uuid.uuid4().hex
+            # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
+            room = remaining_sends(job.channels[0].channel, job.contact, job.as_of_ns, self._policy.contact)
+            selection = select_with(slate.priority, int(max(1, min(request.k, room))), self._rng(decision_id), self._policy)
+            first = self._first_slot(slate.priority)
+            served = tuple(self._served(slate, x, selection.index, selection.propensity, request.explain))
+            answers[at] = self._decision(decision_id, job.events, slate, job.as_of_ns, served, slate.suppressed, first)
+        return answers
 
     def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: pd.DataFrame,
                             explain: bool = False) -> tuple[Decision, ...]:
@@ -146,7 +191,7 @@ class DecisionEngine:
         events = self._customers.events_of(str(customer_id), live_events)
         channels = [self._catalog.channel(name) for name in self.channels]
         contact = self._contact_history(events)
-        slates, x = self._slates(events, contact, channels, as_of_ns)
+        ((slates, x),) = self._slates_each([_Job(events, contact, channels, as_of_ns)])
         ids = [uuid.uuid4().hex for _ in slates]
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
@@ -180,32 +225,43 @@ class DecisionEngine:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _slates(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
-                as_of_ns: int) -> tuple[list[_Slate], np.ndarray]:
-        """Validity, consent, rules and contact policy, then one feature build and one model call for the
-        candidates left on every channel. Returns the slates and the scored rows' matrix (float32)."""
-        log = events.log
-        unsubscribed = set(log.channel[(log.event_type == _UNSUBSCRIBE) & (log.ts < as_of_ns)].tolist())
+    def _slates_each(self, jobs: Sequence[_Job]) -> list[tuple[list[_Slate], np.ndarray]]:
+        """Per job: validity, consent, rules and contact policy; one feature build and one model call for
+        the candidates left in every job. Returns each job's slates and its scored rows' matrix (float32)."""
+        candidates = [self._valid_candidates(job) for job in jobs]
+        matrices = self._build_each([(job, codes) for job, (_, _, codes) in zip(jobs, candidates)])
+        verdicts, xs = [], []
+        for job, (positions, _, codes), matrix in zip(jobs, candidates, matrices):
+            verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns) \
+                if len(codes) else Verdict(np.zeros(0, dtype=bool), np.zeros(0, dtype=object))
+            verdicts.append(verdict)
+            # The model was trained on float32 features.
+            xs.append(matrix.values[verdict.allowed].astype(np.float32) if len(codes) else np.zeros((0, len(self._feature_names)), np.float32))
+        scores = np.split(self._predict(np.concatenate(xs)) if xs else np.zeros(0), np.cumsum([len(x) for x in xs])[:-1])
+        return [(self._scored_slates(job, positions, suppressed, verdict, score), x)
+                for job, (positions, suppressed, _), verdict, x, score in zip(jobs, candidates, verdicts, xs, scores)]
+
+    def _valid_candidates(self, job: _Job) -> tuple[list[np.ndarray], list[dict[str, int]], np.ndarray]:
+        """Per channel of the job: positions of the messages valid at as_of, consent removed (counted)."""
+        log = job.events.log
+        unsubscribed = set(log.channel[(log.event_type == _UNSUBSCRIBE) & (log.ts < job.as_of_ns)].tolist())
         positions, suppressed = [], []
-        for messages in channels:
-            at = messages.valid(as_of_ns)
+        for messages in job.channels:
+            at = messages.valid(job.as_of_ns)
             if len(at) and self._channel_code[messages.channel] in unsubscribed:
                 suppressed.append({CONSENT: len(at)})
                 at = at[:0]
             else:
                 suppressed.append({})
             positions.append(at)
-        sizes = [len(at) for at in positions]
-        codes = np.concatenate([m.code[at] for m, at in zip(channels, positions)])
-        if not len(codes):
-            empty = np.zeros(0)
-            return [_Slate(m, at, empty.astype(np.int64), empty, empty, s) for m, at, s in zip(channels, positions, suppressed)], np.zeros((0, len(self._feature_names)), np.float32)
-        matrix = self._build(events, codes, as_of_ns)
-        verdict = self._policy_verdict(events, contact, channels, positions, matrix, as_of_ns)
-        x = matrix.values[verdict.allowed].astype(np.float32)  # the model was trained on float32 features
-        score = self._predict(x)
+        codes = np.concatenate([m.code[at] for m, at in zip(job.channels, positions)])
+        return positions, suppressed, codes
+
+    def _scored_slates(self, job: _Job, positions: list[np.ndarray], suppressed: list[dict[str, int]], verdict: Verdict,
+                       score: np.ndarray) -> list[_Slate]:
         slates, start, row = [], 0, 0
-        for messages, at, size, removed in zip(channels, positions, sizes, suppressed):
+        for messages, at, removed in zip(job.channels, positions, suppressed):
+            size = len(at)
             allowed = verdict.allowed[start : start + size]
             kept = at[allowed]
             rows = np.arange(row, row + len(kept))
@@ -215,13 +271,31 @@ class DecisionEngine:
                                             messages.topic[kept], self._policy)
             slates.append(_Slate(messages, kept, rows, score[rows], priority, {**removed, **own.counts()}))
             start, row = start + size, row + len(kept)
-        return slates, x
+        return slates
 
     def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int) -> FeatureMatrix:
         n = len(codes)
         history = make_history(events.log, self._spec)
         return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
                                       np.full(n, events.profile, np.int64), dtype=np.float64)
+
+    def _build_each(self, work: Sequence[tuple[_Job, np.ndarray]]) -> list[FeatureMatrix]:
+        """Features of each job's candidate codes, from one history holding every job's customer (as
+        customer 0, 1, ...): one pass of the feature code costs about as much for a few customers as for one."""
+        if len(work) <= 1:
+            return [self._build(job.events, codes, job.as_of_ns) for job, codes in work]
+        logs = [job.events.log for job, _ in work]
+        arrays = {name: np.concatenate([getattr(log, name) for log in logs]) for name in EVENT_FIELDS}
+        arrays["customer"] = np.repeat(np.arange(len(logs), dtype=np.int32), [len(log) for log in logs])
+        log = EventLog(customers=Vocabulary(tuple(str(i) for i in range(len(logs)))), **arrays)
+        sizes = [len(codes) for _, codes in work]
+        matrix = build_encoded_features(
+            make_history(log, self._spec), self._tables, np.repeat(np.arange(len(work), dtype=np.int64), sizes),
+            np.repeat(np.array([job.as_of_ns for job, _ in work], dtype=np.int64), sizes),
+            np.concatenate([codes for _, codes in work]).astype(np.int64),
+            np.repeat(np.array([job.events.profile for job, _ in work], dtype=np.int64), sizes), dtype=np.float64)
+        bounds = np.cumsum([0, *sizes])
+        return [FeatureMatrix(matrix.names, matrix.values[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:

@@ -19,7 +19,7 @@ from engine.features.log import EVENT_CODE, CatalogVocabularies, EventLog
 from engine.features.state import FeatureState
 from engine.features.vocab import Vocabulary
 
-_FIELDS = ("ts", "event_type", "channel", "topic", "message", "value", "weight")
+EVENT_FIELDS = ("ts", "event_type", "channel", "topic", "message", "value", "weight")  # a customer log, but the customer
 _DTYPES = {"ts": np.int64, "event_type": np.int8, "channel": np.int16, "topic": np.int16, "message": np.int32,
            "value": np.float64, "weight": np.int64}
 
@@ -63,10 +63,10 @@ class CustomerStates:
     def events_of(self, customer_id: str, live_events: pd.DataFrame | None) -> CustomerEvents:
         start, stop = self._span.get(customer_id, (0, 0))
         state = self._state.log
-        arrays = {k: getattr(state, k)[start:stop] for k in _FIELDS}
+        arrays = {k: getattr(state, k)[start:stop] for k in EVENT_FIELDS}
         live = self._encode_live(customer_id, live_events)
         if live is not None:
-            arrays = {k: np.concatenate([arrays[k].astype(_DTYPES[k], copy=False), live[k]]) for k in _FIELDS}
+            arrays = {k: np.concatenate([arrays[k].astype(_DTYPES[k], copy=False), live[k]]) for k in EVENT_FIELDS}
         arrays["customer"] = np.zeros(len(arrays["ts"]), dtype=np.int32)
         customers = Vocabulary((customer_id,))
         # The state slice is sorted and live events come after the cutoff sorted by time (the store's

@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import ContactSettings, MessageRule, PolicySettings, Settings, StageTargetingSettings
 from engine.contract.schema import JOURNEY_STAGES
-from engine.policy.online import DecisionEngine, StaleRequestError, UnknownChannelError
+from engine.policy.online import DecisionEngine, DecisionInput, StaleRequestError, UnknownChannelError
 from engine.policy.rules import stage_matrix
 from tests.policy.online_world import CUSTOMERS, CUTOFF, HOUR, at
 
@@ -173,3 +173,28 @@ def test_rules_read_the_inferred_stage_the_profile_and_days_since_purchase(onlin
         expected[reason] = expected.get(reason, 0) + 1
     assert decision.suppressed == expected
     assert len(decision.messages) == len(ids) - sum(expected.values())
+
+
+def test_decisions_taken_together_equal_decisions_taken_one_by_one(online_world):
+    engine = _engine(online_world, exploration="epsilon_greedy", exploration_rate=0.3)
+    as_of = CUTOFF + pd.Timedelta(days=2)
+    live = online_world.live([at(HOUR, "c1", "click", channel="email", message_id="e1"), at(2 * HOUR, "c2", "unsubscribe", channel="sms")])
+    inputs = [
+        DecisionInput("c1", "email", as_of, live, decision_id="d1", explain=True),
+        DecisionInput("c2", "sms", as_of, live, decision_id="d2"),  # unsubscribed: nothing to serve
+        DecisionInput("c1", "push", as_of + HOUR, live, k=2, decision_id="d3"),  # the same customer again
+        DecisionInput("nobody", "email", as_of, None, decision_id="d4"),  # cold start
+        DecisionInput("c3", "fax", as_of, live, decision_id="d5"),  # refused, in its place
+        DecisionInput("c3", "email", CUTOFF - HOUR, live, decision_id="d6"),  # refused: before the cutoff
+        DecisionInput("profile_only", "email", as_of, live, k=3, decision_id="d7"),
+    ]
+    together = engine.decide_each(inputs)
+    assert isinstance(together[4], UnknownChannelError) and isinstance(together[5], StaleRequestError)
+    for request, answer in zip(inputs, together):
+        if isinstance(answer, Exception):
+            continue
+        alone = engine.decide(request.customer_id, request.channel, k=request.k, as_of=request.as_of,
+                              live_events=request.live_events, explain=request.explain, decision_id=request.decision_id)
+        assert answer == alone
+    assert together[1].messages == () and together[1].suppressed == {"consent": len(_valid(online_world, "sms", as_of))}
+    assert together[0].messages and together[0].messages[0].reasons  # explained

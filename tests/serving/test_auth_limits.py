@@ -111,7 +111,7 @@ def test_unknown_routes_and_methods_get_404_and_405(client):
 class _Exploding:
     model_version = "boom"
 
-    def decide(self, *args, **kwargs):
+    def decide_each(self, *args, **kwargs):
         raise RuntimeError("secret internal detail")
 
 

@@ -118,3 +118,27 @@ def test_every_decision_is_logged_with_its_candidates(client, tmp_path, bundle_f
     assert served["message_id"].tolist() == [m["message_id"] for m in single["messages"]]
     assert served["score"].tolist() == pytest.approx([m["score"] for m in single["messages"]])
     assert (mine["decided_at"] == bundle_facts["now"]).all()
+
+
+def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_path, bundle_facts):
+    import threading
+
+    customers = [f"c{i}" for i in range(1, 13)]
+    answers: dict[str, dict] = {}
+
+    def decide(customer: str) -> None:
+        reply = client.post("/v1/decisions", json={"customer_id": customer, "channel": "email"})
+        answers[customer] = {"status": reply.status_code, **reply.json()}
+
+    threads = [threading.Thread(target=decide, args=(c,)) for c in customers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert {c: (a["status"], a["customer_id"], a["channel"]) for c, a in answers.items()} == {c: (200, c, "email") for c in customers}
+    with SqliteDecisionLog(store_path(tmp_path / "home"), read_only=True) as log:
+        rows = pd.concat(list(log.since(None)))
+    logged = rows.drop_duplicates("decision_id").set_index("decision_id")["customer_id"].to_dict()
+    assert logged == {a["decision_id"]: c for c, a in answers.items()}
+    # How the 12 fell into batches depends on timing; that every one was in exactly one batch does not.
+    assert "nbm_decision_batch_size_sum 12.0" in client.get("/metrics").text
