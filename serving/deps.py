@@ -1,4 +1,8 @@
-"""Shared objects and checks for the routes, through ``Depends``."""
+"""Shared objects and checks for the routes, through ``Depends``.
+
+They are ``async``: none of them blocks, and FastAPI runs a plain ``def`` dependency in the thread pool,
+one hop per dependency per request. The routes that do real work stay plain ``def`` and run in the
+pool, out of the event loop."""
 
 from __future__ import annotations
 
@@ -16,11 +20,11 @@ _api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiK
                         description="One of NBM_API_KEYS for /v1, one of NBM_ADMIN_KEYS for /admin.")
 
 
-def get_context(request: Request) -> ServingContext:
+async def get_context(request: Request) -> ServingContext:
     return request.app.state.nbm
 
 
-def get_now(context: ServingContext = Depends(get_context)) -> pd.Timestamp:
+async def get_now(context: ServingContext = Depends(get_context)) -> pd.Timestamp:
     """The server's clock, read once per request: the default as_of and the events' future limit (UTC, in
     microseconds: what JSON timestamps carry)."""
     return pd.Timestamp(context.clock()).tz_convert("UTC").floor("us")
@@ -35,7 +39,7 @@ def _matches(given: str, keys: tuple[SecretStr, ...]) -> bool:
     return found
 
 
-def require_api_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
+async def require_api_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
     keys = context.serving.api_keys
     if not keys:
         return
@@ -45,7 +49,7 @@ def require_api_key(key: str | None = Security(_api_key), context: ServingContex
         raise HTTPException(401, f"invalid {API_KEY_HEADER}")
 
 
-def require_admin_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
+async def require_admin_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
     keys = context.serving.admin_keys
     if not keys:
         raise HTTPException(403, "admin endpoints are disabled: set NBM_ADMIN_KEYS to enable them")
