@@ -56,16 +56,22 @@ def test_one_caller_at_a_time_runs_batches_of_one():
     assert gate.batches == [[0], [2], [4]] and (batcher.batches, batcher.items) == (3, 3)
 
 
-def test_items_queued_during_a_batch_are_answered_together_each_with_its_own_answer():
-    gate = _Gate()
-    batcher = Batcher(gate, max_size=10)
+def _queue_behind_a_running_batch(gate: _Gate, batcher: Batcher, items: list[int]) -> tuple[dict, dict]:
+    """Item 0 starts a batch that the gate holds; ``items`` queue behind it; then the gate opens."""
     first, first_threads = _submit_all(batcher, [0])
     assert gate.first_started.wait(10)
-    rest, threads = _submit_all(batcher, [1, 2, 3, 4, 6])
-    _wait_until_queued(batcher, 5)
+    rest, threads = _submit_all(batcher, items)
+    _wait_until_queued(batcher, len(items))
     gate.release.set()
     for thread in first_threads + threads:
         thread.join(10)
+    return first, rest
+
+
+def test_items_queued_during_a_batch_are_answered_together_each_with_its_own_answer():
+    gate = _Gate()
+    batcher = Batcher(gate, max_size=10)
+    first, rest = _queue_behind_a_running_batch(gate, batcher, [1, 2, 3, 4, 6])
     assert gate.batches[0] == [0] and sorted(gate.batches[1]) == [1, 2, 3, 4, 6] and len(gate.batches) == 2
     assert first == {0: 0}
     assert {k: v for k, v in rest.items() if not isinstance(v, Exception)} == {2: 20, 4: 40, 6: 60}
@@ -76,13 +82,7 @@ def test_items_queued_during_a_batch_are_answered_together_each_with_its_own_ans
 def test_a_batch_holds_at_most_max_size_items_and_every_caller_is_answered():
     gate = _Gate()
     batcher = Batcher(gate, max_size=2)
-    _, first_threads = _submit_all(batcher, [0])
-    assert gate.first_started.wait(10)
-    answers, threads = _submit_all(batcher, [10, 12, 14, 16, 18])
-    _wait_until_queued(batcher, 5)
-    gate.release.set()
-    for thread in first_threads + threads:
-        thread.join(10)
+    _, answers = _queue_behind_a_running_batch(gate, batcher, [10, 12, 14, 16, 18])
     assert answers == {10: 100, 12: 120, 14: 140, 16: 160, 18: 180}
     assert all(len(b) <= 2 for b in gate.batches) and sorted(x for b in gate.batches[1:] for x in b) == [10, 12, 14, 16, 18]
 
