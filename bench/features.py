@@ -34,7 +34,8 @@ import pandas as pd
 from engine.config import Settings, load_settings
 from engine.contract.load import Dataset, load_dataset
 from engine.features.build import CHUNK_ROWS, CatalogTable, ProfileTable, build_features, make_history
-from engine.features.history import NS_PER_DAY, History, Requests, per_partition
+from engine.features.history import NS_PER_DAY, History, Requests
+from engine.features.partitions import per_partition
 from engine.features.log import EVENT_CODE, EventLog
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState

@@ -17,7 +17,8 @@ from engine.features.affinity import affinity_features
 from engine.features.candidate import Candidates, candidate_features
 from engine.features.context import Columns, FamilyContext
 from engine.features.engagement import engagement_features
-from engine.features.history import NS_PER_DAY, History, Requests, customer_partitions
+from engine.features.history import NS_PER_DAY, History, Requests
+from engine.features.partitions import customer_partitions
 from engine.features.log import EventLog
 from engine.features.journey import journey_features
 from engine.features.pressure import pressure_features

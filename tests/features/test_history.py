@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.features.history import NS_PER_DAY, History, Requests, customer_partitions, per_partition
+from engine.features.history import NS_PER_DAY, History, Requests
+from engine.features.partitions import customer_partitions, per_partition
 from engine.features.log import CatalogVocabularies, EventLog
 from engine.features.sorting import unique_sorted
 from engine.features.timecode import GranularTimeCode, RankTimeCode
