@@ -10,7 +10,9 @@ One decision, for one customer on one channel at ``as_of`` (passed in: the engin
    the customer's state plus live events; ``suppressed`` counts each removed candidate under the first
    rule it failed;
 5. features by the training code (:func:`engine.features.build.build_encoded_features`) over a history
-   of just this customer, then the model's probability, 6. priority (``arbitration.py``) and
+   of just this customer (or of the customers decided together by :meth:`DecisionEngine.decide_each`:
+   one pass of the feature code and one model call for all, each customer's features from its own
+   events), then the model's probability, 6. priority (``arbitration.py``) and
    7. exploration (``exploration.py``) with a generator seeded by ``(seed, decision_id)``: a decision
    replays from its id; 8. explanations only for the served messages, and only when asked.
 
