@@ -1,4 +1,5 @@
-"""Latency of the online decision engine (no HTTP): DecisionEngine.decide and decide_all_channels.
+"""Latency of the online decision engine (no HTTP): DecisionEngine.decide, decide_all_channels, and
+decide_each on requests decided together.
 
     .venv/bin/python bench/decisions.py --model-dir DIR --data DIR [--requests 2000 --seed 0]
 
@@ -21,7 +22,7 @@ from engine.config import Settings
 from engine.contract.load import load_dataset
 from engine.eventstore import EVENT_COLUMNS
 from engine.model.bundle import load_bundle
-from engine.policy.online import DecisionEngine
+from engine.policy.online import DecisionEngine, DecisionInput
 
 
 def _requests(events: pd.DataFrame, cutoff: pd.Timestamp, customers: np.ndarray, channels: tuple[str, ...],
@@ -73,7 +74,19 @@ def main() -> None:
             wall.append(time.perf_counter() - t)
             cpu.append(time.process_time() - t_cpu)
         print(f"{label:22s} wall {_quantiles(wall)}\n{'':22s} cpu  {_quantiles(cpu)}")
+    _together(engine, requests, as_of)
     _breakdown(engine, requests, as_of)
+
+
+def _together(engine: DecisionEngine, requests, as_of: pd.Timestamp) -> None:
+    """Mean time per decision when the API's batcher hands the engine concurrent requests together."""
+    for size in (1, 4, 8, 16):
+        batches = [requests[i : i + size] for i in range(0, len(requests) - size + 1, size)]
+        started = time.perf_counter()
+        for batch in batches:
+            engine.decide_each([DecisionInput(c, ch, as_of, live) for c, ch, live in batch])
+        per_decision = (time.perf_counter() - started) / (len(batches) * size)
+        print(f"decide_each of {size:<2d}       {1000 * per_decision:.2f} ms per decision")
 
 
 def _breakdown(engine: DecisionEngine, requests, as_of: pd.Timestamp) -> None:
