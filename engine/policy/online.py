@@ -231,14 +231,18 @@ class DecisionEngine:
         """Per job: validity, consent, rules and contact policy; one feature build and one model call for
         the candidates left in every job. Returns each job's slates and its scored rows' matrix (float32)."""
         candidates = [self._valid_candidates(job) for job in jobs]
-        matrices = self._build_each([(job, codes) for job, (_, _, codes) in zip(jobs, candidates)])
+        # Features only for the jobs with a candidate left (consent or validity may have removed all).
+        built = iter(self._build_each([(job, codes) for job, (_, _, codes) in zip(jobs, candidates) if len(codes)]))
         verdicts, xs = [], []
-        for job, (positions, _, codes), matrix in zip(jobs, candidates, matrices):
-            verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns) \
-                if len(codes) else Verdict(np.zeros(0, dtype=bool), np.zeros(0, dtype=object))
+        for job, (positions, _, codes) in zip(jobs, candidates):
+            if not len(codes):
+                verdicts.append(Verdict(np.zeros(0, dtype=bool), np.zeros(0, dtype=object)))
+                xs.append(np.zeros((0, len(self._feature_names)), np.float32))
+                continue
+            matrix = next(built)
+            verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns)
             verdicts.append(verdict)
-            # The model was trained on float32 features.
-            xs.append(matrix.values[verdict.allowed].astype(np.float32) if len(codes) else np.zeros((0, len(self._feature_names)), np.float32))
+            xs.append(matrix.values[verdict.allowed].astype(np.float32))  # the model was trained on float32
         scores = np.split(self._predict(np.concatenate(xs)) if xs else np.zeros(0), np.cumsum([len(x) for x in xs])[:-1])
         return [(self._scored_slates(job, positions, suppressed, verdict, score), x)
                 for job, (positions, suppressed, _), verdict, x, score in zip(jobs, candidates, verdicts, xs, scores)]
