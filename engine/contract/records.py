@@ -20,6 +20,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from engine.config import ValidationSettings
+from engine.contract.plain_records import check_plain_records, message_catalog
 from engine.contract.validate import LiveRules, check_events
 
 # The validator's marker for a line that is not a JSON object (reason code ``malformed_line``).
@@ -53,6 +54,15 @@ def validate_event_records(
     if now.tz is None:
         raise ValueError("now must be timezone-aware (UTC)")
     not_after = now.tz_convert("UTC") + pd.Timedelta(seconds=settings.max_future_seconds)
+    plain = check_plain_records(records, message_catalog(messages), not_after.value, not_after.isoformat())
+    if plain is not None:  # the common case, row by row (same rules and messages; see plain_records.py)
+        found, events = plain
+        return EventBatch(events=events, problems=tuple(EventProblem(*p) for p in found))
+    return check_records_with_pandas(records, messages, not_after)
+
+
+def check_records_with_pandas(records: Sequence[object], messages: pd.DataFrame, not_after: pd.Timestamp) -> EventBatch:
+    """The file validator's chain on any batch: the reference the row-by-row path must agree with."""
     rows = [r if isinstance(r, dict) else {_MALFORMED: f"not a JSON object ({type(r).__name__})"} for r in records]
     # Everything as Python objects, so that JSON numbers in ts or ids are judged like text in a file.
     raw = pd.DataFrame(rows, dtype=object, index=pd.RangeIndex(len(rows)))

@@ -38,7 +38,7 @@ class RowVerdicts:
         self.column[hit] = column
         if column is not None and "{value}" in explain and column in self._raw.columns:
             values = self._raw[column].to_numpy()[hit]
-            self.detail[hit] = [explain.format(value=_show(v)) for v in values]
+            self.detail[hit] = [explain.format(value=show_value(v)) for v in values]
         else:
             self.detail[hit] = explain
 
@@ -49,6 +49,7 @@ class RowVerdicts:
         self.reject(repeated.to_numpy(), code, f"{column}={{value}} appeared in an earlier row; kept once", column)
 
 
-def _show(value: object) -> str:
+def show_value(value: object) -> str:
+    """A raw value as a rule's message quotes it: empty for a missing one, long text cut."""
     text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
     return repr(text if len(text) <= 60 else text[:57] + "...")
