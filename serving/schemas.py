@@ -135,6 +135,7 @@ class ModelInfo(BaseModel):
     gate: str | None = Field(description="Why the quality gate promoted (or refused) this model.")
     metrics: dict[str, float | None] = Field(description="Headline test metrics from training (null: not computable).")
     bundle: str
+    predictor: str = Field(description="What computes the scores: 'lleaves' (the model compiled to machine code) or 'lightgbm' (its fallback).")
     loaded_at: datetime
 
     @classmethod
@@ -151,7 +152,7 @@ class ModelInfo(BaseModel):
             trained_at=text("trained_at"), data_start=text("data_start"), data_end=text("data_end"),
             feature_cutoff=pd.Timestamp(loaded.bundle.state.cutoff_ns, tz="UTC").ceil("us").to_pydatetime(),
             objective=text("objective"), promoted=meta.get("promoted"), gate=text("gate"), metrics=metrics,
-            bundle=loaded.bundle.path.name, loaded_at=loaded.loaded_at.to_pydatetime(),
+            bundle=loaded.bundle.path.name, predictor=loaded.bundle.predictor.kind, loaded_at=loaded.loaded_at.to_pydatetime(),
         )
 
 
@@ -163,6 +164,7 @@ class ReloadResponse(BaseModel):
     model_version: str
     previous_version: str | None
     bundle: str
+    predictor: str = Field(description="What computes the scores: 'lleaves' (the model compiled to machine code) or 'lightgbm' (its fallback).")
     loaded_at: datetime
 
 

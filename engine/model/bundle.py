@@ -5,7 +5,8 @@ Layout of a model directory::
     model-dir/
       current -> bundle-20260630T000000Z-1a2b3c   (a symlink, swapped atomically)
       bundle-.../  model.txt, spec.json, metadata.json, messages.parquet, customers.parquet,
-                   state.parquet, snapshot.parquet
+                   state.parquet, snapshot.parquet, and model.so + model.target.json (the model
+                   compiled by lleaves for the training machine's CPU, optional: compiled.py)
 
 A bundle is written into a hidden temporary folder, flushed to disk, renamed into place and only then
 made ``current`` by replacing the symlink: a crash at any point leaves the previous bundle current and
@@ -20,6 +21,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import lightgbm as lgb
@@ -29,6 +31,7 @@ from engine.durable import fsync_directory
 from engine.errors import NbmError
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState
+from engine.model.compiled import Predictor, compile_into, load_predictor
 
 CURRENT = "current"
 KEEP_BUNDLES = 3
@@ -56,6 +59,12 @@ class Bundle:
     def version(self) -> str:
         return str(self.metadata.get("model_version", self.path.name))
 
+    @cached_property
+    def predictor(self) -> Predictor:
+        """The model for online decisions, compiled when it can be (compiled.py); made on first use, so
+        that training and batch scoring, which predict with the booster, never compile it."""
+        return load_predictor(self.path, self.booster)
+
 
 def write_bundle(
     model_dir: Path,
@@ -75,6 +84,7 @@ def write_bundle(
 
     def write(folder: Path) -> None:
         booster.save_model(str(folder / "model.txt"))
+        compile_into(folder, "model.txt")
         (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), "feature_names": list(feature_names)}, indent=2))
         (folder / "metadata.json").write_text(json.dumps({"bundle_format": BUNDLE_FORMAT, **metadata}, indent=2, default=str))
         messages.to_parquet(folder / "messages.parquet", index=False)

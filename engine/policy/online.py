@@ -131,6 +131,7 @@ class DecisionEngine:
         self._customers = CustomerStates(bundle.state, spec.vocab, bundle.customers, profile_columns)
         self._tables = EncodedTables.build(CatalogTable.from_messages(bundle.messages, spec), ProfileTable.from_customers(bundle.customers), spec)
         self._channel_code = {name: spec.vocab.channels.index(name) for name in self._catalog.channels}
+        bundle.predictor  # noqa: B018 - compiled (or loaded) now, while the model loads, not on a first request
         self._feature_names = tuple(bundle.feature_names)
         self._column = {name: j for j, name in enumerate(self._feature_names)}
         self._labels = {name: feature_label(name) for name in self._feature_names}  # regexes: once, not per request
@@ -325,8 +326,7 @@ class DecisionEngine:
     def _predict(self, x: np.ndarray) -> np.ndarray:
         if not len(x):
             return np.zeros(0)
-        # One thread: for a few hundred rows, starting OpenMP threads costs more than it saves (~6x).
-        return self.bundle.booster.predict(x, num_threads=1)
+        return self.bundle.predictor.predict(x)
 
     def _served(self, slate: _Slate, x: np.ndarray, index: np.ndarray, propensity: np.ndarray, explain: bool):
         reasons: list[tuple[Reason, ...]] = [()] * len(index)

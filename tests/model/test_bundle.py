@@ -44,6 +44,9 @@ def test_write_then_load_round_trip(tmp_path):
     assert bundle.feature_names == ("a", "b")
     assert bundle.state.cutoff_ns == pd.Timestamp("2026-01-02T00:00:00Z").value
     assert list(bundle.messages["message_id"]) == ["m1"]
+    assert (bundle.path / "model.so").is_file() and bundle.predictor.kind == "lleaves"
+    x = np.random.default_rng(2).random((20, 2))
+    np.testing.assert_allclose(bundle.predictor.predict(x), bundle.booster.predict(x), rtol=0, atol=1e-12)
 
 
 def test_a_failed_write_leaves_the_previous_bundle_current(tmp_path):

@@ -48,6 +48,7 @@ def test_model_info_comes_from_the_bundle_metadata(client, bundle_facts):
     assert pd.Timestamp(info["data_start"]) < pd.Timestamp(info["data_end"])
     assert "ndcg@3" in info["metrics"] and 0 < info["metrics"]["ndcg@3"] <= 1
     assert info["bundle"].startswith("bundle-")
+    assert info["predictor"] == "lleaves"  # training compiled the model into the bundle
 
 
 def test_metrics_count_requests_decisions_suppressions_events_and_reloads(client, bundle_facts):
