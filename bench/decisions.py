@@ -5,8 +5,9 @@ decide_each on requests decided together.
 
 Known customers of the bundle, each with live events: their events of the two days before the state's
 cutoff replayed two days later (so the engine merges state and live events as in production), and
-``as_of`` one hour after the last of them. Prints p50/p99 per call, in wall-clock and in this process's CPU
-time (which other processes on a busy machine disturb less), and where the time of a call goes.
+``as_of`` one hour after the last of them; they reach the engine as the event store's contract rows.
+Prints p50/p99 per call, in wall-clock and in this process's CPU time (which other processes on a busy
+machine disturb less), and where the time of a call goes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 
 from engine.config import Settings
 from engine.contract.load import load_dataset
-from engine.eventstore import EVENT_COLUMNS
+from engine.eventstore import EVENT_COLUMNS, contract_rows
 from engine.model.bundle import load_bundle
 from engine.policy.online import DecisionEngine, DecisionInput
 
@@ -29,9 +30,9 @@ def _requests(events: pd.DataFrame, cutoff: pd.Timestamp, customers: np.ndarray,
               rng: np.random.Generator) -> list[tuple[str, str, pd.DataFrame]]:
     shift = pd.Timedelta(days=2)
     recent = events.loc[events["ts"] >= cutoff - shift, list(EVENT_COLUMNS)].assign(ts=lambda f: f["ts"] + shift)
-    by_customer = dict(tuple(recent.groupby("customer_id", observed=True)))
-    empty = recent.iloc[:0]
-    return [(c, str(rng.choice(channels)), by_customer.get(c, empty).reset_index(drop=True)) for c in customers]
+    # As the event store hands them to the engine in the API: contract rows, not frames.
+    by_customer = {c: contract_rows(part) for c, part in recent.groupby("customer_id", observed=True)}
+    return [(c, str(rng.choice(channels)), by_customer.get(c, [])) for c in customers]
 
 
 def _quantiles(seconds: list[float]) -> str:

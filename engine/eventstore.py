@@ -71,6 +71,12 @@ class EventStore(ABC):
         """The customer's events with ``ts >= since_ns``, in contract columns, sorted by ``ts``
         (equal times in arrival order): what the API needs to rebuild a customer's live state."""
 
+    def rows_for_customer(self, customer_id: str, since_ns: int | None = None) -> list[tuple]:
+        """:meth:`for_customer` as :func:`contract_rows` rows: what a decision reads, with no frame built
+        for the handful of events a customer sends between two trainings. Backends that store rows
+        override it to skip the frame altogether."""
+        return contract_rows(self.for_customer(customer_id, since_ns))
+
     @abstractmethod
     def since(self, ts_ns: int | None, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """Every event with ``ts >= ts_ns`` (all if None) in contract columns, by ``ts``, in chunks."""

@@ -190,8 +190,8 @@ class ServingContext:
             "reasons": reasons,
         }
 
-    def _live_events(self, loaded: LoadedModel, customer_id: str) -> pd.DataFrame:
-        return self.store.get().for_customer(customer_id, since_ns=loaded.bundle.state.cutoff_ns)
+    def _live_events(self, loaded: LoadedModel, customer_id: str) -> list[tuple]:
+        return self.store.get().rows_for_customer(customer_id, since_ns=loaded.bundle.state.cutoff_ns)
 
     def _customer(self, customer_id: str) -> str:
         return customer_for_log(customer_id, self.serving.hash_customer_ids_in_logs)

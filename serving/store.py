@@ -64,10 +64,12 @@ class SqliteEventStore(SqliteFile, EventStore):
         return AppendResult(stored=stored, duplicates=len(rows) - stored)
 
     def for_customer(self, customer_id: str, since_ns: int | None = None) -> pd.DataFrame:
+        return contract_frame(self.rows_for_customer(customer_id, since_ns))
+
+    def rows_for_customer(self, customer_id: str, since_ns: int | None = None) -> list[tuple]:
         query = f"{_SELECT} WHERE customer_id = ? AND ts_ns >= ? ORDER BY ts_ns, rowid"
         with self._errors("read events"):
-            rows = self._connection().execute(query, (customer_id, EARLIEST_NS if since_ns is None else since_ns)).fetchall()
-        return contract_frame(rows)
+            return self._connection().execute(query, (customer_id, EARLIEST_NS if since_ns is None else since_ns)).fetchall()
 
     def since(self, ts_ns: int | None, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         query = f"{_SELECT} WHERE ts_ns >= ? ORDER BY ts_ns, rowid"

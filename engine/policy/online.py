@@ -43,7 +43,7 @@ from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import select_with, slot_distribution
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_with_exploration
-from engine.policy.online_state import EVENT_FIELDS, CustomerEvents, CustomerStates
+from engine.policy.online_state import EVENT_FIELDS, CustomerEvents, CustomerStates, LiveEvents
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
 
 __all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
@@ -88,7 +88,7 @@ class DecisionInput:
     customer_id: str
     channel: str
     as_of: pd.Timestamp
-    live_events: pd.DataFrame | None = None
+    live_events: LiveEvents | None = None  # a contract frame or contract rows (online_state.py)
     k: int = 1
     explain: bool = False
     decision_id: str | None = None
@@ -148,7 +148,7 @@ class DecisionEngine:
     def channels(self) -> tuple[str, ...]:
         return self._catalog.channels
 
-    def decide(self, customer_id: str, channel: str, *, k: int = 1, as_of: pd.Timestamp, live_events: pd.DataFrame,
+    def decide(self, customer_id: str, channel: str, *, k: int = 1, as_of: pd.Timestamp, live_events: LiveEvents | None,
                explain: bool = False, decision_id: str | None = None) -> Decision:
         """The best ``k`` messages for the customer on ``channel`` at ``as_of`` (module docstring)."""
         (answer,) = self.decide_each([DecisionInput(customer_id, channel, as_of, live_events, k, explain, decision_id)])
@@ -185,7 +185,7 @@ class DecisionEngine:
             answers[at] = self._decision(decision_id, job.events, slate, job.as_of_ns, served, slate.suppressed, first)
         return answers
 
-    def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: pd.DataFrame,
+    def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: LiveEvents | None,
                             explain: bool = False) -> tuple[Decision, ...]:
         """One decision (k = 1) per channel of the catalog, coordinated across channels
         (:mod:`engine.policy.online_coordination`); a channel left without a message counts its
@@ -217,7 +217,7 @@ class DecisionEngine:
         return tuple(decisions)
 
     def features(self, customer_id: str, channel: str, *, as_of: pd.Timestamp,
-                 live_events: pd.DataFrame | None) -> tuple[np.ndarray, FeatureMatrix]:
+                 live_events: LiveEvents | None) -> tuple[np.ndarray, FeatureMatrix]:
         """The message ids valid on ``channel`` at ``as_of`` and their features (float64), exactly as a
         decision builds them before any policy rule: for checks and debugging."""
         as_of_ns = self._as_of_ns(as_of)

@@ -15,11 +15,15 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError
+from engine.eventstore import EVENT_COLUMNS
 from engine.features.log import EVENT_CODE, CatalogVocabularies, EventLog
 from engine.features.state import FeatureState
 from engine.features.vocab import Vocabulary
 
 EVENT_FIELDS = ("ts", "event_type", "channel", "topic", "message", "value", "weight")  # a customer log, but the customer
+_ROW_COLUMNS = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+# A customer's live events: a contract frame, or contract rows (engine.eventstore.contract_rows).
+LiveEvents = pd.DataFrame | Sequence[tuple]
 _DTYPES = {"ts": np.int64, "event_type": np.int8, "channel": np.int16, "topic": np.int16, "message": np.int32,
            "value": np.float64, "weight": np.int64}
 
@@ -60,7 +64,7 @@ class CustomerStates:
             "channel": _lookup(vocab.channels), "topic": _lookup(vocab.topics), "message_id": _lookup(vocab.messages),
         }
 
-    def events_of(self, customer_id: str, live_events: pd.DataFrame | None) -> CustomerEvents:
+    def events_of(self, customer_id: str, live_events: LiveEvents | None) -> CustomerEvents:
         start, stop = self._span.get(customer_id, (0, 0))
         state = self._state.log
         arrays = {k: getattr(state, k)[start:stop] for k in EVENT_FIELDS}
@@ -81,19 +85,26 @@ class CustomerStates:
         """Each rule attribute of the customer's profile, repeated for n candidates (None: no profile)."""
         return {c: np.full(n, values[profile] if profile >= 0 else None, dtype=object) for c, values in self._attributes.items()}
 
-    def _encode_live(self, customer_id: str, events: pd.DataFrame | None) -> dict[str, np.ndarray] | None:
+    def _encode_live(self, customer_id: str, events: LiveEvents | None) -> dict[str, np.ndarray] | None:
         """The live events of this customer at or after the cutoff (earlier ones are in the state already),
-        encoded as :meth:`EventLog.from_events` encodes them; None if there are none."""
+        encoded as :meth:`EventLog.from_events` encodes them; None if there are none. ``events``: a
+        contract frame, or rows as :func:`engine.eventstore.contract_rows` makes them (the store's)."""
         if events is None or len(events) == 0:
             return None
-        # One conversion of the whole (small) frame: pandas charges ~20 us per column access.
-        rows = events.to_numpy(dtype=object, na_value=None)
-        at = {name: i for i, name in enumerate(events.columns)}
+        if isinstance(events, pd.DataFrame):
+            # One conversion of the whole (small) frame: pandas charges ~20 us per column access.
+            table = events.to_numpy(dtype=object, na_value=None)
+            at = {name: i for i, name in enumerate(events.columns)}
+            ts = np.fromiter((pd.Timestamp(t).value for t in table[:, at["ts"]]), dtype=np.int64, count=len(table))
+        else:
+            table = np.empty((len(events), len(EVENT_COLUMNS)), dtype=object)
+            table[:] = events  # rows of contract_rows: EVENT_COLUMNS order, ts in int ns
+            at = _ROW_COLUMNS
+            ts = table[:, at["ts"]].astype(np.int64)
 
         def column(name: str) -> np.ndarray:
-            return rows[:, at[name]] if name in at else np.full(len(rows), None, dtype=object)
+            return table[:, at[name]] if name in at else np.full(len(table), None, dtype=object)
 
-        ts = np.fromiter((pd.Timestamp(t).value for t in column("ts")), dtype=np.int64, count=len(rows))
         mine = (column("customer_id") == customer_id) & (ts >= self.cutoff_ns)
         if not mine.any():
             return None

@@ -8,6 +8,7 @@ import pytest
 
 from engine.config import ContactSettings, MessageRule, PolicySettings, Settings, StageTargetingSettings
 from engine.contract.schema import JOURNEY_STAGES
+from engine.eventstore import contract_rows
 from engine.policy.online import DecisionEngine, DecisionInput, StaleRequestError, UnknownChannelError
 from engine.policy.rules import stage_matrix
 from tests.policy.online_world import CUSTOMERS, CUTOFF, HOUR, at
@@ -35,6 +36,8 @@ def test_online_features_equal_the_batch_features_of_the_full_history(online_wor
         (90, "survey", {"value": 3.0}), (200, "visit", {"topic": "food"})]]
     live = world.live(live_rows)
     everything = pd.concat([world.events, live], ignore_index=True).sort_values("ts", kind="stable", ignore_index=True)
+    # The event store hands the engine contract rows rather than a frame: the same events, the same features.
+    rows = contract_rows(live.assign(event_id=[f"live-{i}" for i in range(len(live))]))
     engine = _engine(world)
     for channel in engine.channels:
         ids, online = engine.features(customer, channel, as_of=as_of, live_events=live)
@@ -42,6 +45,7 @@ def test_online_features_equal_the_batch_features_of_the_full_history(online_wor
         batch = world.batch_features(everything, customer, as_of, ids)
         assert online.names == tuple(batch.columns) == world.bundle.feature_names
         np.testing.assert_allclose(online.values, batch.to_numpy(), rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(engine.features(customer, channel, as_of=as_of, live_events=rows)[1].values, online.values)
 
 
 def test_live_events_of_other_customers_or_before_the_cutoff_are_ignored_and_order_does_not_matter(online_world):
