@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import pandas as pd
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
+from starlette.concurrency import run_in_threadpool
 
 from serving.context import ServingContext
 from serving.deps import get_context, get_now, require_api_key
-from serving.routers.responses import COMMON, DECISION_ERRORS, UNREADABLE_BODY
+from serving.routers.responses import COMMON, DECISION_ERRORS, UNREADABLE_BODY, json_answer
 from serving.schemas import BatchDecisionRequest, BatchDecisionResponse, DecisionRequest, DecisionResponse
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"], dependencies=[Depends(require_api_key)], responses=COMMON)
 
 
 @router.post("", response_model=DecisionResponse, responses={**UNREADABLE_BODY, **DECISION_ERRORS}, summary="The next best message(s) for one customer and channel")
-def decide(body: DecisionRequest, context: ServingContext = Depends(get_context), now: pd.Timestamp = Depends(get_now)) -> DecisionResponse:
-    (decision,) = context.decide([body], now)
-    return DecisionResponse.of(decision)
+async def decide(body: DecisionRequest, context: ServingContext = Depends(get_context), now: pd.Timestamp = Depends(get_now)) -> Response:
+    (decision,) = await run_in_threadpool(context.decide, [body], now)  # blocking work: out of the event loop
+    return json_answer(DecisionResponse.of(decision))
 
 
 @router.post("/batch", response_model=BatchDecisionResponse, responses={**UNREADABLE_BODY, **DECISION_ERRORS},
              summary="Several decisions at once (all or nothing; the first failing request is named)")
-def decide_batch(body: BatchDecisionRequest, context: ServingContext = Depends(get_context),
-                 now: pd.Timestamp = Depends(get_now)) -> BatchDecisionResponse:
-    return BatchDecisionResponse(decisions=[DecisionResponse.of(d) for d in context.decide(body.requests, now, batch=True)])
+async def decide_batch(body: BatchDecisionRequest, context: ServingContext = Depends(get_context),
+                       now: pd.Timestamp = Depends(get_now)) -> Response:
+    decisions = await run_in_threadpool(lambda: context.decide(body.requests, now, batch=True))
+    return json_answer(BatchDecisionResponse(decisions=[DecisionResponse.of(d) for d in decisions]))
