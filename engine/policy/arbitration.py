@@ -20,6 +20,8 @@ from engine.config import PolicySettings
 
 def lever_of(keys: np.ndarray, levers: Mapping[str, float]) -> np.ndarray:
     """The lever of each key (channel or topic); 1.0 for a key without one."""
+    if not levers:  # the default: no text to compare
+        return np.ones(len(keys))
     keys = np.asarray(keys, dtype=object).astype(str)
     out = np.ones(len(keys))
     for name, lever in levers.items():

@@ -46,6 +46,9 @@ def _ns(values) -> np.ndarray:
 
 
 def _text(values) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype.kind == "U":  # text already (the online catalog's arrays): converting costs per decision
+        return array.reshape(-1)
     return np.asarray(values, dtype=object).astype(str).reshape(-1)
 
 
