@@ -65,16 +65,20 @@ def wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> N
 
 
 @contextmanager
-def running_server(workers: int = 1) -> Iterator[int]:
+def running_server(workers: int = 1, *, cached_decisions: bool = False) -> Iterator[int]:
     """``nbm serve`` on the bench model, loopback, a free port and a temporary home; yields the port once ready
-    and stops the server on exit."""
+    and stops the server on exit. ``cached_decisions``: the same app in one worker, answering every decision
+    with one decision made at its first request (bench/_cached_decision_server.py)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "NBM_HOME": home, "NBM_PATHS__HOME": home}
         env.pop("NBM_API_KEYS", None)
-        server = subprocess.Popen(
-            [NBM, "serve", "--model-dir", str(MODEL_DIR), "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        if cached_decisions:
+            command = [sys.executable, str(REPO / "bench" / "_cached_decision_server.py"), str(MODEL_DIR), str(port)]
+        else:
+            command = [NBM, "serve", "--model-dir", str(MODEL_DIR), "--host", "127.0.0.1", "--port", str(port),
+                       "--workers", str(workers)]
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
         try:
             wait_ready(port, server)
             yield port

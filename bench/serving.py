@@ -6,7 +6,9 @@ same server, in the same run.
 The bench world and ``nbm serve`` come from ``bench/_server.py``: the server runs as a child process with one
 worker and a fresh state directory; the load comes from threads of this process, each on its own keep-alive
 connection, so client and server share this machine's cores, as they do for both endpoints alike.
-Non-2xx answers are counted as errors and printed.
+Non-2xx answers are counted as errors and printed. A last run sends the same decision load to the same
+app with its decision engine taken out (bench/_cached_decision_server.py): the most any engine could
+reach in this server on this machine.
 """
 
 from __future__ import annotations
@@ -95,6 +97,10 @@ def main() -> int:
         decide = _load(port, decision, args.seconds, args.concurrency)
         decision_line, decision_rate, p99 = _line(
             f"POST /v1/decisions (k=1, {min(per_channel)}-{max(per_channel)} candidates per channel)", decide)
+    with running_server(cached_decisions=True) as port:  # the same load with the decision engine taken out
+        _load(port, decision, 2.0, args.concurrency)
+        floor_line, _, _ = _line("POST /v1/decisions answered from one cached decision (all but the engine: "
+                                 "the most any engine could reach here)", _load(port, decision, args.seconds, args.concurrency))
     print(f"serving: 1 worker on loopback, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
           f"{os.cpu_count()} CPUs shared by client and server", flush=True)
     print(health_line)
@@ -103,6 +109,7 @@ def main() -> int:
     ratio = decision_rate / health_rate if health_rate else float("nan")
     met_ratio = ratio >= GOAL_RATIO
     print(f"serving: decisions/healthz throughput ratio {ratio:.2f} (goal >= {GOAL_RATIO}){'' if met_ratio else ' MISSED'}")
+    print(floor_line)
     return 0
 
 
