@@ -215,6 +215,7 @@ class ServingSettings(_Section):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)  # larger request bodies get 413
     max_batch_size: int = Field(default=1_000, ge=1)  # decisions per batch request, events per POST /v1/events
     # Check the model dir's `current` symlink this often and load a new bundle; absent: only /admin/reload.
+    # With `nbm serve --model-uri models:/<name>@<alias>`, the alias is re-read at this interval too.
     reload_poll_seconds: float | None = Field(default=None, gt=0)
     hash_customer_ids_in_logs: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"

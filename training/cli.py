@@ -175,15 +175,27 @@ def serve(
     if tracking_uri is not None and model_uri is None:
         raise ConfigError("--tracking-uri is only used with --model-uri")
     settings = _settings(config)
+    follower = None
     if model_uri is not None:
-        from training.commands.serve import fetch_served_model
+        from training.commands.serve import AliasFollower, alias_dir, fetch_served_model
 
-        served = fetch_served_model(settings, model_uri, tracking_uri=tracking_uri)
+        # An alias with a poll interval is followed: a newly aliased version is served without a restart.
+        poll = settings.serving.reload_poll_seconds
+        follow_dir = alias_dir(settings, model_uri) if poll else None
+        served = fetch_served_model(settings, model_uri, tracking_uri=tracking_uri, model_dir=follow_dir)
         v = served.version
         _echo(f"{model_uri}: {v.name} version {v.version} (run {v.run_id}), bundle "
-              f"{'downloaded to' if served.downloaded else 'already in'} {served.model_dir}")
+              f"{'downloaded to' if served.downloaded else 'already in'} {served.model_dir}"
+              + (f"; the alias is re-read every {poll:g} s" if follow_dir else ""))
         model_dir = served.model_dir
-    run_server(settings, config=config, model_dir=model_dir, host=host, port=port, workers=workers)
+        if follow_dir is not None:
+            follower = AliasFollower(settings, model_uri, follow_dir, poll, tracking_uri=tracking_uri)
+            follower.start()
+    try:
+        run_server(settings, config=config, model_dir=model_dir, host=host, port=port, workers=workers)
+    finally:
+        if follower is not None:
+            follower.stop()
 
 
 @app.command("export-decisions")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import filecmp
+import threading
+import time
 
 import mlflow
 import pandas as pd
@@ -11,7 +13,7 @@ import pytest
 from engine.config import load_settings
 from engine.model.bundle import load_bundle
 from training.cli import main
-from training.commands.serve import fetch_served_model
+from training.commands.serve import AliasFollower, alias_dir, fetch_served_model
 from training.tracking import ModelNotFoundError
 
 pytestmark = pytest.mark.slow
@@ -166,3 +168,59 @@ def test_serve_model_uri_runs_the_server_on_the_downloaded_model_dir(trained, tm
     assert calls == [{"config": None, "model_dir": model_dir, "host": None, "port": 9001, "workers": None}]
     assert load_bundle(model_dir).version == champion
     assert f"nbm-ranker version {champion} (run " in capsys.readouterr().err
+
+
+def test_a_followed_alias_serves_the_version_it_names_next(trained, tmp_path, monkeypatch):
+    # Last in this module: it registers one more version and moves the champion alias, then puts it back.
+    root, data = trained
+    monkeypatch.setenv("NBM_PATHS__HOME", str(tmp_path / "home"))
+    settings = load_settings(None)
+    uri = _tracking_uri(root)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    champion = str(client.get_model_version_by_alias("nbm-ranker", "champion").version)
+    assert _train(root, data, "--force-promote") == 0
+    newest = max(int(v.version) for v in client.search_model_versions("name='nbm-ranker'"))
+    client.set_registered_model_alias("nbm-ranker", "champion", champion)
+    model_dir = alias_dir(settings, "models:/nbm-ranker@champion")
+    assert model_dir == tmp_path / "home" / "served" / "nbm-ranker@champion"
+    assert alias_dir(settings, "models:/nbm-ranker/1") is None
+    follower = AliasFollower(settings, "models:/nbm-ranker@champion", model_dir, 0.05, tracking_uri=uri)
+    try:
+        assert follower.check().downloaded
+        assert load_bundle(model_dir).version == champion
+        assert not follower.check().downloaded  # the alias did not move: nothing to do
+        client.set_registered_model_alias("nbm-ranker", "champion", str(newest))
+        follower.start()  # the thread notices the move by itself
+        deadline = time.monotonic() + 60
+        while load_bundle(model_dir).version != str(newest) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert load_bundle(model_dir).version == str(newest)
+        follower.stop()
+        client.set_registered_model_alias("nbm-ranker", "champion", champion)  # a rollback by the alias
+        assert not follower.check().downloaded  # its bundle is still there: made current again
+        assert load_bundle(model_dir).version == champion
+    finally:
+        follower.stop()
+        client.set_registered_model_alias("nbm-ranker", "champion", champion)
+
+
+def test_serve_with_a_poll_interval_follows_the_alias_from_its_own_model_dir(trained, tmp_path, monkeypatch, capsys):
+    root, _ = trained
+    monkeypatch.setenv("NBM_PATHS__HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NBM_SERVING__RELOAD_POLL_SECONDS", "30")
+    seen = []
+
+    def run_server(settings, **options):  # the follower runs while the server does, and stops with it
+        seen.append((options["model_dir"], [t.name for t in threading.enumerate()]))
+
+    monkeypatch.setattr("serving.server.run_server", run_server)
+    assert main(["serve", "--model-uri", "models:/nbm-ranker@champion", "--tracking-uri", _tracking_uri(root)]) == 0
+    ((model_dir, threads),) = seen
+    assert model_dir == tmp_path / "home" / "served" / "nbm-ranker@champion"
+    assert "nbm-alias-follower" in threads
+    assert "nbm-alias-follower" not in [t.name for t in threading.enumerate()]
+    assert "the alias is re-read every 30 s" in capsys.readouterr().err
+    # A version URI names one version for good: nothing to follow.
+    seen.clear()
+    assert main(["serve", "--model-uri", "models:/nbm-ranker/1", "--tracking-uri", _tracking_uri(root)]) == 0
+    assert seen[0][0] == tmp_path / "home" / "served" / "nbm-ranker-v1" and "nbm-alias-follower" not in seen[0][1]
