@@ -155,7 +155,10 @@ def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
 
 def check_events(raw: pd.DataFrame, messages: pd.DataFrame, live: LiveRules | None = None) -> tuple[RowVerdicts, pd.DataFrame]:
     """Every events rule but the duplicate one (files and the API share this chain, so a reason code means
-    the same everywhere); returns the verdicts and all rows in canonical form."""
+    the same everywhere); returns the verdicts and all rows in canonical form.
+
+    The API's plain events are judged row by row by ``plain_records.py`` with these rules in this order:
+    a rule added or changed here goes there too (tests/contract/test_plain_records.py checks they agree)."""
     verdicts = RowVerdicts(raw)
     _reject_malformed_lines(raw, verdicts)
     source = _source(raw)
