@@ -5,18 +5,20 @@
 Customers are the known ids of the bench world (``bench/_server.py``); events are 1-5 impressions or clicks
 of catalog messages of one channel, each with a fresh ``event_id`` and a zoned ``ts`` a few seconds ago, so
 every one is valid under docs/data-contract.md ("Events sent to the API"). Users send back to back (no wait):
-the load is as high as the server answers.
+the load is as high as the server answers; with ``NBM_LOADTEST_USER_RATE`` each user sends at most that many
+requests per second (locust's ``constant_throughput``), for a paced load below the server's limit.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from _server import world_catalog
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, constant, constant_throughput, task
 
 CUSTOMERS, MESSAGES_BY_CHANNEL = world_catalog()
 CHANNELS = sorted(MESSAGES_BY_CHANNEL)
@@ -37,8 +39,11 @@ def events_for_one_customer(rng: random.Random, now: datetime) -> list[dict]:
             for _ in range(rng.randint(1, 5))]
 
 
+USER_RATE = os.environ.get("NBM_LOADTEST_USER_RATE")
+
+
 class ApiUser(FastHttpUser):
-    wait_time = constant(0)
+    wait_time = constant_throughput(float(USER_RATE)) if USER_RATE else constant(0)
 
     def on_start(self) -> None:
         self.rng = random.Random(next(_seeds))
