@@ -10,9 +10,9 @@ in a child process on this machine, so client and server share its cores. Non-2x
 Goal (per run): p99 of ``POST /v1/decisions`` <= 25 ms and no errors.
 
 Back to back, the requests queue at the server, so their latency is mostly waiting. For sizing, the
-one-worker server then also gets the same mix paced at 80%, 60% and 40% of the rate it reached, highest
-first, each for a third of ``--seconds`` (at least 20 s): the first pace within the goal is what one worker
-handles within it.
+one-worker server then also gets the same mix paced at 80%, 60% and 40% of the rate it reached (random,
+exponential waits between a user's requests), highest first, each for a third of ``--seconds`` (at least
+20 s): the first pace within the goal is what one worker handles within it.
 """
 
 from __future__ import annotations

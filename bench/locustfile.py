@@ -5,8 +5,9 @@
 Customers are the known ids of the bench world (``bench/_server.py``); events are 1-5 impressions or clicks
 of catalog messages of one channel, each with a fresh ``event_id`` and a zoned ``ts`` a few seconds ago, so
 every one is valid under docs/data-contract.md ("Events sent to the API"). Users send back to back (no wait):
-the load is as high as the server answers; with ``NBM_LOADTEST_USER_RATE`` each user sends at most that many
-requests per second (locust's ``constant_throughput``), for a paced load below the server's limit.
+the load is as high as the server answers. With ``NBM_LOADTEST_USER_RATE`` each user waits a random,
+exponentially distributed time of mean 1 / rate after each answer: a paced load below the server's limit
+whose requests arrive as independent customers' would, not in the lock-step bursts of a fixed pace.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from _server import world_catalog
-from locust import FastHttpUser, constant, constant_throughput, task
+from locust import FastHttpUser, task
 
 CUSTOMERS, MESSAGES_BY_CHANNEL = world_catalog()
 CHANNELS = sorted(MESSAGES_BY_CHANNEL)
@@ -43,10 +44,11 @@ USER_RATE = os.environ.get("NBM_LOADTEST_USER_RATE")
 
 
 class ApiUser(FastHttpUser):
-    wait_time = constant_throughput(float(USER_RATE)) if USER_RATE else constant(0)
-
     def on_start(self) -> None:
         self.rng = random.Random(next(_seeds))
+
+    def wait_time(self) -> float:
+        return self.rng.expovariate(float(USER_RATE)) if USER_RATE else 0.0
 
     @task(16)
     def decision(self) -> None:
