@@ -13,13 +13,14 @@ poller then loads between requests. Moving the alias back to an earlier version 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.config import Settings
-from engine.model.bundle import BundleError, missing_files, publish, set_current
+from engine.model.bundle import CURRENT, BundleError, missing_files, publish, set_current
 from training.tracking import ModelVersionInfo, Tracker, default_tracking_uri
 from training.tracking.registry import parse_model_uri
 
@@ -54,7 +55,10 @@ def fetch_served_model(settings: Settings, model_uri: str, *, tracking_uri: str 
     # Named after the run: a version number reused by another tracking store never picks up a stale copy.
     name = f"bundle-{version.run_id}"
     if (model_dir / name).is_dir() and not missing_files(model_dir / name):
-        set_current(model_dir, name)
+        current = model_dir / CURRENT
+        # The alias follower gets here on every poll: the symlink is only rewritten when it moves.
+        if not current.is_symlink() or os.readlink(current) != name:
+            set_current(model_dir, name)
         return ServedModel(model_dir, version, downloaded=False)
     shutil.rmtree(model_dir / name, ignore_errors=True)  # only a damaged copy gets here: publish renames whole ones
 
