@@ -214,6 +214,10 @@ class ServingSettings(_Section):
     admin_keys: tuple[SecretStr, ...] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)  # larger request bodies get 413
     max_batch_size: int = Field(default=1_000, ge=1)  # decisions per batch request, events per POST /v1/events
+    # Single decisions that arrive together are decided in one pass (serving/batcher.py): a batch starts
+    # once no new request came for batch_gather_gap_ms, or after batch_gather_max_ms. 0: no pause.
+    batch_gather_gap_ms: float = Field(default=0.2, ge=0, le=100)
+    batch_gather_max_ms: float = Field(default=2.0, ge=0, le=1000)
     # Check the model dir's `current` symlink this often and load a new bundle; absent: only /admin/reload.
     # With `nbm serve --model-uri models:/<name>@<alias>`, the alias is re-read at this interval too.
     reload_poll_seconds: float | None = Field(default=None, gt=0)

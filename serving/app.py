@@ -81,6 +81,7 @@ def create_app(
         finally:
             if poller is not None:
                 poller.stop()
+            context.close()
             if log_slot is not None:
                 log_slot.close()
             store_slot.close()

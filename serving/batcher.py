@@ -1,74 +1,133 @@
-"""Requests that arrive together are answered together, without waiting for a timer.
+"""Requests that arrive together are answered together, by one worker thread, without a fixed delay.
 
-A route thread hands its item to :meth:`Batcher.submit`. If no batch is running, that thread runs one
-with every item waiting at that moment (its own included); otherwise it waits, for its answer or for
-the running batch to end, and then the first waiter to get in leads the next batch. Under light load a
-batch holds one item and costs nothing extra; under concurrent load the items that queued during one
-batch form the next, and ``run`` answers them in one pass (for decisions: one feature build and one
-model call, :meth:`engine.policy.online.DecisionEngine.decide_each`).
+A route awaits :meth:`Batcher.submit`: its item joins a queue and the route's task sleeps on an asyncio
+future. One thread (started on first use, so that a forked worker process starts its own) takes every
+item waiting, up to ``max_size``, answers them in one ``run`` and wakes their routes with one callback
+into the event loop. Before it starts a batch it lets the burst it belongs to arrive: it waits while
+items keep coming, each within ``gather_gap_seconds`` of the last (at most ``gather_max_seconds``); a
+lone request waits one gap. Under light load a batch holds one item and costs one thread hand-off; under
+concurrent load the items that queue during one batch form the next (for decisions: one feature build
+and one model call, :meth:`engine.policy.online.DecisionEngine.decide_each`).
+
+Why one thread and not the pool: with a thread per request every batch woke each waiting thread, and
+each of them had to win the GIL back before its route could answer; here a batch costs one wake-up of
+the worker and one of the event loop, whatever its size.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 In = TypeVar("In")
 Out = TypeVar("Out")
 
-
-@dataclass(eq=False)
-class _Pending(Generic[In, Out]):
-    item: In
-    done: bool = False
-    answer: Out | BaseException | None = field(default=None)
+_Pending = tuple[In, "asyncio.Future[Out]", asyncio.AbstractEventLoop]
 
 
 class Batcher(Generic[In, Out]):
     """``run(items)`` returns one answer per item, an exception in the place of an item that failed; if
-    ``run`` itself raises, every item of that batch gets the exception."""
+    ``run`` itself raises, every item of that batch gets the exception. ``run`` runs in the worker
+    thread, never in the event loop."""
 
-    def __init__(self, run: Callable[[list[In]], Sequence[Out | BaseException]], max_size: int) -> None:
+    def __init__(self, run: Callable[[list[In]], Sequence[Out | BaseException]], max_size: int, *,
+                 gather_gap_seconds: float = 0.0, gather_max_seconds: float = 0.0, name: str = "nbm-batcher") -> None:
         if max_size < 1:
             raise ValueError(f"max_size must be at least 1, got {max_size}")
+        if gather_gap_seconds < 0 or gather_max_seconds < 0:
+            raise ValueError("gather_gap_seconds and gather_max_seconds must not be negative")
+        self._gather_gap = float(gather_gap_seconds)
+        self._gather_max = float(gather_max_seconds)
         self._run = run
         self._max_size = int(max_size)
+        self._name = name
         self._changed = threading.Condition()
-        self._waiting: list[_Pending[In, Out]] = []
-        self._running = False
+        self._waiting: deque[_Pending] = deque()
+        self._thread: threading.Thread | None = None
+        self._closed = False
         self.batches = 0  # batches run so far, and the items they held: what the metrics and tests read
         self.items = 0
 
-    def submit(self, item: In) -> Out:
-        mine: _Pending[In, Out] = _Pending(item)
+    async def submit(self, item: In) -> Out:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Out] = loop.create_future()
         with self._changed:
-            self._waiting.append(mine)
-        while True:  # more than max_size waiting: this thread may lead a batch of earlier items first
-            with self._changed:
-                while self._running and not mine.done:
-                    self._changed.wait()
-                if mine.done:
-                    break
-                self._running = True
-                batch, self._waiting = self._waiting[: self._max_size], self._waiting[self._max_size :]
-            self._lead(batch)
-        if isinstance(mine.answer, BaseException):
-            raise mine.answer
-        return mine.answer  # type: ignore[return-value]
+            if self._closed:
+                raise RuntimeError("the batcher is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
+                self._thread.start()
+            self._waiting.append((item, future, loop))
+            self._changed.notify()
+        return await future
 
-    def _lead(self, batch: list[_Pending[In, Out]]) -> None:
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Answer what is queued, then stop the thread (a later ``submit`` raises)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _serve(self) -> None:
+        while True:
+            with self._changed:
+                while not self._waiting and not self._closed:
+                    self._changed.wait()
+                if not self._waiting:
+                    return
+                self._gather()
+                batch = [self._waiting.popleft() for _ in range(min(self._max_size, len(self._waiting)))]
+            self._answer(batch)
+
+    def _gather(self) -> None:
+        """With the lock held and an item waiting: let more join while they keep coming, each within
+        ``gather_gap`` of the last, for at most ``gather_max`` in all. Clients that were answered together
+        send their next requests together, a fraction of a millisecond apart; without this pause the
+        first of them would start a batch alone and the others would form the next one."""
+        if self._gather_gap <= 0:
+            return
+        deadline = time.monotonic() + self._gather_max
+        seen = len(self._waiting)
+        while seen < self._max_size and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._changed.wait(min(self._gather_gap, left))
+            if len(self._waiting) == seen:
+                return  # none came within the gap: the burst is over
+            seen = len(self._waiting)
+
+    def _answer(self, batch: list[_Pending]) -> None:
         try:
-            answers: Sequence[Out | BaseException] = self._run([p.item for p in batch])
+            answers: Sequence[Out | BaseException] = self._run([item for item, _, _ in batch])
             if len(answers) != len(batch):
                 raise RuntimeError(f"batch of {len(batch)} items got {len(answers)} answers")
-        except BaseException as exc:  # each waiter re-raises it in its own thread
+        except BaseException as exc:  # each route re-raises it in its own task
             answers = [exc] * len(batch)
         with self._changed:
-            for pending, answer in zip(batch, answers):
-                pending.answer, pending.done = answer, True
             self.batches += 1
             self.items += len(batch)
-            self._running = False
-            self._changed.notify_all()
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
+        for (_, future, loop), answer in zip(batch, answers):
+            by_loop.setdefault(loop, []).append((future, answer))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # that loop is closed: nobody is waiting for these answers any more
+                pass
+
+
+def _settle(settled: list[tuple[asyncio.Future, object]]) -> None:
+    for future, answer in settled:
+        if future.done():  # cancelled: the client went away
+            continue
+        if isinstance(answer, BaseException):
+            future.set_exception(answer)
+        else:
+            future.set_result(answer)

@@ -94,30 +94,38 @@ class ServingContext:
 
     def __post_init__(self) -> None:
         # Single decisions that arrive together (concurrent clients) are decided, and logged, together.
-        self.batcher = Batcher(self._decide_and_record, self.serving.max_batch_size)
+        serving = self.serving
+        self.batcher = Batcher(self._decide_and_record, serving.max_batch_size, name="nbm-decisions",
+                               gather_gap_seconds=serving.batch_gather_gap_ms / 1000,
+                               gather_max_seconds=serving.batch_gather_max_ms / 1000)
+
+    def close(self) -> None:
+        self.batcher.close()
 
     # ---- decisions
-    def decide(self, requests: Sequence[DecisionRequest], now: pd.Timestamp, *, batch: bool = False) -> list[Decision]:
-        """One decision per request, logged together; any failing request fails the whole call (in a
-        ``batch``, naming the request)."""
+    async def decide_one(self, request: DecisionRequest, now: pd.Timestamp) -> Decision:
+        """One decision, answered by the batcher's thread together with the others waiting (counted and
+        stored by the batch)."""
+        decision = await self.batcher.submit((request, now))
+        add_request_fields(customer=self._customer(request.customer_id))
+        self._log_decisions([decision])
+        return decision
+
+    def decide_batch(self, requests: Sequence[DecisionRequest], now: pd.Timestamp) -> list[Decision]:
+        """One decision per request, logged together; any failing request fails the whole call, naming it."""
         if len(requests) > self.serving.max_batch_size:
             raise BatchTooLargeError(f"{len(requests):,} decision requests in one batch; at most "
                                      f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
-        if batch:
-            decisions = []
-            for index, answer in enumerate(self._decide_each([(request, now) for request in requests])):
-                if isinstance(answer, NbmError):
-                    raise BatchItemError(index, answer) from answer
-                if isinstance(answer, Exception):
-                    raise answer
-                decisions.append(answer)
-            self._record(decisions, now)
-            self._log_decisions(decisions)
-            return decisions
-        decision = self.batcher.submit((requests[0], now))  # counted and stored by the batch
-        add_request_fields(customer=self._customer(requests[0].customer_id))
-        self._log_decisions([decision])
-        return [decision]
+        decisions = []
+        for index, answer in enumerate(self._decide_each([(request, now) for request in requests])):
+            if isinstance(answer, NbmError):
+                raise BatchItemError(index, answer) from answer
+            if isinstance(answer, Exception):
+                raise answer
+            decisions.append(answer)
+        self._record(decisions, now)
+        self._log_decisions(decisions)
+        return decisions
 
     def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp]]) -> list[Decision | Exception]:
         self.metrics.decision_batch_size.observe(len(items))

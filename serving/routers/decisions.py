@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"], dependencies=[Dep
 
 @router.post("", response_model=DecisionResponse, responses={**UNREADABLE_BODY, **DECISION_ERRORS}, summary="The next best message(s) for one customer and channel")
 async def decide(body: DecisionRequest, context: ServingContext = Depends(get_context), now: pd.Timestamp = Depends(get_now)) -> Response:
-    (decision,) = await run_in_threadpool(context.decide, [body], now)  # blocking work: out of the event loop
+    decision = await context.decide_one(body, now)  # decided in the batcher's thread, out of the event loop
     return json_answer(DecisionResponse.of(decision))
 
 
@@ -24,5 +24,5 @@ async def decide(body: DecisionRequest, context: ServingContext = Depends(get_co
              summary="Several decisions at once (all or nothing; the first failing request is named)")
 async def decide_batch(body: BatchDecisionRequest, context: ServingContext = Depends(get_context),
                        now: pd.Timestamp = Depends(get_now)) -> Response:
-    decisions = await run_in_threadpool(lambda: context.decide(body.requests, now, batch=True))
+    decisions = await run_in_threadpool(context.decide_batch, body.requests, now)
     return json_answer(BatchDecisionResponse(decisions=[DecisionResponse.of(d) for d in decisions]))

@@ -1,7 +1,9 @@
-"""The batcher: items that queue while a batch runs form the next batch; each caller gets its own answer."""
+"""The batcher: items that queue while a batch runs form the next batch, a burst of items is gathered into
+one batch, and each caller gets its own answer."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -13,78 +15,116 @@ from serving.batcher import Batcher
 class _Gate:
     """A run function that records its batches and holds the first one until released."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, hold_first: bool = True) -> None:
         self.batches: list[list[int]] = []
+        self.threads: set[str] = set()
         self.first_started = threading.Event()
         self.release = threading.Event()
+        if not hold_first:
+            self.release.set()
 
     def __call__(self, items: list[int]) -> list[int | Exception]:
         self.batches.append(list(items))
+        self.threads.add(threading.current_thread().name)
         if len(self.batches) == 1:
             self.first_started.set()
             assert self.release.wait(10)
         return [ValueError(f"odd {i}") if i % 2 else i * 10 for i in items]
 
 
-def _submit_all(batcher: Batcher, items: list[int]) -> tuple[dict[int, object], list[threading.Thread]]:
-    answers: dict[int, object] = {}
-
-    def call(item: int) -> None:
-        try:
-            answers[item] = batcher.submit(item)
-        except Exception as exc:  # noqa: BLE001 - the test reads which exception each caller got
-            answers[item] = exc
-
-    threads = [threading.Thread(target=call, args=(i,)) for i in items]
-    for thread in threads:
-        thread.start()
-    return answers, threads
+async def _answer_of(batcher: Batcher, item: int) -> object:
+    try:
+        return await batcher.submit(item)
+    except Exception as exc:  # noqa: BLE001 - the test reads which exception each caller got
+        return exc
 
 
-def _wait_until_queued(batcher: Batcher, n: int) -> None:
+async def _wait_until_queued(batcher: Batcher, n: int) -> None:
     deadline = time.monotonic() + 10
     while len(batcher._waiting) < n:  # white box: the queue is the thing under test
         assert time.monotonic() < deadline, "callers never queued"
-        time.sleep(0.001)
+        await asyncio.sleep(0.001)
 
 
-def test_one_caller_at_a_time_runs_batches_of_one():
-    gate = _Gate()
-    gate.release.set()
-    batcher = Batcher(gate, max_size=10)
-    assert [batcher.submit(i) for i in (0, 2, 4)] == [0, 20, 40]
-    assert gate.batches == [[0], [2], [4]] and (batcher.batches, batcher.items) == (3, 3)
-
-
-def _queue_behind_a_running_batch(gate: _Gate, batcher: Batcher, items: list[int]) -> tuple[dict, dict]:
+async def _queue_behind_a_running_batch(gate: _Gate, batcher: Batcher, items: list[int]) -> tuple[object, dict[int, object]]:
     """Item 0 starts a batch that the gate holds; ``items`` queue behind it; then the gate opens."""
-    first, first_threads = _submit_all(batcher, [0])
-    assert gate.first_started.wait(10)
-    rest, threads = _submit_all(batcher, items)
-    _wait_until_queued(batcher, len(items))
+    first = asyncio.ensure_future(_answer_of(batcher, 0))
+    assert await asyncio.to_thread(gate.first_started.wait, 10)
+    rest = {i: asyncio.ensure_future(_answer_of(batcher, i)) for i in items}
+    await _wait_until_queued(batcher, len(items))
     gate.release.set()
-    for thread in first_threads + threads:
-        thread.join(10)
-    return first, rest
+    return await first, {i: await answer for i, answer in rest.items()}
+
+
+def test_one_caller_at_a_time_runs_batches_of_one_in_the_batchers_own_thread():
+    gate = _Gate(hold_first=False)
+    batcher = Batcher(gate, max_size=10, name="the-batcher")
+
+    async def main() -> list[object]:
+        return [await batcher.submit(i) for i in (0, 2, 4)]
+
+    assert asyncio.run(main()) == [0, 20, 40]
+    assert gate.batches == [[0], [2], [4]] and (batcher.batches, batcher.items) == (3, 3)
+    assert gate.threads == {"the-batcher"}  # never the event loop's thread
+    batcher.close()
 
 
 def test_items_queued_during_a_batch_are_answered_together_each_with_its_own_answer():
     gate = _Gate()
     batcher = Batcher(gate, max_size=10)
-    first, rest = _queue_behind_a_running_batch(gate, batcher, [1, 2, 3, 4, 6])
-    assert gate.batches[0] == [0] and sorted(gate.batches[1]) == [1, 2, 3, 4, 6] and len(gate.batches) == 2
-    assert first == {0: 0}
+    first, rest = asyncio.run(_queue_behind_a_running_batch(gate, batcher, [1, 2, 3, 4, 6]))
+    assert gate.batches == [[0], [1, 2, 3, 4, 6]]
+    assert first == 0
     assert {k: v for k, v in rest.items() if not isinstance(v, Exception)} == {2: 20, 4: 40, 6: 60}
     # A failed item fails only its own caller.
     assert {k: str(v) for k, v in rest.items() if isinstance(v, Exception)} == {1: "odd 1", 3: "odd 3"}
+    batcher.close()
 
 
 def test_a_batch_holds_at_most_max_size_items_and_every_caller_is_answered():
     gate = _Gate()
     batcher = Batcher(gate, max_size=2)
-    _, answers = _queue_behind_a_running_batch(gate, batcher, [10, 12, 14, 16, 18])
+    _, answers = asyncio.run(_queue_behind_a_running_batch(gate, batcher, [10, 12, 14, 16, 18]))
     assert answers == {10: 100, 12: 120, 14: 140, 16: 160, 18: 180}
-    assert all(len(b) <= 2 for b in gate.batches) and sorted(x for b in gate.batches[1:] for x in b) == [10, 12, 14, 16, 18]
+    assert gate.batches == [[0], [10, 12], [14, 16], [18]]
+    batcher.close()
+
+
+def test_a_burst_is_gathered_into_one_batch_while_items_keep_coming_within_the_gap():
+    gate = _Gate(hold_first=False)
+    # A gap far longer than the pauses between the burst's items, so a slow machine still gathers them all.
+    batcher = Batcher(gate, max_size=10, gather_gap_seconds=2.0, gather_max_seconds=20.0)
+
+    async def burst() -> list[object]:
+        answers = [asyncio.ensure_future(batcher.submit(0))]
+        for item in (2, 4):
+            await asyncio.sleep(0.05)
+            answers.append(asyncio.ensure_future(batcher.submit(item)))
+        return [await a for a in answers]
+
+    assert asyncio.run(burst()) == [0, 20, 40]
+    assert gate.batches == [[0, 2, 4]]
+    batcher.close()
+
+
+def test_gathering_stops_at_max_size_and_at_gather_max():
+    gate = _Gate(hold_first=False)
+    full = Batcher(gate, max_size=2, gather_gap_seconds=30.0, gather_max_seconds=30.0)
+
+    async def two() -> list[object]:
+        return list(await asyncio.gather(full.submit(0), full.submit(2)))
+
+    started = time.monotonic()
+    assert asyncio.run(two()) == [0, 20]  # a full batch does not wait out the gap
+    assert time.monotonic() - started < 20
+    full.close()
+
+    alone = _Gate(hold_first=False)
+    capped = Batcher(alone, max_size=10, gather_gap_seconds=30.0, gather_max_seconds=0.05)
+    started = time.monotonic()
+    assert asyncio.run(capped.submit(4)) == 40  # a lone item waits gather_max at most, not the gap
+    assert time.monotonic() - started < 20 and alone.batches == [[4]]
+    capped.close()
 
 
 def test_when_the_run_itself_fails_every_caller_of_that_batch_gets_the_error_and_the_next_batch_runs():
@@ -98,11 +138,57 @@ def test_when_the_run_itself_fails_every_caller_of_that_batch_gets_the_error_and
 
     batcher = Batcher(run, max_size=5)
     with pytest.raises(RuntimeError, match="store down"):
-        batcher.submit(1)
-    assert batcher.submit(2) == 2  # not stuck: the failed batch released the lead
+        asyncio.run(batcher.submit(1))
+    assert asyncio.run(batcher.submit(2)) == 2  # not stuck: the thread goes on after a failed batch
+    batcher.close()
 
 
 def test_a_run_that_answers_the_wrong_number_of_items_is_an_error_for_each_caller():
     batcher = Batcher(lambda items: [], max_size=5)
     with pytest.raises(RuntimeError, match="batch of 1 items got 0 answers"):
-        batcher.submit(1)
+        asyncio.run(batcher.submit(1))
+    batcher.close()
+
+
+def test_a_cancelled_caller_does_not_disturb_the_others_of_its_batch():
+    gate = _Gate()
+    batcher = Batcher(gate, max_size=10)
+
+    async def main() -> tuple[object, object]:
+        first = asyncio.ensure_future(batcher.submit(0))
+        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        gone, stays = asyncio.ensure_future(batcher.submit(2)), asyncio.ensure_future(batcher.submit(4))
+        await _wait_until_queued(batcher, 2)
+        gone.cancel()  # the client went away while its item waited
+        gate.release.set()
+        return await first, await stays
+
+    assert asyncio.run(main()) == (0, 40)
+    assert gate.batches == [[0], [2, 4]]
+    batcher.close()
+
+
+def test_close_answers_what_is_queued_then_refuses_new_items():
+    gate = _Gate()
+    batcher = Batcher(gate, max_size=10)
+
+    async def main() -> tuple[object, object]:
+        first = asyncio.ensure_future(batcher.submit(0))
+        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        queued = asyncio.ensure_future(batcher.submit(2))
+        await _wait_until_queued(batcher, 1)
+        closing = asyncio.ensure_future(asyncio.to_thread(batcher.close))
+        gate.release.set()
+        await closing
+        return await first, await queued
+
+    assert asyncio.run(main()) == (0, 20)
+    with pytest.raises(RuntimeError, match="closed"):
+        asyncio.run(batcher.submit(4))
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError, match="max_size"):
+        Batcher(lambda items: items, max_size=0)
+    with pytest.raises(ValueError, match="negative"):
+        Batcher(lambda items: items, max_size=1, gather_gap_seconds=-1)
