@@ -127,9 +127,22 @@ class ContactHistory:
 
 
 def _names(values: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
-    """Names of vocabulary codes; "" for -1 (none or unknown), which matches no candidate."""
-    table = np.asarray((*values, ""), dtype=object)
+    """Names of vocabulary codes (text); "" for -1 (none or unknown), which matches no candidate."""
+    table = _name_table(values)
     return table[np.where(np.asarray(codes) >= 0, codes, len(values))]
+
+
+_TABLES: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
+
+
+def _name_table(values: tuple[str, ...]) -> np.ndarray:
+    # Built once per vocabulary, not per decision: a bundle's vocabularies live as long as its engine.
+    entry = _TABLES.get(id(values))
+    if entry is None or entry[0] is not values:
+        if len(_TABLES) > 64:  # vocabularies of models long gone
+            _TABLES.clear()
+        entry = _TABLES[id(values)] = (values, np.asarray((*values, ""), dtype=str))
+    return entry[1]
 
 
 def channel_caps(channel: np.ndarray, settings: ContactSettings) -> tuple[np.ndarray, np.ndarray]:
@@ -148,37 +161,49 @@ def channel_caps(channel: np.ndarray, settings: ContactSettings) -> tuple[np.nda
 def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarray, history: ContactHistory, as_of_ns: int,
                     settings: ContactSettings) -> Verdict:
     """Verdict of the contact policy for n candidates (``channel``, ``message_id``, ``topic``) of one
-    customer deciding at ``as_of_ns``; reasons in the module's order."""
+    customer deciding at ``as_of_ns``; reasons in the module's order. A check that is not configured is
+    not computed: it passes every candidate (this runs on every decision)."""
     channel, message_id, topic = _text(channel), _text(message_id), _text(topic)
     as_of = int(as_of_ns)
     h = history
+    n = len(channel)
     weight = h.impression_weight
     before = h.impression_ts < as_of
-    day = before & (h.impression_ts > as_of - NS_PER_DAY)
-    week = before & (h.impression_ts > as_of - 7 * NS_PER_DAY)
-    same_channel = channel[:, None] == h.impression_channel[None, :]
-    same_message = (message_id[:, None] == h.impression_message[None, :]) & before[None, :]
 
     unsubscribed = h.unsubscribe_channel[h.unsubscribe_ts < as_of]
+    checks = [(CONSENT, ~np.isin(channel, unsubscribed) if len(unsubscribed) else _ALL)]
     suppress_ns = round(settings.complaint_suppression_days * NS_PER_DAY)
     complained = suppress_ns > 0 and bool(np.any((h.complaint_ts < as_of) & (h.complaint_ts > as_of - suppress_ns)))
-    promotional = np.ones(len(topic), bool) if settings.promotional_topics is None else np.isin(topic, settings.promotional_topics)
+    if complained:
+        promotional = np.ones(n, bool) if settings.promotional_topics is None else np.isin(topic, settings.promotional_topics)
+        checks.append((COMPLAINT_SUPPRESSION, ~promotional))
+    if settings.lifetime_max is not None or settings.cooldown_days is not None:
+        same_message = (message_id[:, None] == h.impression_message[None, :]) & before[None, :]
+        if settings.lifetime_max is not None:
+            checks.append((LIFETIME_MAX, same_message @ weight < settings.lifetime_max))
+        if settings.cooldown_days is not None:
+            last_shown = np.where(same_message, h.impression_ts[None, :], _NEVER).max(axis=1, initial=_NEVER)
+            checks.append((COOLDOWN, last_shown <= as_of - round(settings.cooldown_days * NS_PER_DAY)))
+    day = before & (h.impression_ts > as_of - NS_PER_DAY)
+    week = before & (h.impression_ts > as_of - 7 * NS_PER_DAY)
+    if _has_channel_caps(settings):
+        daily_cap, weekly_cap = channel_caps(channel, settings)
+        same_channel = channel[:, None] == h.impression_channel[None, :]
+        checks += [(CHANNEL_DAILY_CAP, (same_channel & day) @ weight < daily_cap),
+                   (CHANNEL_WEEKLY_CAP, (same_channel & week) @ weight < weekly_cap)]
+    if settings.global_daily_cap is not None:
+        checks.append((GLOBAL_DAILY_CAP, np.full(n, day @ weight < settings.global_daily_cap)))
+    if settings.global_weekly_cap is not None:
+        checks.append((GLOBAL_WEEKLY_CAP, np.full(n, week @ weight < settings.global_weekly_cap)))
+    return Verdict.first_failure(n, [(reason, passes) for reason, passes in checks if passes is not _ALL])
 
-    checks = [(CONSENT, ~np.isin(channel, unsubscribed)),
-              (COMPLAINT_SUPPRESSION, ~(complained & promotional))]
-    if settings.lifetime_max is not None:
-        checks.append((LIFETIME_MAX, same_message @ weight < settings.lifetime_max))
-    if settings.cooldown_days is not None:
-        last_shown = np.where(same_message, h.impression_ts[None, :], _NEVER).max(axis=1, initial=_NEVER)
-        checks.append((COOLDOWN, last_shown <= as_of - round(settings.cooldown_days * NS_PER_DAY)))
-    daily_cap, weekly_cap = channel_caps(channel, settings)
-    checks += [
-        (CHANNEL_DAILY_CAP, (same_channel & day) @ weight < daily_cap),
-        (CHANNEL_WEEKLY_CAP, (same_channel & week) @ weight < weekly_cap),
-        (GLOBAL_DAILY_CAP, np.full(len(channel), day @ weight < _or_inf(settings.global_daily_cap))),
-        (GLOBAL_WEEKLY_CAP, np.full(len(channel), week @ weight < _or_inf(settings.global_weekly_cap))),
-    ]
-    return Verdict.first_failure(len(channel), checks)
+
+_ALL = np.ones(0, bool)  # marks a check that passes everyone: left out of the verdict
+
+
+def _has_channel_caps(settings: ContactSettings) -> bool:
+    return (settings.channel_daily_cap is not None or settings.channel_weekly_cap is not None
+            or any(own.daily_cap is not None or own.weekly_cap is not None for own in settings.channels.values()))
 
 
 def remaining_sends(channel: str | None, history: ContactHistory, as_of_ns: int, settings: ContactSettings) -> float:
@@ -186,6 +211,9 @@ def remaining_sends(channel: str | None, history: ContactHistory, as_of_ns: int,
     (its daily and weekly caps and the global ones), or across channels when ``channel`` is None (the global
     caps only); ``inf`` without caps. :func:`contact_verdict` judges each message as if it were sent alone,
     so a slate of several messages must also stay within this number."""
+    if settings.global_daily_cap is None and settings.global_weekly_cap is None and (
+            channel is None or not _has_channel_caps(settings)):
+        return float("inf")  # no cap applies: nothing to count
     as_of = int(as_of_ns)
     h = history
     before = h.impression_ts < as_of

@@ -36,9 +36,12 @@ class Verdict:
     def first_failure(cls, n: int, checks: Iterable[tuple[str, np.ndarray]]) -> Verdict:
         """Verdict of ordered ``(reason, passes)`` checks; an earlier failure is never overwritten."""
         reason = np.full(n, "", dtype=object)
+        allowed = np.ones(n, dtype=bool)
         for code, passes in checks:
-            reason[(reason == "") & ~np.asarray(passes, dtype=bool)] = code
-        return cls(allowed=reason == "", reason=reason)
+            failed = allowed & ~np.asarray(passes, dtype=bool)
+            reason[failed] = code
+            allowed &= ~failed
+        return cls(allowed=allowed, reason=reason)
 
     def then(self, other: Verdict) -> Verdict:
         """Both verdicts must allow; a candidate keeps the reason of this (earlier) verdict first."""
@@ -47,6 +50,8 @@ class Verdict:
 
     def counts(self) -> dict[str, int]:
         """Rejections per reason, e.g. ``{"cooldown": 2}``, sorted by reason."""
+        if self.allowed.all():
+            return {}
         codes, counts = np.unique(self.reason[~self.allowed].astype(str), return_counts=True)
         return {str(c): int(k) for c, k in zip(codes, counts)}
 
