@@ -53,17 +53,26 @@ class Batcher(Generic[In, Out]):
         self.items = 0
 
     async def submit(self, item: In) -> Out:
+        (future,) = self._enqueue([item])
+        return await future
+
+    async def submit_many(self, items: Sequence[In]) -> list[Out | BaseException]:
+        """Queue ``items`` together (a batch holds them side by side unless ``max_size`` splits them) and
+        return one answer per item, an exception in the place of an item that failed."""
+        return list(await asyncio.gather(*self._enqueue(items), return_exceptions=True))
+
+    def _enqueue(self, items: Sequence[In]) -> list[asyncio.Future[Out]]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Out] = loop.create_future()
+        futures: list[asyncio.Future[Out]] = [loop.create_future() for _ in items]
         with self._changed:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
-            self._waiting.append((item, future, loop))
+            self._waiting.extend((item, future, loop) for item, future in zip(items, futures))
             self._changed.notify()
-        return await future
+        return futures
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Answer what is queued, then stop the thread (a later ``submit`` raises)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pandas as pd
+from starlette.concurrency import run_in_threadpool
 
 from engine.config import ServingSettings, Settings
 from engine.contract.records import validate_event_records
@@ -106,31 +107,35 @@ class ServingContext:
     async def decide_one(self, request: DecisionRequest, now: pd.Timestamp) -> Decision:
         """One decision, answered by the batcher's thread together with the others waiting (counted and
         stored by the batch)."""
-        decision = await self.batcher.submit((request, now))
+        decision = await self.batcher.submit((request, now, True))
         add_request_fields(customer=self._customer(request.customer_id))
         self._log_decisions([decision])
         return decision
 
-    def decide_batch(self, requests: Sequence[DecisionRequest], now: pd.Timestamp) -> list[Decision]:
-        """One decision per request, logged together; any failing request fails the whole call, naming it."""
+    async def decide_batch(self, requests: Sequence[DecisionRequest], now: pd.Timestamp) -> list[Decision]:
+        """One decision per request, stored together; any failing request fails the whole call, naming
+        it, and then none is stored. Decided by the batcher's thread, with the single decisions waiting:
+        one thread does all decision work, so batches and single decisions never compete for the GIL."""
         if len(requests) > self.serving.max_batch_size:
             raise BatchTooLargeError(f"{len(requests):,} decision requests in one batch; at most "
                                      f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
-        decisions = []
-        for index, answer in enumerate(self._decide_each([(request, now) for request in requests])):
+        answers = await self.batcher.submit_many([(request, now, False) for request in requests])
+        for index, answer in enumerate(answers):
             if isinstance(answer, NbmError):
                 raise BatchItemError(index, answer) from answer
-            if isinstance(answer, Exception):
+            if isinstance(answer, BaseException):
                 raise answer
-            decisions.append(answer)
-        self._record(decisions, now)
+        decisions: list[Decision] = list(answers)  # type: ignore[arg-type]
+        await run_in_threadpool(self._record, decisions, now)  # a disk write: out of the event loop
         self._log_decisions(decisions)
         return decisions
 
-    def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp]]) -> list[Decision | Exception]:
+    def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp, bool]]) -> list[Decision | Exception]:
+        """The batcher's run: each item ``(request, now, record)``; those with ``record`` are counted and
+        stored here, the others by their caller (a batch request stores all of its decisions or none)."""
         self.metrics.decision_batch_size.observe(len(items))
-        answers = self._decide_each(items)
-        decided = [(answer, now) for answer, (_, now) in zip(answers, items) if not isinstance(answer, Exception)]
+        answers = self._decide_each([(request, now) for request, now, _ in items])
+        decided = [(answer, now) for answer, (_, now, record) in zip(answers, items) if record and not isinstance(answer, Exception)]
         self._record([d for d, _ in decided], [now for _, now in decided])
         return answers
 

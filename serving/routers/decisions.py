@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Response
-from starlette.concurrency import run_in_threadpool
 
 from serving.context import ServingContext
 from serving.deps import get_context, get_now, require_api_key
@@ -24,5 +23,5 @@ async def decide(body: DecisionRequest, context: ServingContext = Depends(get_co
              summary="Several decisions at once (all or nothing; the first failing request is named)")
 async def decide_batch(body: BatchDecisionRequest, context: ServingContext = Depends(get_context),
                        now: pd.Timestamp = Depends(get_now)) -> Response:
-    decisions = await run_in_threadpool(context.decide_batch, body.requests, now)
+    decisions = await context.decide_batch(body.requests, now)
     return json_answer(BatchDecisionResponse(decisions=[DecisionResponse.of(d) for d in decisions]))

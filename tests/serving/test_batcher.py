@@ -192,3 +192,22 @@ def test_settings_are_checked():
         Batcher(lambda items: items, max_size=0)
     with pytest.raises(ValueError, match="negative"):
         Batcher(lambda items: items, max_size=1, gather_gap_seconds=-1)
+
+
+def test_items_submitted_together_wait_side_by_side_and_each_gets_its_own_answer():
+    gate = _Gate()
+    batcher = Batcher(gate, max_size=3)
+
+    async def main() -> tuple[object, list[object]]:
+        first = asyncio.ensure_future(batcher.submit(0))
+        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        many = asyncio.ensure_future(batcher.submit_many([2, 3, 4, 6, 8]))
+        await _wait_until_queued(batcher, 5)
+        gate.release.set()
+        return await first, await many
+
+    first, many = asyncio.run(main())
+    assert first == 0
+    assert [str(a) if isinstance(a, Exception) else a for a in many] == [20, "odd 3", 40, 60, 80]
+    assert gate.batches == [[0], [2, 3, 4], [6, 8]]  # split only by max_size
+    batcher.close()
