@@ -66,6 +66,11 @@ class EventStore(ABC):
         the first one wins. Raises :class:`StoreUnavailableError` when the store cannot write.
         """
 
+    def append_rows(self, rows: list[tuple]) -> AppendResult:
+        """:meth:`append` of contract rows (:func:`contract_rows`): backends that store rows override it
+        to skip the frame."""
+        return self.append(contract_frame(rows))
+
     @abstractmethod
     def for_customer(self, customer_id: str, since_ns: int | None = None) -> pd.DataFrame:
         """The customer's events with ``ts >= since_ns``, in contract columns, sorted by ``ts``
@@ -116,7 +121,7 @@ def record_events(
     batch = validate_event_records(records, messages, now=now, settings=settings)
     if batch.problems:
         raise InvalidEventsError(batch.problems)
-    return store.append(batch.events)
+    return store.append(batch.events) if batch.rows is None else store.append_rows(batch.rows)
 
 
 def contract_rows(events: pd.DataFrame) -> list[tuple]:

@@ -24,6 +24,7 @@ EVENTS_DB = "events.db"
 SCHEMA_VERSION = 1
 # Contract columns in contract order; the time is stored as int64 ns since the epoch, UTC.
 _COLUMNS = ("ts_ns", *EVENT_COLUMNS[1:])
+_EVENT_ID = EVENT_COLUMNS.index("event_id")
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         ts_ns INTEGER NOT NULL, customer_id TEXT NOT NULL, event_type TEXT NOT NULL, channel TEXT,
@@ -57,7 +58,11 @@ class SqliteEventStore(SqliteFile, EventStore):
             fsync_directory(self.path.parent)
 
     def append(self, events: pd.DataFrame) -> AppendResult:
-        rows = contract_rows(events)
+        return self.append_rows(contract_rows(events))
+
+    def append_rows(self, rows: list[tuple]) -> AppendResult:
+        if any(row[_EVENT_ID] is None for row in rows):
+            raise ValueError("every stored event needs an event_id (validate the batch first)")
         if not rows:
             return AppendResult(stored=0, duplicates=0)
         stored = self._insert_new("store the batch", _INSERT, rows)

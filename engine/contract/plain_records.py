@@ -28,6 +28,7 @@ from engine.contract.parse import TEXT, TIMESTAMP
 from engine.contract.rules import show_value
 from engine.contract.schema import (
     CHANNEL_REQUIRED_EVENT_TYPES,
+    EVENTS,
     EVENT_TYPE_ALIASES,
     EVENT_TYPES,
     MESSAGE_EVENT_TYPES,
@@ -42,6 +43,7 @@ Problem = tuple[int, "str | None", str, str]
 _TEXT_COLUMNS = ("customer_id", "message_id", "topic", "decision_id", "event_id")
 _LOWER_COLUMNS = ("event_type", "channel")
 _NUMBER_COLUMNS = ("value", "propensity")
+EVENT_COLUMNS: tuple[str, ...] = EVENTS.required + EVENTS.optional  # the order of contract rows
 # The bookkeeping column a line that is not a JSON object gets; a record carrying it is not plain.
 _RESERVED = "_jsonl_error"
 _TS = re.compile(r"(?:19|20|21)\d\d-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?(Z|[+-]\d\d:\d\d)?")
@@ -112,6 +114,14 @@ def check_plain_records(records: Sequence[object], catalog: dict[str, tuple[str,
                         not_after_ns: int, not_after_text: str) -> tuple[tuple[Problem, ...], pd.DataFrame] | None:
     """The live rules of ``check_events`` on plain records: (problems, canonical events in batch order),
     or None when a record is not plain. ``catalog`` maps message_id to its (channel, topic)."""
+    checked = check_plain_rows(records, catalog, not_after_ns, not_after_text)
+    return None if checked is None else (checked[0], canonical_frame(checked[1]))
+
+
+def check_plain_rows(records: Sequence[object], catalog: dict[str, tuple[str, str]],
+                     not_after_ns: int, not_after_text: str) -> tuple[tuple[Problem, ...], list[tuple]] | None:
+    """:func:`check_plain_records` with the events as contract rows (``EVENTS`` column order, ``ts`` in
+    int ns UTC, None where missing): what a store writes, with no frame built on the way."""
     try:
         rows = [_read(record) for record in records]
     except _NotPlain:
@@ -121,7 +131,7 @@ def check_plain_records(records: Sequence[object], catalog: dict[str, tuple[str,
         verdict = _first_problem(row, record, catalog, not_after_ns, not_after_text)
         if verdict is not None:
             problems.append((index, *verdict))
-    return tuple(problems), _canonical([] if problems else rows, catalog)
+    return tuple(problems), _canonical_rows([] if problems else rows, catalog)
 
 
 def _read(record: object) -> dict:
@@ -181,28 +191,37 @@ def _first_problem(row: dict, record: dict, catalog: dict[str, tuple[str, str]],
     return None
 
 
-def _canonical(rows: list[dict], catalog: dict[str, tuple[str, str]]) -> pd.DataFrame:
-    """Contract columns as ``check_events`` makes them: a message event takes its channel and topic from
+def _canonical_rows(rows: list[dict], catalog: dict[str, tuple[str, str]]) -> list[tuple]:
+    """Contract rows as ``check_events`` makes them: a message event takes its channel and topic from
     the catalog where it leaves them out."""
-    channel, topic = [], []
+    out = []
     for row in rows:
         known = catalog.get(row["message_id"]) if row["event_type"] in _NAMES_MESSAGE and row["message_id"] is not None else None
-        channel.append(row["channel"] if row["channel"] is not None or known is None else known[0])
-        topic.append(row["topic"] if row["topic"] is not None or known is None else known[1])
-    ts = np.array([np.iinfo(np.int64).min if r["ts"] is None else r["ts"] for r in rows], dtype=np.int64)
+        channel = row["channel"] if row["channel"] is not None or known is None else known[0]
+        topic = row["topic"] if row["topic"] is not None or known is None else known[1]
+        values = {**row, "channel": channel, "topic": topic}
+        out.append(tuple(_cell(values[c], c) for c in EVENT_COLUMNS))
+    return out
 
-    def text(values: list) -> pd.Series:
-        return pd.Series(values, dtype=TEXT)
 
-    return pd.DataFrame({
-        "ts": pd.Series(ts.view("datetime64[ns]")).dt.tz_localize("UTC").astype(TIMESTAMP),
-        "customer_id": text([r["customer_id"] for r in rows]),
-        "event_type": text([r["event_type"] for r in rows]),
-        "channel": text(channel),
-        "message_id": text([r["message_id"] for r in rows]),
-        "value": pd.Series([r["value"] for r in rows], dtype="float64"),
-        "topic": text(topic),
-        "decision_id": text([r["decision_id"] for r in rows]),
-        "propensity": pd.Series([r["propensity"] for r in rows], dtype="float64"),
-        "event_id": text([r["event_id"] for r in rows]),
-    })
+def _cell(value: object, column: str) -> object:
+    if column in _NUMBER_COLUMNS:
+        return None if value is None or value != value else float(value)  # NaN (no value) stored as None
+    return value
+
+
+def canonical_frame(rows: Sequence[tuple]) -> pd.DataFrame:
+    """The contract frame of contract rows, with the validator's dtypes."""
+    at = {c: i for i, c in enumerate(EVENT_COLUMNS)}
+
+    def column(name: str) -> list:
+        return [r[at[name]] for r in rows]
+
+    ts = np.array([np.iinfo(np.int64).min if t is None else t for t in column("ts")], dtype=np.int64)
+    frame = {"ts": pd.Series(ts.view("datetime64[ns]")).dt.tz_localize("UTC").astype(TIMESTAMP)}
+    for name in EVENT_COLUMNS[1:]:
+        if name in _NUMBER_COLUMNS:
+            frame[name] = pd.Series([np.nan if v is None else v for v in column(name)], dtype="float64")
+        else:
+            frame[name] = pd.Series(column(name), dtype=TEXT)
+    return pd.DataFrame(frame)

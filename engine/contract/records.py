@@ -20,7 +20,7 @@ from typing import NamedTuple
 import pandas as pd
 
 from engine.config import ValidationSettings
-from engine.contract.plain_records import check_plain_records, message_catalog
+from engine.contract.plain_records import canonical_frame, check_plain_rows, message_catalog
 from engine.contract.validate import LiveRules, check_events
 
 # The validator's marker for a line that is not a JSON object (reason code ``malformed_line``).
@@ -36,10 +36,17 @@ class EventProblem(NamedTuple):
 
 @dataclass(frozen=True)
 class EventBatch:
-    """The batch in canonical contract columns (batch order), or empty if any event has a problem."""
+    """The batch in canonical contract columns (batch order), or empty if any event has a problem:
+    ``events`` as a frame, or ``rows`` as contract rows when the row-by-row path checked it (the
+    frame is then built only if asked for)."""
 
-    events: pd.DataFrame = field(repr=False)
     problems: tuple[EventProblem, ...]
+    frame: pd.DataFrame | None = field(default=None, repr=False)
+    rows: list[tuple] | None = field(default=None, repr=False)
+
+    @property
+    def events(self) -> pd.DataFrame:
+        return self.frame if self.frame is not None else canonical_frame(self.rows or [])
 
 
 def validate_event_records(
@@ -54,11 +61,25 @@ def validate_event_records(
     if now.tz is None:
         raise ValueError("now must be timezone-aware (UTC)")
     not_after = now.tz_convert("UTC") + pd.Timedelta(seconds=settings.max_future_seconds)
-    plain = check_plain_records(records, message_catalog(messages), not_after.value, not_after.isoformat())
+    plain = check_plain_rows(records, _catalog_of(messages), not_after.value, not_after.isoformat())
     if plain is not None:  # the common case, row by row (same rules and messages; see plain_records.py)
-        found, events = plain
-        return EventBatch(events=events, problems=tuple(EventProblem(*p) for p in found))
+        found, rows = plain
+        return EventBatch(problems=tuple(EventProblem(*p) for p in found), rows=rows)
     return check_records_with_pandas(records, messages, not_after)
+
+
+_last_catalog: list[tuple[pd.DataFrame, dict[str, tuple[str, str]]]] = []
+
+
+def _catalog_of(messages: pd.DataFrame) -> dict[str, tuple[str, str]]:
+    """:func:`message_catalog`, remembered for the last frame: the API checks every batch against the
+    served model's one catalog, which costs more to read than a batch of events to check."""
+    last = _last_catalog[:1]
+    if last and last[0][0] is messages:
+        return last[0][1]
+    catalog = message_catalog(messages)
+    _last_catalog[:] = [(messages, catalog)]
+    return catalog
 
 
 def check_records_with_pandas(records: Sequence[object], messages: pd.DataFrame, not_after: pd.Timestamp) -> EventBatch:
@@ -75,4 +96,4 @@ def check_records_with_pandas(records: Sequence[object], messages: pd.DataFrame,
         if verdicts.reason[i] is not None
     )
     events = canonical.iloc[:0] if problems else canonical
-    return EventBatch(events=events.reset_index(drop=True), problems=problems)
+    return EventBatch(problems=problems, frame=events.reset_index(drop=True))

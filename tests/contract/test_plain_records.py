@@ -7,8 +7,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.config import ValidationSettings
-from engine.contract.plain_records import check_plain_records, message_catalog
+from engine.contract.plain_records import check_plain_records, check_plain_rows, message_catalog
 from engine.contract.records import check_records_with_pandas, validate_event_records
+from engine.eventstore import contract_rows
 from tests.builders import DEFAULT_MESSAGES, messages_frame
 
 MESSAGES = messages_frame(DEFAULT_MESSAGES)
@@ -67,6 +68,9 @@ def test_plain_batches_with_and_without_problems_take_the_plain_path_and_agree(r
     reference = check_records_with_pandas(records, MESSAGES, NOT_AFTER)
     assert plain[0] == reference.problems
     pd.testing.assert_frame_equal(plain[1], reference.events)
+    # The rows a store writes straight from the plain path are those it would make of the reference frame.
+    rows = check_plain_rows(records, message_catalog(MESSAGES), NOT_AFTER.value, NOT_AFTER.isoformat())
+    assert rows is not None and rows[1] == contract_rows(reference.events)
 
 
 def test_a_value_only_pandas_reads_sends_the_whole_batch_to_the_pandas_chain():
