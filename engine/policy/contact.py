@@ -106,12 +106,16 @@ class ContactHistory:
         )
 
     @classmethod
-    def from_log(cls, log: EventLog, vocab: CatalogVocabularies, message_topic: np.ndarray) -> ContactHistory:
+    def from_log(cls, log: EventLog, vocab: CatalogVocabularies, message_topic: np.ndarray, *,
+                 impressions: bool = True) -> ContactHistory:
         """From ONE customer's encoded log (e.g. a bundle's compacted state plus live events), keeping
         compacted weights. ``message_topic`` is the topic code of each message code: an impression without
-        a topic of its own takes its message's, as in :meth:`from_events`."""
+        a topic of its own takes its message's, as in :meth:`from_events`. ``impressions=False`` leaves
+        them out: right when :func:`reads_impressions` is false for the settings it is judged by."""
         kind = log.event_type
         shown = kind == EVENT_CODE["impression"]
+        if not impressions:
+            shown = np.zeros(len(kind), dtype=bool)
         message = log.message[shown].astype(np.int64)
         topic = log.topic[shown].astype(np.int64)
         if len(message_topic):
@@ -199,6 +203,13 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
 
 
 _ALL = np.ones(0, bool)  # marks a check that passes everyone: left out of the verdict
+
+
+def reads_impressions(settings: ContactSettings) -> bool:
+    """Whether any configured check counts impressions (caps, cooldown, lifetime maximum); consent and
+    complaint suppression read unsubscribes and complaints only."""
+    return (settings.lifetime_max is not None or settings.cooldown_days is not None or _has_channel_caps(settings)
+            or settings.global_daily_cap is not None or settings.global_weekly_cap is not None)
 
 
 def _has_channel_caps(settings: ContactSettings) -> bool:

@@ -37,7 +37,7 @@ from engine.features.vocab import Vocabulary
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
-from engine.policy.contact import CONSENT, ContactHistory, contact_verdict, remaining_sends
+from engine.policy.contact import CONSENT, ContactHistory, contact_verdict, reads_impressions, remaining_sends
 from engine.policy.decide import ModelMismatchError
 from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import select_with, slot_distribution
@@ -138,6 +138,7 @@ class DecisionEngine:
         # A ranking objective gives raw scores; arbitration needs a probability, and a logistic keeps the order.
         self._probability = bundle.metadata.get("objective", "binary") == "binary"
         self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
+        self._contact_reads_impressions = reads_impressions(settings.policy.contact)
         self._check_features()
 
     @property
@@ -321,7 +322,8 @@ class DecisionEngine:
         return verdict.then(contact_verdict(channel, message_id, topic, contact, as_of_ns, self._policy.contact))
 
     def _contact_history(self, events: CustomerEvents) -> ContactHistory:
-        return ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic)
+        return ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic,
+                                       impressions=self._contact_reads_impressions)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         if not len(x):

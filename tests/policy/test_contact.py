@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import ContactSettings, load_settings
 from engine.errors import ConfigError
-from engine.policy.contact import REASONS, ContactHistory, contact_verdict, remaining_sends
+from engine.policy.contact import REASONS, ContactHistory, contact_verdict, reads_impressions, remaining_sends
 from engine.timeutil import NS_PER_DAY
 from tests.builders import events_frame
 
@@ -208,3 +208,42 @@ def test_remaining_sends_is_the_tightest_cap_left():
     assert remaining_sends("email", history, AS_OF, ContactSettings()) == float("inf")
     # An impression exactly 24 h before as_of has left the daily window (see the module docstring).
     assert remaining_sends("push", _history([(24, "push", "a", "t")]), AS_OF, ContactSettings(channel_daily_cap=1)) == 1
+
+
+LIMITS = {"channel_daily_cap": 2, "channel_weekly_cap": 4, "global_daily_cap": 3, "global_weekly_cap": 7,
+          "cooldown_days": 2, "lifetime_max": 2}
+
+
+def _random_case(rng: np.random.Generator) -> tuple[ContactHistory, list[tuple[str, str, str]]]:
+    shown = [(float(rng.uniform(-24, 24 * 9)), str(rng.choice(["email", "sms"])), f"m{rng.integers(4)}", str(rng.choice(["t", "deals"])))
+             for _ in range(int(rng.integers(0, 12)))]
+    complaints = [float(rng.uniform(0, 24 * 40))] if rng.random() < 0.5 else []
+    unsubscribes = [(float(rng.uniform(-24, 24 * 9)), "sms")] if rng.random() < 0.3 else []
+    candidates = [(c, f"m{i}", t) for c in ("email", "sms", "push") for i in range(4) for t in ("t", "deals")]
+    return _history(shown, complaints, unsubscribes), candidates
+
+
+def test_a_limit_that_is_not_configured_judges_as_an_unreachable_one():
+    # Checks left out are not computed at all: the verdict must be that of a limit nobody reaches.
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        history, candidates = _random_case(rng)
+        kept = {k: v for k, v in LIMITS.items() if rng.random() < 0.4}
+        # A cooldown of a nanosecond blocks nothing here: no impression is that close before AS_OF.
+        unreachable = {k: (10_000 if k != "cooldown_days" else 1 / NS_PER_DAY) for k in LIMITS if k not in kept}
+        settings = {"promotional_topics": ("deals",), **kept}
+        assert _reasons(history, candidates, **settings) == _reasons(history, candidates, **settings, **unreachable)
+
+
+def test_impressions_are_read_only_by_limits_that_count_them():
+    assert not reads_impressions(ContactSettings())
+    assert not reads_impressions(ContactSettings(complaint_suppression_days=10, promotional_topics=("deals",)))
+    for name, value in LIMITS.items():
+        assert reads_impressions(ContactSettings(**{name: value})), name
+    assert reads_impressions(ContactSettings(channels={"sms": {"weekly_cap": 1}}))
+    rng = np.random.default_rng(8)
+    for _ in range(100):  # without such a limit, leaving the impressions out changes no verdict
+        history, candidates = _random_case(rng)
+        without = ContactHistory(history.impression_ts[:0], history.impression_channel[:0], history.impression_message[:0],
+                                 history.impression_topic[:0], history.complaint_ts, history.unsubscribe_ts, history.unsubscribe_channel)
+        assert _reasons(history, candidates, promotional_topics=("deals",)) == _reasons(without, candidates, promotional_topics=("deals",))
