@@ -133,6 +133,8 @@ class ContactHistory:
 def _names(values: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
     """Names of vocabulary codes (text); "" for -1 (none or unknown), which matches no candidate."""
     table = _name_table(values)
+    if not len(codes):
+        return table[:0]
     return table[np.where(np.asarray(codes) >= 0, codes, len(values))]
 
 
