@@ -27,7 +27,11 @@ async def get_context(request: Request) -> ServingContext:
 async def get_now(context: ServingContext = Depends(get_context)) -> pd.Timestamp:
     """The server's clock, read once per request: the default as_of and the events' future limit (UTC, in
     microseconds: what JSON timestamps carry)."""
-    return pd.Timestamp(context.clock()).tz_convert("UTC").floor("us")
+    stamp = pd.Timestamp(context.clock())
+    if stamp.tzinfo is None:
+        raise ValueError("the server clock must give timezone-aware times")
+    # .value counts ns since the epoch in UTC; flooring it is a fraction of tz_convert + floor's cost.
+    return pd.Timestamp(stamp.value // 1_000 * 1_000, tz="UTC")
 
 
 def _matches(given: str, keys: tuple[SecretStr, ...]) -> bool:
