@@ -30,11 +30,11 @@ class Candidates:
 
 def _pick(customer: Columns, template: str, names: tuple[str, ...], rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """customer[template.format(names[code])][rows], NaN where code < 0."""
-    picked = np.full(len(rows), np.nan)
-    for code, name in enumerate(names):
-        hit = codes == code
-        picked[hit] = customer[template.format(name)][rows[hit]]
-    return picked
+    if not names:
+        return np.full(len(rows), np.nan)
+    # One gather from the (rows x names) block: a loop over names costs a mask per name.
+    block = np.column_stack([customer[template.format(name)] for name in names] + [np.full(len(customer[template.format(names[0])]), np.nan)])
+    return block[rows, np.where((codes >= 0) & (codes < len(names)), codes, len(names))]
 
 
 def _standing(customer: Columns, template: str, names: tuple[str, ...], rows: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
