@@ -144,17 +144,37 @@ def _chunk_columns(
     message: np.ndarray,
     profile: np.ndarray,
 ) -> Columns:
+    per_pair, pair, row_columns = _chunk_parts(history, catalog, spec, attributes, customer, as_of, message, profile)
+    identity = len(pair) == len(next(iter(per_pair.values()), pair))  # every row its own pair: no gather needed
+    columns: Columns = {name: column if identity else column[pair] for name, column in per_pair.items()}
+    columns.update(row_columns)
+    return columns
+
+
+def _chunk_parts(
+    history: History,
+    catalog: CatalogTable,
+    spec: FeatureSpec,
+    attributes: _AttributeTables,
+    customer: np.ndarray,
+    as_of: np.ndarray,
+    message: np.ndarray,
+    profile: np.ndarray,
+) -> tuple[Columns, np.ndarray, Columns]:
+    """(customer-level columns per distinct (customer, as_of) pair, each row's pair, per-row columns):
+    the features in column order are the first then the last."""
     pair, pair_customer, pair_as_of = _pairs(customer, as_of)
     pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings)
-    customer_columns: Columns = {}
+    per_pair: Columns = {}
     for family in CUSTOMER_FAMILIES:
-        customer_columns.update(family(pair_ctx))
+        per_pair.update(family(pair_ctx))
     row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings)
-    identity = len(pair) == len(pair_customer)  # every row its own pair: no gather needed
-    columns: Columns = {name: column if identity else column[pair] for name, column in customer_columns.items()}
-    columns.update(candidate_features(row_ctx, _candidates(message, catalog), customer_columns, pair))
-    columns.update(attributes.columns(profile, message, as_of))
-    return columns
+    row_columns = candidate_features(row_ctx, _candidates(message, catalog), per_pair, pair)
+    row_columns.update(attributes.columns(profile, message, as_of))
+    clash = per_pair.keys() & row_columns.keys()
+    if clash:
+        raise ValueError(f"feature families define the same column twice: {sorted(clash)[:5]}")
+    return per_pair, pair, row_columns
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,12 +254,17 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
                            message: np.ndarray, profile: np.ndarray, *, dtype: type = np.float32) -> FeatureMatrix:
     """:func:`build_features` for requests already encoded, without pandas: customer codes of
     ``history.log`` (-1: unknown), ``as_of`` in ns, message codes of the spec (-1: none) and profile rows
-    (-1: none). The same family code, so the same columns and values."""
-    columns = _chunk_columns(history, tables.catalog, tables.spec, tables.attributes, np.asarray(customer, dtype=np.int64),
-                             np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64),
-                             np.asarray(profile, dtype=np.int64))
-    names = tuple(columns)
-    return FeatureMatrix(names, _rows(columns, names, len(message), dtype))
+    (-1: none). The same family code, so the same columns and values; assembled as blocks, not column by
+    column, because serving calls it for a few dozen rows at a time."""
+    per_pair, pair, row_columns = _chunk_parts(
+        history, tables.catalog, tables.spec, tables.attributes, np.asarray(customer, dtype=np.int64),
+        np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64), np.asarray(profile, dtype=np.int64))
+    names = (*per_pair, *row_columns)
+    values = np.empty((len(message), len(names)), dtype=dtype)
+    if per_pair:
+        values[:, : len(per_pair)] = np.column_stack(list(per_pair.values()))[pair]
+    values[:, len(per_pair):] = _rows(row_columns, tuple(row_columns), len(message), dtype)
+    return FeatureMatrix(names, values)
 
 
 def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type) -> np.ndarray:
