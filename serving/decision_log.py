@@ -8,15 +8,21 @@ logged decision survives a killed process; a power cut may lose the last few. Sy
 (FULL, as the event store must for acknowledged events) cost about 35 ms per decision on a test disk,
 NORMAL about 1 ms. The events table's schema version (``PRAGMA user_version``) belongs to
 :mod:`serving.store` and is not touched.
+
+``candidates`` holds JSON ``[[message_id, score, propensity], ...]`` in rows written before 2026-11-30,
+and since then the same in a packed form (a BLOB; SQLite keeps one as it is in a TEXT column): writing
+120 floats as JSON text cost more than the rest of logging a decision. Both read back alike.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from engine.eventstore import StoreUnavailableError
@@ -59,7 +65,7 @@ class SqliteDecisionLog(SqliteFile):
                 d.decision_id, int(pd.Timestamp(at).value), int(pd.Timestamp(d.as_of).value), d.customer_id, d.channel, d.model_version,
                 int(d.cold_start),
                 json.dumps([[m.message_id, m.propensity] for m in d.messages]),
-                json.dumps([[str(m), float(s), float(p)] for m, s, p in d.candidates]),
+                pack_candidates(d.candidates),
                 json.dumps({str(k): int(v) for k, v in d.suppressed.items()}),
             )
             for d, at in zip(decisions, times)
@@ -85,13 +91,38 @@ class SqliteDecisionLog(SqliteFile):
                 connection.execute(statement)
 
 
+_PACKED = b"nbm-candidates-1\n"  # then: n (uint32), n scores, n propensities (float64), the ids as JSON
+
+
+def pack_candidates(candidates: Sequence[tuple[str, float, float]]) -> bytes:
+    """``[(message_id, score, propensity), ...]`` packed: the floats as their 8 bytes, exactly."""
+    ids, scores, propensities = zip(*candidates) if candidates else ((), (), ())
+    return b"".join((_PACKED, struct.pack("<I", len(ids)), np.asarray(scores, dtype="<f8").tobytes(),
+                     np.asarray(propensities, dtype="<f8").tobytes(), json.dumps([str(i) for i in ids]).encode("utf-8")))
+
+
+def unpack_candidates(stored: bytes | str) -> list[list]:
+    """``[[message_id, score, propensity], ...]`` from either stored form."""
+    if isinstance(stored, str):
+        return json.loads(stored)
+    if not stored.startswith(_PACKED):
+        raise ValueError("decision log: candidates in an unknown packed form")
+    at = len(_PACKED)
+    (n,) = struct.unpack_from("<I", stored, at)
+    at += 4
+    scores = np.frombuffer(stored, dtype="<f8", count=n, offset=at).tolist()
+    propensities = np.frombuffer(stored, dtype="<f8", count=n, offset=at + 8 * n).tolist()
+    ids = json.loads(stored[at + 16 * n :].decode("utf-8"))
+    return [list(c) for c in zip(ids, scores, propensities)]
+
+
 def decision_frame(rows: Sequence[tuple]) -> pd.DataFrame:
     """Stored decision rows as the export's long frame (:data:`EXPORT_COLUMNS`); ``[]`` gives the empty frame."""
     records = []
     for decision_id, decided_ns, as_of_ns, customer_id, channel, version, cold, served, candidates, _ in rows:
         slots = {message_id: (rank, propensity) for rank, (message_id, propensity) in enumerate(json.loads(served), start=1)}
         head = (decision_id, decided_ns, as_of_ns, customer_id, channel, version, bool(cold))
-        listed = json.loads(candidates) or [[None, None, None]]
+        listed = unpack_candidates(candidates) or [[None, None, None]]
         for message_id, score, propensity in listed:
             rank, served_propensity = slots.get(message_id, (None, None))
             records.append((*head, message_id, score, propensity, rank, served_propensity))
