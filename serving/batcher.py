@@ -46,22 +46,25 @@ class Batcher(Generic[In, Out]):
         self._max_size = int(max_size)
         self._name = name
         self._changed = threading.Condition()
-        self._waiting: deque[_Pending] = deque()
+        self._waiting: deque[_Pending] = deque()  # single items
+        self._bulk: deque[_Pending] = deque()  # items of submit_many
         self._thread: threading.Thread | None = None
         self._closed = False
         self.batches = 0  # batches run so far, and the items they held: what the metrics and tests read
         self.items = 0
 
     async def submit(self, item: In) -> Out:
-        (future,) = self._enqueue([item])
+        (future,) = self._enqueue([item], self._waiting)
         return await future
 
     async def submit_many(self, items: Sequence[In]) -> list[Out | BaseException]:
-        """Queue ``items`` together (a batch holds them side by side unless ``max_size`` splits them) and
-        return one answer per item, an exception in the place of an item that failed."""
-        return list(await asyncio.gather(*self._enqueue(items), return_exceptions=True))
+        """Queue ``items`` together, in the bulk lane, and return one answer per item, an exception in
+        the place of an item that failed. Bulk items are answered in batches of their own, never beside
+        single items: a batch request does not lengthen the wait of the single requests that arrive with
+        it. When both lanes wait, they take turns."""
+        return list(await asyncio.gather(*self._enqueue(items, self._bulk), return_exceptions=True))
 
-    def _enqueue(self, items: Sequence[In]) -> list[asyncio.Future[Out]]:
+    def _enqueue(self, items: Sequence[In], lane: deque[_Pending]) -> list[asyncio.Future[Out]]:
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[Out]] = [loop.create_future() for _ in items]
         with self._changed:
@@ -70,7 +73,7 @@ class Batcher(Generic[In, Out]):
             if self._thread is None:
                 self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
                 self._thread.start()
-            self._waiting.extend((item, future, loop) for item, future in zip(items, futures))
+            lane.extend((item, future, loop) for item, future in zip(items, futures))
             self._changed.notify()
         return futures
 
@@ -84,14 +87,20 @@ class Batcher(Generic[In, Out]):
             thread.join(timeout)
 
     def _serve(self) -> None:
+        bulk_last = False
         while True:
             with self._changed:
-                while not self._waiting and not self._closed:
+                while not self._waiting and not self._bulk and not self._closed:
                     self._changed.wait()
-                if not self._waiting:
+                if not self._waiting and not self._bulk:
                     return
-                self._gather()
-                batch = [self._waiting.popleft() for _ in range(min(self._max_size, len(self._waiting)))]
+                bulk_last = bool(self._bulk) and (not self._waiting or not bulk_last)  # turns when both wait
+                if bulk_last:
+                    lane = self._bulk
+                else:
+                    self._gather()
+                    lane = self._waiting
+                batch = [lane.popleft() for _ in range(min(self._max_size, len(lane)))]
             self._answer(batch)
 
     def _gather(self) -> None:

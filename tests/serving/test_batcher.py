@@ -39,9 +39,9 @@ async def _answer_of(batcher: Batcher, item: int) -> object:
         return exc
 
 
-async def _wait_until_queued(batcher: Batcher, n: int) -> None:
+async def _wait_until_queued(batcher: Batcher, n: int, *, bulk: int = 0) -> None:
     deadline = time.monotonic() + 10
-    while len(batcher._waiting) < n:  # white box: the queue is the thing under test
+    while len(batcher._waiting) < n or len(batcher._bulk) < bulk:  # white box: the queues are the thing under test
         assert time.monotonic() < deadline, "callers never queued"
         await asyncio.sleep(0.001)
 
@@ -202,7 +202,7 @@ def test_items_submitted_together_wait_side_by_side_and_each_gets_its_own_answer
         first = asyncio.ensure_future(batcher.submit(0))
         assert await asyncio.to_thread(gate.first_started.wait, 10)
         many = asyncio.ensure_future(batcher.submit_many([2, 3, 4, 6, 8]))
-        await _wait_until_queued(batcher, 5)
+        await _wait_until_queued(batcher, 0, bulk=5)
         gate.release.set()
         return await first, await many
 
@@ -210,4 +210,24 @@ def test_items_submitted_together_wait_side_by_side_and_each_gets_its_own_answer
     assert first == 0
     assert [str(a) if isinstance(a, Exception) else a for a in many] == [20, "odd 3", 40, 60, 80]
     assert gate.batches == [[0], [2, 3, 4], [6, 8]]  # split only by max_size
+    batcher.close()
+
+
+def test_bulk_items_are_never_batched_with_single_items_and_the_two_lanes_take_turns():
+    gate = _Gate()
+    batcher = Batcher(gate, max_size=2)
+
+    async def main() -> tuple[list[object], list[object]]:
+        first = asyncio.ensure_future(batcher.submit(0))
+        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        bulk = asyncio.ensure_future(batcher.submit_many([10, 12, 14, 16]))
+        singles = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 4, 6)]
+        await _wait_until_queued(batcher, 3, bulk=4)
+        gate.release.set()
+        return [await first] + [await s for s in singles], await bulk
+
+    singles, bulk = asyncio.run(main())
+    assert singles == [0, 20, 40, 60] and bulk == [100, 120, 140, 160]
+    # Neither lane waits for more than one batch of the other.
+    assert gate.batches == [[0], [10, 12], [2, 4], [14, 16], [6]]
     batcher.close()
