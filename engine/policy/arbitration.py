@@ -32,9 +32,14 @@ def lever_of(keys: np.ndarray, levers: Mapping[str, float]) -> np.ndarray:
 def priority(propensity: np.ndarray, value: np.ndarray, channel: np.ndarray, topic: np.ndarray,
              settings: PolicySettings) -> np.ndarray:
     """Priority of n candidates (float64, >= 0); higher is better."""
-    p = np.clip(np.nan_to_num(np.asarray(propensity, dtype=np.float64), nan=0.0), 0.0, None)
-    score = p ** settings.propensity_exponent
+    # fmax(x, 0) is 0 for NaN and for x < 0 in one pass; each step runs only when configured (per decision).
+    score = np.fmax(np.asarray(propensity, dtype=np.float64), 0.0)
+    if settings.propensity_exponent != 1:
+        score = score ** settings.propensity_exponent
     if settings.value_exponent > 0:
-        v = np.clip(np.nan_to_num(np.asarray(value, dtype=np.float64), nan=0.0), 0.0, None)
-        score = score * v ** settings.value_exponent
-    return score * lever_of(channel, settings.channel_levers) * lever_of(topic, settings.topic_levers)
+        score = score * np.fmax(np.asarray(value, dtype=np.float64), 0.0) ** settings.value_exponent
+    if settings.channel_levers:
+        score = score * lever_of(channel, settings.channel_levers)
+    if settings.topic_levers:
+        score = score * lever_of(topic, settings.topic_levers)
+    return score

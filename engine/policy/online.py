@@ -275,8 +275,8 @@ class DecisionEngine:
             rows = np.arange(row, row + len(kept))
             own = Verdict(allowed, verdict.reason[start : start + size])
             probability = score[rows] if self._probability else 1.0 / (1.0 + np.exp(-score[rows]))
-            priority = arbitration_priority(probability, messages.value[kept], np.full(len(kept), messages.channel),
-                                            messages.topic[kept], self._policy)
+            channel = np.full(len(kept), messages.channel) if self._policy.channel_levers else np.zeros(0)  # read only for levers
+            priority = arbitration_priority(probability, messages.value[kept], channel, messages.topic[kept], self._policy)
             slates.append(_Slate(messages, kept, rows, score[rows], priority, {**removed, **own.counts()}))
             start, row = start + size, row + len(kept)
         return slates
