@@ -91,16 +91,12 @@ class CustomerStates:
         contract frame, or rows as :func:`engine.eventstore.contract_rows` makes them (the store's)."""
         if events is None or len(events) == 0:
             return None
-        if isinstance(events, pd.DataFrame):
-            # One conversion of the whole (small) frame: pandas charges ~20 us per column access.
-            table = events.to_numpy(dtype=object, na_value=None)
-            at = {name: i for i, name in enumerate(events.columns)}
-            ts = np.fromiter((pd.Timestamp(t).value for t in table[:, at["ts"]]), dtype=np.int64, count=len(table))
-        else:
-            table = np.empty((len(events), len(EVENT_COLUMNS)), dtype=object)
-            table[:] = events  # rows of contract_rows: EVENT_COLUMNS order, ts in int ns
-            at = _ROW_COLUMNS
-            ts = table[:, at["ts"]].astype(np.int64)
+        if not isinstance(events, pd.DataFrame):
+            return self._encode_rows(customer_id, events)
+        # One conversion of the whole (small) frame: pandas charges ~20 us per column access.
+        table = events.to_numpy(dtype=object, na_value=None)
+        at = {name: i for i, name in enumerate(events.columns)}
+        ts = np.fromiter((pd.Timestamp(t).value for t in table[:, at["ts"]]), dtype=np.int64, count=len(table))
 
         def column(name: str) -> np.ndarray:
             return table[:, at[name]] if name in at else np.full(len(table), None, dtype=object)
@@ -114,6 +110,22 @@ class CustomerStates:
             out[name] = np.fromiter((lookup.get(v, -1) for v in column(source)[mine]), dtype=_DTYPES[name])
         out["value"] = np.array([np.nan if v is None else float(v) for v in column("value")[mine]], dtype=np.float64)
         out["weight"] = np.ones(len(out["ts"]), dtype=np.int64)
+        return out
+
+    def _encode_rows(self, customer_id: str, rows: Sequence[tuple]) -> dict[str, np.ndarray] | None:
+        """:meth:`_encode_live` of contract rows, in plain Python: a customer has a handful of live events,
+        and a list per column costs less than one object array and a pass per column over it."""
+        at, codes = _ROW_COLUMNS, self._codes
+        i_customer, i_ts, i_value = at["customer_id"], at["ts"], at["value"]
+        mine = [r for r in rows if r[i_customer] == customer_id and int(r[i_ts]) >= self.cutoff_ns]
+        if not mine:
+            return None
+        out = {"ts": np.array([int(r[i_ts]) for r in mine], dtype=np.int64)}
+        for source, name in (("event_type", "event_type"), ("channel", "channel"), ("topic", "topic"), ("message_id", "message")):
+            lookup, i = codes[source], at[source]
+            out[name] = np.array([lookup.get(r[i], -1) for r in mine], dtype=_DTYPES[name])
+        out["value"] = np.array([np.nan if r[i_value] is None else float(r[i_value]) for r in mine], dtype=np.float64)
+        out["weight"] = np.ones(len(mine), dtype=np.int64)
         return out
 
 

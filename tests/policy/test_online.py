@@ -55,6 +55,8 @@ def test_live_events_of_other_customers_or_before_the_cutoff_are_ignored_and_ord
     noise = online_world.live([at(HOUR, "c4", "visit", topic="deals"), at(-HOUR, "c3", "purchase", value=10.0)])
     _, noisy = engine.features("c3", "email", as_of=as_of, live_events=noise)
     np.testing.assert_array_equal(noisy.values, alone.values)
+    noisy_rows = contract_rows(noise.assign(event_id=[f"n{i}" for i in range(len(noise))]))  # as the event store hands them
+    np.testing.assert_array_equal(engine.features("c3", "email", as_of=as_of, live_events=noisy_rows)[1].values, alone.values)
     # Live events out of time order give the same features as in order.
     rows = [at(h * HOUR, "c3", kind, topic="deals") for h, kind in ((1, "visit"), (3, "click"), (2, "visit"), (5, "purchase"))]
     ordered = online_world.live(rows)
