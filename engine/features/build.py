@@ -121,7 +121,10 @@ def build_features(
     # Indexes over just each chunk's customers: their size, and the memory they take, follow the chunk.
     for start, stop, part in customer_partitions(history, customer[order], chunk_rows):
         rows = order[start:stop]
-        columns = _chunk_columns(part, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
+        per_pair, pair, row_columns = _chunk_parts(part, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
+        identity = len(pair) == len(next(iter(per_pair.values()), pair))  # every row its own pair: no gather needed
+        columns: Columns = {name: column if identity else column[pair] for name, column in per_pair.items()}
+        columns.update(row_columns)
         if values is None:
             names = tuple(columns)
             # Row-major: a block of rows (a split of the training examples) is then a contiguous view that
@@ -132,23 +135,6 @@ def build_features(
             on_rows(stop, len(requests))
     assert values is not None
     return FeatureMatrix(names, values)
-
-
-def _chunk_columns(
-    history: History,
-    catalog: CatalogTable,
-    spec: FeatureSpec,
-    attributes: _AttributeTables,
-    customer: np.ndarray,
-    as_of: np.ndarray,
-    message: np.ndarray,
-    profile: np.ndarray,
-) -> Columns:
-    per_pair, pair, row_columns = _chunk_parts(history, catalog, spec, attributes, customer, as_of, message, profile)
-    identity = len(pair) == len(next(iter(per_pair.values()), pair))  # every row its own pair: no gather needed
-    columns: Columns = {name: column if identity else column[pair] for name, column in per_pair.items()}
-    columns.update(row_columns)
-    return columns
 
 
 def _chunk_parts(

@@ -46,10 +46,16 @@ async def _wait_until_queued(batcher: Batcher, n: int, *, bulk: int = 0) -> None
         await asyncio.sleep(0.001)
 
 
+async def _start_held_batch(batcher: Batcher, gate: _Gate) -> asyncio.Future:
+    """Item 0 starts a batch that the gate holds: what comes next queues behind it."""
+    first = asyncio.ensure_future(batcher.submit(0))
+    assert await asyncio.to_thread(gate.first_started.wait, 10)
+    return first
+
+
 async def _queue_behind_a_running_batch(gate: _Gate, batcher: Batcher, items: list[int]) -> tuple[object, dict[int, object]]:
     """Item 0 starts a batch that the gate holds; ``items`` queue behind it; then the gate opens."""
-    first = asyncio.ensure_future(_answer_of(batcher, 0))
-    assert await asyncio.to_thread(gate.first_started.wait, 10)
+    first = await _start_held_batch(batcher, gate)
     rest = {i: asyncio.ensure_future(_answer_of(batcher, i)) for i in items}
     await _wait_until_queued(batcher, len(items))
     gate.release.set()
@@ -155,8 +161,7 @@ def test_a_cancelled_caller_does_not_disturb_the_others_of_its_batch():
     batcher = Batcher(gate, max_size=10)
 
     async def main() -> tuple[object, object]:
-        first = asyncio.ensure_future(batcher.submit(0))
-        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        first = await _start_held_batch(batcher, gate)
         gone, stays = asyncio.ensure_future(batcher.submit(2)), asyncio.ensure_future(batcher.submit(4))
         await _wait_until_queued(batcher, 2)
         gone.cancel()  # the client went away while its item waited
@@ -173,8 +178,7 @@ def test_close_answers_what_is_queued_then_refuses_new_items():
     batcher = Batcher(gate, max_size=10)
 
     async def main() -> tuple[object, object]:
-        first = asyncio.ensure_future(batcher.submit(0))
-        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        first = await _start_held_batch(batcher, gate)
         queued = asyncio.ensure_future(batcher.submit(2))
         await _wait_until_queued(batcher, 1)
         closing = asyncio.ensure_future(asyncio.to_thread(batcher.close))
@@ -199,8 +203,7 @@ def test_items_submitted_together_wait_side_by_side_and_each_gets_its_own_answer
     batcher = Batcher(gate, max_size=3)
 
     async def main() -> tuple[object, list[object]]:
-        first = asyncio.ensure_future(batcher.submit(0))
-        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        first = await _start_held_batch(batcher, gate)
         many = asyncio.ensure_future(batcher.submit_many([2, 3, 4, 6, 8]))
         await _wait_until_queued(batcher, 0, bulk=5)
         gate.release.set()
@@ -218,8 +221,7 @@ def test_bulk_items_are_never_batched_with_single_items_and_the_two_lanes_take_t
     batcher = Batcher(gate, max_size=2)
 
     async def main() -> tuple[list[object], list[object]]:
-        first = asyncio.ensure_future(batcher.submit(0))
-        assert await asyncio.to_thread(gate.first_started.wait, 10)
+        first = await _start_held_batch(batcher, gate)
         bulk = asyncio.ensure_future(batcher.submit_many([10, 12, 14, 16]))
         singles = [asyncio.ensure_future(batcher.submit(i)) for i in (2, 4, 6)]
         await _wait_until_queued(batcher, 3, bulk=4)
