@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 
 import pandas as pd
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
@@ -24,10 +24,11 @@ async def get_context(request: Request) -> ServingContext:
     return request.app.state.nbm
 
 
-async def get_now(context: ServingContext = Depends(get_context)) -> pd.Timestamp:
+async def get_now(request: Request) -> pd.Timestamp:
     """The server's clock, read once per request: the default as_of and the events' future limit (UTC, in
-    microseconds: what JSON timestamps carry)."""
-    stamp = pd.Timestamp(context.clock())
+    microseconds: what JSON timestamps carry). The context is read from the request, not through
+    ``Depends(get_context)``: each dependency node costs FastAPI work on every request."""
+    stamp = pd.Timestamp(request.app.state.nbm.clock())
     if stamp.tzinfo is None:
         raise ValueError("the server clock must give timezone-aware times")
     # .value counts ns since the epoch in UTC; flooring it is a fraction of tz_convert + floor's cost.
@@ -43,8 +44,8 @@ def _matches(given: str, keys: tuple[SecretStr, ...]) -> bool:
     return found
 
 
-async def require_api_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
-    keys = context.serving.api_keys
+async def require_api_key(request: Request, key: str | None = Security(_api_key)) -> None:
+    keys = request.app.state.nbm.serving.api_keys
     if not keys:
         return
     if not key:
@@ -53,8 +54,8 @@ async def require_api_key(key: str | None = Security(_api_key), context: Serving
         raise HTTPException(401, f"invalid {API_KEY_HEADER}")
 
 
-async def require_admin_key(key: str | None = Security(_api_key), context: ServingContext = Depends(get_context)) -> None:
-    keys = context.serving.admin_keys
+async def require_admin_key(request: Request, key: str | None = Security(_api_key)) -> None:
+    keys = request.app.state.nbm.serving.admin_keys
     if not keys:
         raise HTTPException(403, "admin endpoints are disabled: set NBM_ADMIN_KEYS to enable them")
     if not key:

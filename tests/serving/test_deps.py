@@ -12,7 +12,8 @@ from serving.deps import get_now
 
 
 def _now_from(clock_value) -> pd.Timestamp:
-    return asyncio.run(get_now(SimpleNamespace(clock=lambda: clock_value)))
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(nbm=SimpleNamespace(clock=lambda: clock_value))))
+    return asyncio.run(get_now(request))
 
 
 def test_now_is_the_clock_in_utc_floored_to_the_microsecond():
