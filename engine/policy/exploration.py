@@ -53,9 +53,10 @@ def slot_distribution(priorities: np.ndarray, method: Method, rate: float, tempe
     return (1.0 - rate) * greedy + rate * explore
 
 
-def select(priorities: np.ndarray, k: int, rng: np.random.Generator, method: Method = "none",
+def select(priorities: np.ndarray, k: int, rng: np.random.Generator | None, method: Method = "none",
            rate: float = 0.0, temperature: float = 1.0) -> Selection:
-    """min(k, n) distinct candidates in slot order with their slot propensities (module docstring)."""
+    """min(k, n) distinct candidates in slot order with their slot propensities (module docstring).
+    ``rng`` may be None when nothing is drawn (method "none" or rate 0)."""
     priorities = np.asarray(priorities, dtype=np.float64)
     if np.isnan(priorities).any():
         raise ValueError("priorities contain NaN; arbitration.priority never returns NaN")
@@ -68,6 +69,8 @@ def select(priorities: np.ndarray, k: int, rng: np.random.Generator, method: Met
         if probs.max() == 1.0:
             at = int(np.argmax(probs))  # certain: no draw, so greedy decisions leave the generator untouched
         else:
+            if rng is None:
+                raise ValueError(f"exploration {method!r} at rate {rate} draws: it needs a generator")
             at = int(rng.choice(len(remaining), p=probs))
         index.append(int(remaining[at]))
         propensity.append(float(probs[at]))
@@ -75,6 +78,6 @@ def select(priorities: np.ndarray, k: int, rng: np.random.Generator, method: Met
     return Selection(index=np.asarray(index, dtype=np.int64), propensity=np.asarray(propensity))
 
 
-def select_with(priorities: np.ndarray, k: int, rng: np.random.Generator, settings: PolicySettings) -> Selection:
+def select_with(priorities: np.ndarray, k: int, rng: np.random.Generator | None, settings: PolicySettings) -> Selection:
     """:func:`select` with the method, rate and temperature of ``[policy]``."""
     return select(priorities, k, rng, settings.exploration, settings.exploration_rate, settings.softmax_temperature)

@@ -353,7 +353,14 @@ class DecisionEngine:
         p = self._policy
         return slot_distribution(priority, p.exploration, p.exploration_rate, p.softmax_temperature)
 
-    def _rng(self, decision_id: str) -> np.random.Generator:
+    def _rng(self, decision_id: str) -> np.random.Generator | None:
+        """The decision's own generator; None when the policy never draws (no exploration): seeding one
+        costs more than the rest of a decision's choice."""
+        if self._policy.exploration == "none" or self._policy.exploration_rate == 0.0:
+            return None
+        return self._seeded_rng(decision_id)
+
+    def _seeded_rng(self, decision_id: str) -> np.random.Generator:
         # A stable hash (Python's hash() is salted per process) so that a decision replays anywhere.
         digest = int.from_bytes(hashlib.blake2b(decision_id.encode(), digest_size=8).digest(), "little")
         return np.random.default_rng([self.seed, digest])

@@ -34,7 +34,7 @@ class ChannelTurn:
 
 
 def coordinate_with_exploration(channel: np.ndarray, topic: np.ndarray, priority: np.ndarray, n_channels: int,
-                                settings: PolicySettings, rngs: Sequence[np.random.Generator],
+                                settings: PolicySettings, rngs: Sequence[np.random.Generator | None],
                                 max_messages: float = float("inf")) -> tuple[ChannelTurn, ...]:
     """One :class:`ChannelTurn` per channel ``0..n_channels-1``; ``channel`` is each candidate's channel
     number, ``rngs`` one generator per channel (a channel's draw replays from its own decision).

@@ -87,3 +87,12 @@ def test_select_with_reads_the_policy_settings():
     chosen = select_with(P, 1, np.random.default_rng(5), settings)
     assert chosen.propensity.tolist() == pytest.approx([1 / 3])
     assert select_with(P, 2, np.random.default_rng(5), PolicySettings()).index.tolist() == [1, 2]
+
+
+def test_greedy_needs_no_generator_and_a_policy_that_draws_says_it_needs_one():
+    priorities = np.array([0.2, 0.9, 0.5])
+    chosen = select(priorities, 2, None, "epsilon_greedy", rate=0.0)
+    assert chosen.index.tolist() == [1, 2] and chosen.propensity.tolist() == [1.0, 1.0]
+    assert select(priorities, 1, None, "none", rate=0.5).index.tolist() == [1]
+    with pytest.raises(ValueError, match="needs a generator"):
+        select(priorities, 1, None, "epsilon_greedy", rate=0.3)
