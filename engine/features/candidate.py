@@ -33,7 +33,8 @@ def _pick(customer: Columns, template: str, names: tuple[str, ...], rows: np.nda
     if not names:
         return np.full(len(rows), np.nan)
     # One gather from the (rows x names) block: a loop over names costs a mask per name.
-    block = np.column_stack([customer[template.format(name)] for name in names] + [np.full(len(customer[template.format(names[0])]), np.nan)])
+    columns = [customer[template.format(name)] for name in names]
+    block = np.array([*columns, np.full(len(columns[0]), np.nan)], dtype=np.float64).T
     return block[rows, np.where((codes >= 0) & (codes < len(names)), codes, len(names))]
 
 
@@ -43,7 +44,7 @@ def _standing(customer: Columns, template: str, names: tuple[str, ...], rows: np
     if not names:
         empty = np.full(len(rows), np.nan)
         return empty, empty
-    matrix = np.stack([customer[template.format(name)][rows] for name in names], axis=1)
+    matrix = np.array([customer[template.format(name)][rows] for name in names], dtype=np.float64).T
     filled = np.nan_to_num(matrix, nan=0.0)
     mine = filled[np.arange(len(rows)), np.maximum(codes, 0)]
     gap = mine - filled.max(axis=1)
