@@ -113,14 +113,17 @@ class ContactHistory:
         a topic of its own takes its message's, as in :meth:`from_events`. ``impressions=False`` leaves
         them out: right when :func:`reads_impressions` is false for the settings it is judged by."""
         kind = log.event_type
+        unsubscribed = kind == EVENT_CODE["unsubscribe"]
+        if not impressions:  # consent and complaints only: the common case, on every decision
+            no_text, no_ns = np.zeros(0, dtype=str), np.zeros(0, np.int64)
+            return cls(no_ns, no_text, no_text, no_text, complaint_ts=log.ts[kind == EVENT_CODE["complaint"]],
+                       unsubscribe_ts=log.ts[unsubscribed], impression_weight=no_ns,
+                       unsubscribe_channel=_names(vocab.channels.values, log.channel[unsubscribed]))
         shown = kind == EVENT_CODE["impression"]
-        if not impressions:
-            shown = np.zeros(len(kind), dtype=bool)
         message = log.message[shown].astype(np.int64)
         topic = log.topic[shown].astype(np.int64)
         if len(message_topic):
             topic = np.where((topic < 0) & (message >= 0), np.asarray(message_topic)[np.maximum(message, 0)], topic)
-        unsubscribed = kind == EVENT_CODE["unsubscribe"]
         return cls(
             impression_ts=log.ts[shown], impression_channel=_names(vocab.channels.values, log.channel[shown]),
             impression_message=_names(vocab.messages.values, message), impression_topic=_names(vocab.topics.values, topic),

@@ -247,3 +247,31 @@ def test_impressions_are_read_only_by_limits_that_count_them():
         without = ContactHistory(history.impression_ts[:0], history.impression_channel[:0], history.impression_message[:0],
                                  history.impression_topic[:0], history.complaint_ts, history.unsubscribe_ts, history.unsubscribe_channel)
         assert _reasons(history, candidates, promotional_topics=("deals",)) == _reasons(without, candidates, promotional_topics=("deals",))
+
+
+def test_the_history_from_an_encoded_log_is_the_one_from_events_and_without_impressions_keeps_the_rest():
+    from engine.features.log import CatalogVocabularies, EventLog
+    from tests.builders import DEFAULT_MESSAGES, messages_frame
+
+    messages = messages_frame(DEFAULT_MESSAGES)
+    events = events_frame([
+        {"customer_id": "c1", "ts": "2026-03-10T11:00:00Z", "event_type": "impression", "channel": "email", "message_id": "m1"},
+        {"customer_id": "c1", "ts": "2026-03-09T12:00:00Z", "event_type": "impression", "channel": "sms", "message_id": "m2"},
+        {"customer_id": "c1", "ts": "2026-03-01T00:00:00Z", "event_type": "complaint"},
+        {"customer_id": "c1", "ts": "2026-03-02T00:00:00Z", "event_type": "unsubscribe", "channel": "sms"},
+        {"customer_id": "c1", "ts": "2026-03-03T00:00:00Z", "event_type": "visit", "topic": "deals"},
+    ])
+    vocab = CatalogVocabularies.from_messages(messages)
+    log = EventLog.from_events(events, vocab)
+    message_topic = np.array([vocab.topics.index(t) for t in messages.set_index("message_id").loc[list(vocab.messages.values), "topic"]])
+    full = ContactHistory.from_log(log, vocab, message_topic)
+    reference = ContactHistory.from_events(events, topic_of=dict(zip(messages["message_id"], messages["topic"])))
+    for name in ("impression_ts", "impression_channel", "impression_message", "impression_topic", "complaint_ts",
+                 "unsubscribe_ts", "unsubscribe_channel"):
+        assert getattr(full, name).tolist() == getattr(reference, name).tolist(), name
+    lean = ContactHistory.from_log(log, vocab, message_topic, impressions=False)
+    assert len(lean.impression_ts) == len(lean.impression_weight) == 0
+    for name in ("complaint_ts", "unsubscribe_ts", "unsubscribe_channel"):
+        assert getattr(lean, name).tolist() == getattr(full, name).tolist(), name
+    candidates = [("sms", "m2", "t"), ("email", "m1", "t")]
+    assert _reasons(lean, candidates) == _reasons(full, candidates) == ["consent", "complaint_suppression"]
