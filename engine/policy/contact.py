@@ -210,6 +210,19 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
 _ALL = np.ones(0, bool)  # marks a check that passes everyone: left out of the verdict
 
 
+def passes_everyone(history: ContactHistory, as_of_ns: int, settings: ContactSettings) -> bool:
+    """True when no check can fail for any candidate at ``as_of_ns``: no limit counts impressions, no
+    unsubscribe before then and no complaint within the suppression window. Then
+    :func:`contact_verdict` allows every candidate, and a caller may skip building its arrays."""
+    if reads_impressions(settings):
+        return False
+    as_of = int(as_of_ns)
+    if bool(np.any(history.unsubscribe_ts < as_of)):
+        return False
+    suppress_ns = round(settings.complaint_suppression_days * NS_PER_DAY)
+    return not (suppress_ns > 0 and bool(np.any((history.complaint_ts < as_of) & (history.complaint_ts > as_of - suppress_ns))))
+
+
 def reads_impressions(settings: ContactSettings) -> bool:
     """Whether any configured check counts impressions (caps, cooldown, lifetime maximum); consent and
     complaint suppression read unsubscribes and complaints only."""

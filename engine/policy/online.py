@@ -37,7 +37,7 @@ from engine.features.vocab import Vocabulary
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
-from engine.policy.contact import CONSENT, ContactHistory, contact_verdict, reads_impressions, remaining_sends
+from engine.policy.contact import CONSENT, ContactHistory, contact_verdict, passes_everyone, reads_impressions, remaining_sends
 from engine.policy.decide import ModelMismatchError
 from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import select_with, slot_distribution
@@ -307,11 +307,13 @@ class DecisionEngine:
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:
+        n = sum(len(at) for at in positions)
+        verdict = Verdict(np.ones(n, dtype=bool), np.full(n, "", dtype=object))
+        if not self._rules_apply and passes_everyone(contact, as_of_ns, self._policy.contact):
+            return verdict  # the common case: nothing to check, no candidate arrays to build
         channel = np.concatenate([np.full(len(at), m.channel) for m, at in zip(channels, positions)])
         message_id = np.concatenate([m.message_id[at] for m, at in zip(channels, positions)])
         topic = np.concatenate([m.topic[at] for m, at in zip(channels, positions)])
-        n = len(channel)
-        verdict = Verdict(np.ones(n, dtype=bool), np.full(n, "", dtype=object))
         if self._rules_apply:  # rules_verdict costs pandas calls even with nothing configured
             # Customer-level features are the same on every row: read them from the first.
             stage = np.full(n, matrix.values[0, self._column[JOURNEY_STAGE]])

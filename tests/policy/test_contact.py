@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import ContactSettings, load_settings
 from engine.errors import ConfigError
-from engine.policy.contact import REASONS, ContactHistory, contact_verdict, reads_impressions, remaining_sends
+from engine.policy.contact import REASONS, ContactHistory, contact_verdict, passes_everyone, reads_impressions, remaining_sends
 from engine.timeutil import NS_PER_DAY
 from tests.builders import events_frame
 
@@ -275,3 +275,20 @@ def test_the_history_from_an_encoded_log_is_the_one_from_events_and_without_impr
         assert getattr(lean, name).tolist() == getattr(full, name).tolist(), name
     candidates = [("sms", "m2", "t"), ("email", "m1", "t")]
     assert _reasons(lean, candidates) == _reasons(full, candidates) == ["consent", "complaint_suppression"]
+
+
+def test_when_nothing_can_fail_every_candidate_passes_and_otherwise_the_shortcut_is_not_taken():
+    rng = np.random.default_rng(11)
+    seen = {True: 0, False: 0}
+    for _ in range(300):
+        history, candidates = _random_case(rng)
+        kept = {k: v for k, v in LIMITS.items() if rng.random() < 0.1}
+        settings = ContactSettings(promotional_topics=("deals",), **kept)
+        reasons = _reasons(history, candidates, **settings.model_dump())
+        quiet = passes_everyone(history, AS_OF, settings)
+        seen[quiet] += 1
+        if quiet:
+            assert reasons == [""] * len(candidates)
+        elif not kept:  # without limits only consent or a recent complaint can block: one of them does here
+            assert any(r in ("consent", "complaint_suppression") for r in reasons)
+    assert seen[True] > 20 and seen[False] > 20  # both sides were exercised
