@@ -62,6 +62,11 @@ def select(priorities: np.ndarray, k: int, rng: np.random.Generator | None, meth
         raise ValueError("priorities contain NaN; arbitration.priority never returns NaN")
     if not 0.0 <= rate <= 1.0 or temperature <= 0 or k < 0:
         raise ValueError(f"need 0 <= rate <= 1, temperature > 0 and k >= 0 (got {rate}, {temperature}, {k})")
+    if method == "none" or rate == 0.0:
+        # Greedy: the slot loop below would pick the highest remaining each time, ties to the earlier
+        # candidate, each with propensity 1; a stable sort gives the same slate in one call.
+        index = np.argsort(-priorities, kind="stable")[: max(0, min(k, len(priorities)))]
+        return Selection(index=index.astype(np.int64), propensity=np.ones(len(index)))
     remaining = np.arange(len(priorities))
     index, propensity = [], []
     for _ in range(min(k, len(priorities))):

@@ -96,3 +96,17 @@ def test_greedy_needs_no_generator_and_a_policy_that_draws_says_it_needs_one():
     assert select(priorities, 1, None, "none", rate=0.5).index.tolist() == [1]
     with pytest.raises(ValueError, match="needs a generator"):
         select(priorities, 1, None, "epsilon_greedy", rate=0.3)
+
+
+def test_greedy_slates_are_the_highest_remaining_in_turn_ties_to_the_earlier_candidate():
+    rng = np.random.default_rng(21)
+    for _ in range(300):
+        priorities = rng.integers(0, 4, size=int(rng.integers(0, 9))).astype(float) / 4  # many ties, and zeros
+        k = int(rng.integers(0, 6))
+        remaining, expected = list(range(len(priorities))), []
+        for _ in range(min(k, len(priorities))):  # the obvious loop
+            best = max(remaining, key=lambda i: (priorities[i], -i))
+            expected.append(best)
+            remaining.remove(best)
+        chosen = select(priorities, k, None, "none")
+        assert chosen.index.tolist() == expected and chosen.propensity.tolist() == [1.0] * len(expected)
