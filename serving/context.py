@@ -211,6 +211,8 @@ class ServingContext:
 
     def _log_decisions(self, decisions: Sequence[Decision]) -> None:
         """A debug line per decision, from the request's own thread: it carries that request's id."""
+        if not _log.isEnabledFor(logging.DEBUG):
+            return  # the default: not even the fields are built
         for d in decisions:
             _log.debug("decision", extra={"decision_id": d.decision_id, "customer": self._customer(d.customer_id),
                                           "channel": d.channel, "model_version": d.model_version,
