@@ -7,7 +7,9 @@ into the event loop. Before it starts a batch it lets the burst it belongs to ar
 items keep coming, each within ``gather_gap_seconds`` of the last (at most ``gather_max_seconds``); a
 lone request waits one gap. Under light load a batch holds one item and costs one thread hand-off; under
 concurrent load the items that queue during one batch form the next (for decisions: one feature build
-and one model call, :meth:`engine.policy.online.DecisionEngine.decide_each`).
+and one model call, :meth:`engine.policy.online.DecisionEngine.decide_each`). Items queued together by
+:meth:`Batcher.submit_many` (a batch request) wait in a lane of their own and are never batched with
+single items; when both lanes wait, they take turns.
 
 Why one thread and not the pool: with a thread per request every batch woke each waiting thread, and
 each of them had to win the GIL back before its route could answer; here a batch costs one wake-up of

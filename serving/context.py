@@ -114,8 +114,8 @@ class ServingContext:
 
     async def decide_batch(self, requests: Sequence[DecisionRequest], now: pd.Timestamp) -> list[Decision]:
         """One decision per request, stored together; any failing request fails the whole call, naming
-        it, and then none is stored. Decided by the batcher's thread, with the single decisions waiting:
-        one thread does all decision work, so batches and single decisions never compete for the GIL."""
+        it, and then none is stored. Decided by the batcher's thread in its bulk lane, taking turns with
+        the single decisions: one thread does all decision work, so the two never compete for the GIL."""
         if len(requests) > self.serving.max_batch_size:
             raise BatchTooLargeError(f"{len(requests):,} decision requests in one batch; at most "
                                      f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
