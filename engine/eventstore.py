@@ -82,6 +82,11 @@ class EventStore(ABC):
         override it to skip the frame altogether."""
         return contract_rows(self.for_customer(customer_id, since_ns))
 
+    def rows_for_customers(self, customer_ids: Sequence[str], since_ns: int | None = None) -> dict[str, list[tuple]]:
+        """:meth:`rows_for_customer` of each distinct customer: what a batch of decisions reads. Backends
+        override it to answer in one read."""
+        return {customer: self.rows_for_customer(customer, since_ns) for customer in dict.fromkeys(customer_ids)}
+
     @abstractmethod
     def since(self, ts_ns: int | None, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         """Every event with ``ts >= ts_ns`` (all if None) in contract columns, by ``ts``, in chunks."""

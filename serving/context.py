@@ -142,9 +142,12 @@ class ServingContext:
     def _decide_each(self, items: list[tuple[DecisionRequest, pd.Timestamp]]) -> list[Decision | Exception]:
         """Each request at its own ``now`` (the default as_of), with one model: each decision or its error."""
         loaded = self.model()
+        # One read of the store for the whole batch.
+        live = self.store.get().rows_for_customers([request.customer_id for request, _ in items],
+                                                   since_ns=loaded.bundle.state.cutoff_ns)
         inputs = [DecisionInput(request.customer_id, request.channel,
                                 now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
-                                self._live_events(loaded, request.customer_id), request.k, request.explain)
+                                live[request.customer_id], request.k, request.explain)
                   for request, now in items]
         return loaded.engine.decide_each(inputs)
 

@@ -10,7 +10,7 @@ queue on SQLite's lock for up to ``busy_timeout_s``.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +25,8 @@ SCHEMA_VERSION = 1
 # Contract columns in contract order; the time is stored as int64 ns since the epoch, UTC.
 _COLUMNS = ("ts_ns", *EVENT_COLUMNS[1:])
 _EVENT_ID = EVENT_COLUMNS.index("event_id")
+_CUSTOMER_ID = EVENT_COLUMNS.index("customer_id")
+_IN_LIMIT = 500  # customers per IN (...) list: well under SQLite's limit on bound parameters
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         ts_ns INTEGER NOT NULL, customer_id TEXT NOT NULL, event_type TEXT NOT NULL, channel TEXT,
@@ -75,6 +77,18 @@ class SqliteEventStore(SqliteFile, EventStore):
         query = f"{_SELECT} WHERE customer_id = ? AND ts_ns >= ? ORDER BY ts_ns, rowid"
         with self._errors("read events"):
             return self._connection().execute(query, (customer_id, EARLIEST_NS if since_ns is None else since_ns)).fetchall()
+
+    def rows_for_customers(self, customer_ids: Sequence[str], since_ns: int | None = None) -> dict[str, list[tuple]]:
+        found: dict[str, list[tuple]] = {customer: [] for customer in dict.fromkeys(customer_ids)}
+        wanted = list(found)
+        since = EARLIEST_NS if since_ns is None else since_ns
+        with self._errors("read events"):
+            for start in range(0, len(wanted), _IN_LIMIT):
+                part = wanted[start : start + _IN_LIMIT]
+                query = f"{_SELECT} WHERE customer_id IN ({', '.join('?' * len(part))}) AND ts_ns >= ? ORDER BY ts_ns, rowid"
+                for row in self._connection().execute(query, (*part, since)):
+                    found[row[_CUSTOMER_ID]].append(row)  # in (ts, arrival) order, as rows_for_customer
+        return found
 
     def since(self, ts_ns: int | None, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
         query = f"{_SELECT} WHERE ts_ns >= ? ORDER BY ts_ns, rowid"

@@ -133,3 +133,17 @@ def test_many_threads_appending_overlapping_batches_store_each_event_once(store)
     assert sum(r.stored for r in results) == 100
     assert sum(r.duplicates for r in results) == 8 * 10 * 10 - 100
     assert store.count() == 100
+
+
+def test_rows_of_several_customers_in_one_read_are_each_customers_own_rows(store, monkeypatch):
+    rows = [visit(f"e{i}", ts=f"2026-02-10T0{i % 9}:00:00Z", customer_id=f"c{i % 3}") for i in range(12)]
+    rows.append(visit("same-time", ts="2026-02-10T04:00:00Z", customer_id="c1"))  # ties e4 in time: arrival order
+    store.append(events_frame(rows))
+    since = pd.Timestamp("2026-02-10T02:00:00Z").value
+    asked = ["c1", "nobody", "c0", "c1"]
+    expected = {c: store.rows_for_customer(c, since) for c in asked}
+    assert store.rows_for_customers(asked, since) == expected and list(expected) == ["c1", "nobody", "c0"]
+    assert [r[-1] for r in expected["c1"]] == ["e4", "same-time", "e7"]  # by time, then arrival
+    assert store.rows_for_customers(asked) == {c: store.rows_for_customer(c) for c in asked}
+    monkeypatch.setattr("serving.store._IN_LIMIT", 2)  # more customers than one IN list holds
+    assert store.rows_for_customers(["c2", "c0", "c1"], since) == {c: store.rows_for_customer(c, since) for c in ("c2", "c0", "c1")}
