@@ -114,22 +114,20 @@ def test_a_burst_is_gathered_into_one_batch_while_items_keep_coming_within_the_g
 
 
 def test_gathering_stops_at_max_size_and_at_gather_max():
+    # The gap is an hour: a batcher that waited it out would hit the hang guard (wait_for) and fail.
     gate = _Gate(hold_first=False)
-    full = Batcher(gate, max_size=2, gather_gap_seconds=30.0, gather_max_seconds=30.0)
+    full = Batcher(gate, max_size=2, gather_gap_seconds=3600.0, gather_max_seconds=3600.0)
 
     async def two() -> list[object]:
-        return list(await asyncio.gather(full.submit(0), full.submit(2)))
+        return list(await asyncio.wait_for(asyncio.gather(full.submit(0), full.submit(2)), timeout=60))
 
-    started = time.monotonic()
     assert asyncio.run(two()) == [0, 20]  # a full batch does not wait out the gap
-    assert time.monotonic() - started < 20
     full.close()
 
     alone = _Gate(hold_first=False)
-    capped = Batcher(alone, max_size=10, gather_gap_seconds=30.0, gather_max_seconds=0.05)
-    started = time.monotonic()
-    assert asyncio.run(capped.submit(4)) == 40  # a lone item waits gather_max at most, not the gap
-    assert time.monotonic() - started < 20 and alone.batches == [[4]]
+    capped = Batcher(alone, max_size=10, gather_gap_seconds=3600.0, gather_max_seconds=0.05)
+    assert asyncio.run(asyncio.wait_for(capped.submit(4), timeout=60)) == 40  # a lone item waits gather_max, not the gap
+    assert alone.batches == [[4]]
     capped.close()
 
 
