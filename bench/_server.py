@@ -1,7 +1,9 @@
-"""What the HTTP benchmarks share: the small trained world they serve, and ``nbm serve`` as a child process.
+"""What the HTTP benchmarks share: the small trained worlds they serve, and ``nbm serve`` as a child process.
 
-A small simulated world (3,000 customers, 300 messages over 5 channels) is trained once into
-``.nbm/bench/serving-model`` and reused. The server gets a fresh state directory and no API keys.
+A small simulated world (3,000 customers, 300 messages over 5 channels: about 60 candidates per channel)
+is trained once into ``.nbm/bench/serving-model`` and reused; ``LARGE_CATALOG`` is the same world with
+1,500 messages (about 300 candidates per channel), the other end of the decision API's speed goal. The
+server gets a fresh state directory and no API keys.
 """
 
 from __future__ import annotations
@@ -15,30 +17,44 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 NBM = str(Path(sys.executable).with_name("nbm"))
-WORLD = REPO / ".nbm" / "bench" / "world-serving"
-MODEL_DIR = REPO / ".nbm" / "bench" / "serving-model"
-WORLD_ARGS = {"customers": 3000, "days": 60, "messages": 300, "seed": 11}
 
 
-def ensure_model() -> None:
-    if not (WORLD / "events.parquet").exists():
-        subprocess.run([NBM, "simulate", "--out", str(WORLD), *(f"--{k}={v}" for k, v in WORLD_ARGS.items())],
-                       check=True, stdout=subprocess.DEVNULL)
-    if not (MODEL_DIR / "current").exists():
-        subprocess.run([NBM, "train", "--data", str(WORLD), "--model-dir", str(MODEL_DIR),
-                        "--tracking-uri", f"sqlite:///{MODEL_DIR / 'mlflow.db'}"], check=True, stdout=subprocess.DEVNULL)
+@dataclass(frozen=True)
+class BenchWorld:
+    world: Path
+    model_dir: Path
+    messages: int
+    customers: int = 3000
+    days: int = 60
+    seed: int = 11
 
 
-def world_catalog() -> tuple[list[str], dict[str, list[str]]]:
+SMALL_CATALOG = BenchWorld(REPO / ".nbm" / "bench" / "world-serving", REPO / ".nbm" / "bench" / "serving-model", messages=300)
+LARGE_CATALOG = BenchWorld(REPO / ".nbm" / "bench" / "world-serving-1500", REPO / ".nbm" / "bench" / "serving-model-1500",
+                           messages=1500)
+WORLD, MODEL_DIR = SMALL_CATALOG.world, SMALL_CATALOG.model_dir  # what the load test serves
+
+
+def ensure_model(bench: BenchWorld = SMALL_CATALOG) -> None:
+    if not (bench.world / "events.parquet").exists():
+        subprocess.run([NBM, "simulate", "--out", str(bench.world), f"--customers={bench.customers}", f"--days={bench.days}",
+                        f"--messages={bench.messages}", f"--seed={bench.seed}"], check=True, stdout=subprocess.DEVNULL)
+    if not (bench.model_dir / "current").exists():
+        subprocess.run([NBM, "train", "--data", str(bench.world), "--model-dir", str(bench.model_dir),
+                        "--tracking-uri", f"sqlite:///{bench.model_dir / 'mlflow.db'}"], check=True, stdout=subprocess.DEVNULL)
+
+
+def world_catalog(bench: BenchWorld = SMALL_CATALOG) -> tuple[list[str], dict[str, list[str]]]:
     """The bench world's customer ids, and its message ids by channel."""
-    customers = pd.read_parquet(WORLD / "customers.parquet", columns=["customer_id"])["customer_id"].astype(str).tolist()
-    messages = pd.read_parquet(WORLD / "messages.parquet", columns=["message_id", "channel"]).astype(str)
+    customers = pd.read_parquet(bench.world / "customers.parquet", columns=["customer_id"])["customer_id"].astype(str).tolist()
+    messages = pd.read_parquet(bench.world / "messages.parquet", columns=["message_id", "channel"]).astype(str)
     return customers, {channel: group["message_id"].tolist() for channel, group in messages.groupby("channel")}
 
 
@@ -65,7 +81,7 @@ def wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> N
 
 
 @contextmanager
-def running_server(workers: int = 1, *, cached_decisions: bool = False) -> Iterator[int]:
+def running_server(workers: int = 1, *, cached_decisions: bool = False, model_dir: Path = MODEL_DIR) -> Iterator[int]:
     """``nbm serve`` on the bench model, loopback, a free port and a temporary home; yields the port once ready
     and stops the server on exit. ``cached_decisions``: the same app in one worker, answering every decision
     with one decision made at its first request (bench/_cached_decision_server.py)."""
@@ -74,9 +90,9 @@ def running_server(workers: int = 1, *, cached_decisions: bool = False) -> Itera
         env = {**os.environ, "NBM_HOME": home, "NBM_PATHS__HOME": home}
         env.pop("NBM_API_KEYS", None)
         if cached_decisions:
-            command = [sys.executable, str(REPO / "bench" / "_cached_decision_server.py"), str(MODEL_DIR), str(port)]
+            command = [sys.executable, str(REPO / "bench" / "_cached_decision_server.py"), str(model_dir), str(port)]
         else:
-            command = [NBM, "serve", "--model-dir", str(MODEL_DIR), "--host", "127.0.0.1", "--port", str(port),
+            command = [NBM, "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
                        "--workers", str(workers)]
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
         try:

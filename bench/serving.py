@@ -3,8 +3,9 @@ same server, in the same run.
 
     .venv/bin/python bench/serving.py [--seconds 15 --concurrency 8]
 
-The bench world and ``nbm serve`` come from ``bench/_server.py``: the server runs as a child process with one
-worker and a fresh state directory; the load comes from threads of this process, each on its own keep-alive
+The bench worlds and ``nbm serve`` come from ``bench/_server.py``: the goal's two ends, about 60 and about
+300 candidate messages per channel, each measured on its own server. The server runs as a child process
+with one worker and a fresh state directory; the load comes from threads of this process, each on its own keep-alive
 connection, so client and server share this machine's cores, as they do for both endpoints alike.
 Non-2xx answers are counted as errors and printed. A last run sends the same decision load to the same
 app with its decision engine taken out (bench/_cached_decision_server.py): the most any engine could
@@ -23,7 +24,7 @@ import threading
 import time
 
 import numpy as np
-from _server import ensure_model, running_server, world_catalog
+from _server import LARGE_CATALOG, SMALL_CATALOG, BenchWorld, ensure_model, running_server, world_catalog
 
 GOAL_P99_MS = 10.0
 GOAL_RATIO = 0.40  # decisions per second / healthz per second
@@ -74,42 +75,49 @@ def _line(name: str, result: tuple[np.ndarray, int, list[str], float]) -> tuple[
     return line, rate, p99
 
 
+def _measure(bench: BenchWorld, args: argparse.Namespace) -> list[str]:
+    """The goal lines for one world: healthz and decisions of one server, their ratio, and the floor."""
+    ensure_model(bench)
+    customers, messages_by_channel = world_catalog(bench)
+    channels = sorted(messages_by_channel)
+    per_channel = [len(ids) for ids in messages_by_channel.values()]
+    candidates = f"{min(per_channel)}-{max(per_channel)} candidates per channel"
+
+    def healthz(_rng):
+        return "GET", "/healthz", None
+
+    def decision(rng):
+        body = {"customer_id": rng.choice(customers), "channel": rng.choice(channels), "k": 1}
+        return "POST", "/v1/decisions", json.dumps(body)
+
+    with running_server(workers=1, model_dir=bench.model_dir) as port:
+        _load(port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
+        health_line, health_rate, _ = _line(f"[{candidates}] GET /healthz", _load(port, healthz, args.seconds, args.concurrency))
+        decide = _load(port, decision, args.seconds, args.concurrency)
+        decision_line, decision_rate, p99 = _line(f"[{candidates}] POST /v1/decisions (k=1)", decide)
+    with running_server(cached_decisions=True, model_dir=bench.model_dir) as port:  # the engine taken out
+        _load(port, decision, 2.0, args.concurrency)
+        floor_line, _, _ = _line(f"[{candidates}] POST /v1/decisions answered from one cached decision (all but the "
+                                 "engine: the most any engine could reach here)", _load(port, decision, args.seconds, args.concurrency))
+    met_p99 = p99 <= GOAL_P99_MS and decide[1] == 0
+    ratio = decision_rate / health_rate if health_rate else float("nan")
+    return [health_line,
+            decision_line + f" (goal p99 <= {GOAL_P99_MS:.0f} ms, no errors){'' if met_p99 else ' MISSED'}",
+            f"serving: [{candidates}] decisions/healthz throughput ratio {ratio:.2f} (goal >= {GOAL_RATIO})"
+            f"{'' if ratio >= GOAL_RATIO else ' MISSED'}",
+            floor_line]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    ensure_model()
-    customers, messages_by_channel = world_catalog()
-    channels = sorted(messages_by_channel)
-    per_channel = [len(ids) for ids in messages_by_channel.values()]
-    with running_server(workers=1) as port:
-
-        def healthz(_rng):
-            return "GET", "/healthz", None
-
-        def decision(rng):
-            body = {"customer_id": rng.choice(customers), "channel": rng.choice(channels), "k": 1}
-            return "POST", "/v1/decisions", json.dumps(body)
-
-        _load(port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
-        health_line, health_rate, _ = _line("GET /healthz", _load(port, healthz, args.seconds, args.concurrency))
-        decide = _load(port, decision, args.seconds, args.concurrency)
-        decision_line, decision_rate, p99 = _line(
-            f"POST /v1/decisions (k=1, {min(per_channel)}-{max(per_channel)} candidates per channel)", decide)
-    with running_server(cached_decisions=True) as port:  # the same load with the decision engine taken out
-        _load(port, decision, 2.0, args.concurrency)
-        floor_line, _, _ = _line("POST /v1/decisions answered from one cached decision (all but the engine: "
-                                 "the most any engine could reach here)", _load(port, decision, args.seconds, args.concurrency))
+    lines = [line for bench in (SMALL_CATALOG, LARGE_CATALOG) for line in _measure(bench, args)]
     print(f"serving: 1 worker on loopback, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
           f"{os.cpu_count()} CPUs shared by client and server", flush=True)
-    print(health_line)
-    met_p99 = p99 <= GOAL_P99_MS and decide[1] == 0
-    print(decision_line + f" (goal p99 <= {GOAL_P99_MS:.0f} ms, no errors){'' if met_p99 else ' MISSED'}")
-    ratio = decision_rate / health_rate if health_rate else float("nan")
-    met_ratio = ratio >= GOAL_RATIO
-    print(f"serving: decisions/healthz throughput ratio {ratio:.2f} (goal >= {GOAL_RATIO}){'' if met_ratio else ' MISSED'}")
-    print(floor_line)
+    for line in lines:
+        print(line)
     return 0
 
 
