@@ -180,7 +180,9 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
     before = h.impression_ts < as_of
 
     unsubscribed = h.unsubscribe_channel[h.unsubscribe_ts < as_of]
-    checks = [(CONSENT, ~np.isin(channel, unsubscribed) if len(unsubscribed) else _ALL)]
+    checks = []  # (reason, passes) in the module's order; a check that cannot fail is left out
+    if len(unsubscribed):
+        checks.append((CONSENT, ~np.isin(channel, unsubscribed)))
     suppress_ns = round(settings.complaint_suppression_days * NS_PER_DAY)
     complained = suppress_ns > 0 and bool(np.any((h.complaint_ts < as_of) & (h.complaint_ts > as_of - suppress_ns)))
     if complained:
@@ -204,10 +206,7 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
         checks.append((GLOBAL_DAILY_CAP, np.full(n, day @ weight < settings.global_daily_cap)))
     if settings.global_weekly_cap is not None:
         checks.append((GLOBAL_WEEKLY_CAP, np.full(n, week @ weight < settings.global_weekly_cap)))
-    return Verdict.first_failure(n, [(reason, passes) for reason, passes in checks if passes is not _ALL])
-
-
-_ALL = np.ones(0, bool)  # marks a check that passes everyone: left out of the verdict
+    return Verdict.first_failure(n, checks)
 
 
 def passes_everyone(history: ContactHistory, as_of_ns: int, settings: ContactSettings) -> bool:
