@@ -231,3 +231,16 @@ def test_bulk_items_are_never_batched_with_single_items_and_the_two_lanes_take_t
     # Neither lane waits for more than one batch of the other.
     assert gate.batches == [[0], [10, 12], [2, 4], [14, 16], [6]]
     batcher.close()
+
+
+def test_the_gather_settings_reach_the_decision_batcher_and_bad_values_are_refused(make_client, tmp_path):
+    from engine.config import load_settings
+    from engine.errors import ConfigError
+
+    client = make_client("[serving]\nbatch_gather_gap_ms = 0.5\nbatch_gather_max_ms = 3\n")
+    batcher = client.app.state.nbm.batcher
+    assert (batcher._gather_gap, batcher._gather_max) == (0.0005, 0.003)
+    path = tmp_path / "bad.toml"
+    path.write_text("[serving]\nbatch_gather_gap_ms = -1\n")
+    with pytest.raises(ConfigError, match="serving.batch_gather_gap_ms: Input should be greater than or equal to 0"):
+        load_settings(path, environ=False)
