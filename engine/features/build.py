@@ -23,6 +23,7 @@ from engine.features.log import EventLog
 from engine.features.journey import journey_features
 from engine.features.pressure import pressure_features
 from engine.features.rfm import rfm_features
+from engine.features.snapshot import SnapshotHistory
 from engine.features.spec import FeatureSpec
 from engine.features.vocab import Vocabulary
 from engine.features.voice import voice_features
@@ -262,14 +263,26 @@ def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type) -> np.n
     return block
 
 
+def _key_widths(spec: FeatureSpec) -> dict[str, int]:
+    vocab = spec.vocab
+    return {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages), "stage": len(JOURNEY_STAGES)}
+
+
 def make_history(log: EventLog, spec: FeatureSpec) -> History:
     """A :class:`History` over ``log`` with the key widths and windows of ``spec``."""
-    vocab = spec.vocab
     return History(
         log,
-        {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages), "stage": len(JOURNEY_STAGES)},
+        _key_widths(spec),
         max_window_days=spec.settings.max_window_days,
         half_life_days=spec.settings.affinity_half_life_days,
         message_stage=np.asarray(spec.message_stages, dtype=np.int64),
         threads=spec.settings.num_threads,
     )
+
+
+def make_snapshot(log: EventLog, spec: FeatureSpec, as_of_ns: np.ndarray) -> SnapshotHistory:
+    """The queries of :func:`make_history` for a serving batch: customer code c of ``log`` asked at
+    ``as_of_ns[c]`` only (:mod:`engine.features.snapshot`)."""
+    return SnapshotHistory(log, _key_widths(spec), as_of_ns, max_window_days=spec.settings.max_window_days,
+                           half_life_days=spec.settings.affinity_half_life_days,
+                           message_stage=np.asarray(spec.message_stages, dtype=np.int64))

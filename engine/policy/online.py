@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from engine.config import Settings
-from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_history
+from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_snapshot
 from engine.errors import NbmError
 from engine.features.log import EVENT_CODE, EventLog
 from engine.features.vocab import Vocabulary
@@ -283,7 +283,7 @@ class DecisionEngine:
 
     def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int) -> FeatureMatrix:
         n = len(codes)
-        history = make_history(events.log, self._spec)
+        history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
         return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
                                       np.full(n, events.profile, np.int64), dtype=np.float64)
 
@@ -297,9 +297,10 @@ class DecisionEngine:
         arrays["customer"] = np.repeat(np.arange(len(logs), dtype=np.int32), [len(log) for log in logs])
         log = EventLog(customers=Vocabulary(tuple(str(i) for i in range(len(logs)))), **arrays)
         sizes = [len(codes) for _, codes in work]
+        as_of = np.array([job.as_of_ns for job, _ in work], dtype=np.int64)
         matrix = build_encoded_features(
-            make_history(log, self._spec), self._tables, np.repeat(np.arange(len(work), dtype=np.int64), sizes),
-            np.repeat(np.array([job.as_of_ns for job, _ in work], dtype=np.int64), sizes),
+            make_snapshot(log, self._spec, as_of), self._tables, np.repeat(np.arange(len(work), dtype=np.int64), sizes),
+            np.repeat(as_of, sizes),
             np.concatenate([codes for _, codes in work]).astype(np.int64),
             np.repeat(np.array([job.events.profile for job, _ in work], dtype=np.int64), sizes), dtype=np.float64)
         bounds = np.cumsum([0, *sizes])
