@@ -45,6 +45,8 @@ class SqliteFile:
     _MISSING: ClassVar[str]  # the error when a read-only open finds no file
     _CLOSED: ClassVar[str]  # the error when used after close()
     _OPENING: ClassVar[str]  # what opening does, for its errors ("cannot <_OPENING>: ...")
+    # False: its commits never checkpoint the WAL (a subclass that does so in a thread of its own).
+    _AUTOCHECKPOINT: ClassVar[bool] = True
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0, read_only: bool = False) -> None:
         self.path = Path(path)
@@ -99,6 +101,8 @@ class SqliteFile:
             connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_s)
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             connection.execute(f"PRAGMA synchronous = {self._SYNCHRONOUS}")
+            if not self._AUTOCHECKPOINT:
+                connection.execute("PRAGMA wal_autocheckpoint = 0")
             with self._lock:
                 self._connections.append(connection)
             self._local.connection = connection

@@ -1,9 +1,12 @@
-"""The decision log's stored candidates: packed since 2026-11-30, JSON before; both read back the same."""
+"""The decision log's stored candidates: packed since 2026-11-30, JSON before; both read back the same. Its
+WAL checkpoints: in a thread of their own, never in a commit."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -43,3 +46,47 @@ def test_a_log_with_rows_of_both_forms_exports_them_alike(tmp_path):
     pd.testing.assert_frame_equal(old, new)
     assert old["message_id"].tolist() == ["m1", "m-ü", 'm"3'] and old["score"].tolist() == [0.1, 1e-300, 0.7300000000000001]
     assert old["served_rank"].fillna(0).tolist() == [1, 0, 0]  # m1 was served first; the others were not
+
+
+def _decision(i: int) -> SimpleNamespace:
+    """What :meth:`SqliteDecisionLog.append` reads of a Decision."""
+    return SimpleNamespace(decision_id=f"d{i}", as_of=AT, customer_id=f"c{i}", channel="email", model_version="3",
+                           cold_start=False, messages=[SimpleNamespace(message_id="m1", propensity=0.9166666666666666)],
+                           candidates=CANDIDATES, suppressed={})
+
+
+AT = pd.Timestamp("2026-11-30T06:00:00Z")
+
+
+def _sizes(path) -> tuple[int, int]:
+    wal = path.with_name(path.name + "-wal")
+    return path.stat().st_size, wal.stat().st_size if wal.exists() else 0
+
+
+def test_commits_never_checkpoint_the_wal_themselves(tmp_path):
+    path = tmp_path / "events.db"
+    with SqliteDecisionLog(path, checkpoint_every_s=3600) as log:  # its thread sleeps through this test
+        start, _ = _sizes(path)
+        for i in range(1500):  # past SQLite's automatic checkpoint (1,000 pages of WAL) several times over
+            log.append([_decision(i)], AT)
+        file_size, wal_size = _sizes(path)
+        assert file_size == start  # nothing was copied into the file: every decision is still in the WAL
+        assert wal_size > 1000 * 4096
+        assert log.count() == 1500
+
+
+def test_the_checkpoint_thread_copies_the_wal_into_the_file_and_stops_on_close(tmp_path):
+    path = tmp_path / "events.db"
+    log = SqliteDecisionLog(path, checkpoint_every_s=0.05)
+    start, _ = _sizes(path)
+    for i in range(200):
+        log.append([_decision(i)], AT)
+    deadline = time.monotonic() + 30
+    while _sizes(path)[0] == start and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _sizes(path)[0] > start, "no checkpoint reached the file within 30 s"
+    thread = log._checkpointer
+    log.close()
+    assert thread is not None and not thread.is_alive()
+    with SqliteDecisionLog(path, read_only=True) as reader:
+        assert reader.count() == 200
