@@ -251,13 +251,13 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
     if per_pair:
         # One array of the pair columns (rows: columns) gathered once; np.column_stack costs 3x more here.
         values[:, : len(per_pair)] = np.array(list(per_pair.values()), dtype=np.float64).T[pair]
-    values[:, len(per_pair):] = _rows(row_columns, tuple(row_columns), len(message), dtype)
+    _rows(row_columns, tuple(row_columns), len(message), dtype, out=values[:, len(per_pair):])
     return FeatureMatrix(names, values)
 
 
-def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type) -> np.ndarray:
-    """The columns as one row-major block of ``n`` rows, in ``names`` order."""
-    block = np.empty((n, len(names)), dtype=dtype)
+def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type, out: np.ndarray | None = None) -> np.ndarray:
+    """The columns as one row-major block of ``n`` rows, in ``names`` order (written into ``out`` if given)."""
+    block = np.empty((n, len(names)), dtype=dtype) if out is None else out
     for j, name in enumerate(names):
         block[:, j] = columns[name]
     return block

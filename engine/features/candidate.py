@@ -44,13 +44,14 @@ def _standing(customer: Columns, template: str, names: tuple[str, ...], rows: np
     if not names:
         empty = np.full(len(rows), np.nan)
         return empty, empty
-    matrix = np.array([customer[template.format(name)][rows] for name in names], dtype=np.float64).T
-    filled = np.nan_to_num(matrix, nan=0.0)
-    mine = filled[np.arange(len(rows)), np.maximum(codes, 0)]
-    gap = mine - filled.max(axis=1)
-    rank = 1.0 + (filled > mine[:, None]).sum(axis=1)
+    # Per (customer, as_of) pair and code first, then one gather per row: a pair has hundreds of
+    # candidate rows but only a few codes.
+    filled = np.nan_to_num(np.array([customer[template.format(name)] for name in names], dtype=np.float64).T, nan=0.0)
+    gaps = filled - filled.max(axis=1)[:, None]
+    ranks = 1.0 + (filled[:, None, :] > filled[:, :, None]).sum(axis=2)
     known = codes >= 0
-    return np.where(known, gap, np.nan), np.where(known, rank, np.nan)
+    at = np.maximum(codes, 0)
+    return np.where(known, gaps[rows, at], np.nan), np.where(known, ranks[rows, at], np.nan)
 
 
 def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, pair: np.ndarray) -> Columns:

@@ -244,7 +244,8 @@ class DecisionEngine:
             matrix = next(built)
             verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns)
             verdicts.append(verdict)
-            xs.append(matrix.values[verdict.allowed].astype(np.float32))  # the model was trained on float32
+            allowed = matrix.values if verdict.allowed.all() else matrix.values[verdict.allowed]
+            xs.append(allowed.astype(np.float32))  # the model was trained on float32
         scores = np.split(self._predict(np.concatenate(xs)) if xs else np.zeros(0), np.cumsum([len(x) for x in xs])[:-1])
         return [(self._scored_slates(job, positions, suppressed, verdict, score), x)
                 for job, (positions, suppressed, _), verdict, x, score in zip(jobs, candidates, verdicts, xs, scores)]

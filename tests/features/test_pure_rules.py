@@ -9,6 +9,7 @@ import pandas as pd
 
 from engine.config import FeatureSettings
 from engine.features.affinity import share
+from engine.features.candidate import _standing
 from engine.features.encoders import ColumnEncoder
 from engine.features.engagement import smoothed_rate
 from engine.features.journey import infer_stage
@@ -72,3 +73,22 @@ def test_feature_spec_round_trips_through_json():
     assert again == spec
     assert [e.column for e in again.profile_encoders] == ["segment", "age"]
     assert [e.column for e in again.message_encoders] == ["offer_type"]
+
+
+def test_standing_matches_a_loop_over_rows_with_ties_and_missing_values():
+    rng = np.random.default_rng(7)
+    names = ("a", "b", "c", "d")
+    pairs = 5
+    # Values from a small set (ties) with NaN (no evidence, taken as 0 as in the feature's definition).
+    customer = {f"t_{n}": rng.choice([np.nan, 0.0, 0.25, 0.5, 1.0], size=pairs) for n in names}
+    rows = rng.integers(0, pairs, size=60)
+    codes = rng.integers(-1, len(names), size=60)
+    gap, rank = _standing(customer, "t_{}", names, rows, codes)
+    for i, (pair, code) in enumerate(zip(rows, codes)):
+        if code < 0:
+            assert np.isnan(gap[i]) and np.isnan(rank[i])
+            continue
+        values = [0.0 if np.isnan(customer[f"t_{n}"][pair]) else customer[f"t_{n}"][pair] for n in names]
+        mine = values[code]
+        assert gap[i] == mine - max(values)
+        assert rank[i] == 1 + sum(v > mine for v in values)
