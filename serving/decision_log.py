@@ -28,6 +28,7 @@ import sqlite3
 import struct
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -64,7 +65,8 @@ class SqliteDecisionLog(SqliteFile):
     _OPENING = "open the decision log"
     _AUTOCHECKPOINT = False  # the checkpoint thread does it (module docstring)
 
-    def __init__(self, path, *, busy_timeout_s: float = 5.0, read_only: bool = False, checkpoint_every_s: float = 1.0) -> None:
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0, read_only: bool = False,
+                 checkpoint_every_s: float = 1.0) -> None:
         self.checkpoint_every_s = checkpoint_every_s
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
