@@ -117,13 +117,15 @@ def record_events(
     *,
     now: pd.Timestamp,
     settings: ValidationSettings,
+    lookup: dict[str, tuple[str, str]] | None = None,
 ) -> AppendResult:
     """Validate a batch as it arrived (JSON objects) and store it: the one engine call of ``POST /v1/events``.
 
     Raises :class:`InvalidEventsError` with every problem (index, column, reason, message) if any event is
-    invalid, storing nothing; :class:`StoreUnavailableError` if the store cannot write.
+    invalid, storing nothing; :class:`StoreUnavailableError` if the store cannot write. ``lookup``: as
+    for :func:`~engine.contract.records.validate_event_records`.
     """
-    batch = validate_event_records(records, messages, now=now, settings=settings)
+    batch = validate_event_records(records, messages, now=now, settings=settings, lookup=lookup)
     if batch.problems:
         raise InvalidEventsError(batch.problems)
     return store.append(batch.events) if batch.rows is None else store.append_rows(batch.rows)

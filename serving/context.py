@@ -166,14 +166,14 @@ class ServingContext:
         if len(records) > self.serving.max_batch_size:
             raise BatchTooLargeError(f"{len(records):,} events in one request; at most "
                                      f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
-        messages = self.model().bundle.messages  # the catalog events are checked against
-        validation = self.settings.validation
+        bundle = self.model().bundle  # its catalog is what events are checked against
+        messages, lookup, validation = bundle.messages, bundle.message_lookup, self.settings.validation
         try:
             bad_ids = id_problems(records)
             if bad_ids:  # report them with every contract problem of the batch, in batch order
-                others = validate_event_records(records, messages, now=now, settings=validation).problems
+                others = validate_event_records(records, messages, now=now, settings=validation, lookup=lookup).problems
                 raise InvalidEventsError(tuple(sorted(bad_ids + others, key=lambda p: p.index)))
-            result = record_events(self.store.get(), records, messages, now=now, settings=validation)
+            result = record_events(self.store.get(), records, messages, now=now, settings=validation, lookup=lookup)
         except InvalidEventsError as exc:
             for problem in exc.problems:
                 self.metrics.events_rejected.labels(reason=problem.reason).inc()

@@ -50,36 +50,26 @@ class EventBatch:
 
 
 def validate_event_records(
-    records: Sequence[object], messages: pd.DataFrame, *, now: pd.Timestamp, settings: ValidationSettings
+    records: Sequence[object], messages: pd.DataFrame, *, now: pd.Timestamp, settings: ValidationSettings,
+    lookup: dict[str, tuple[str, str]] | None = None,
 ) -> EventBatch:
     """Check ``records`` against the accepted, canonical ``messages`` catalog.
 
     ``now`` is the caller's clock (timezone-aware): events later than ``now + settings.max_future_seconds``
-    are refused as ``future_ts``.
+    are refused as ``future_ts``. ``lookup`` is :func:`message_catalog` of ``messages``, if the caller
+    keeps one (the API checks every batch against its model's one catalog: reading it costs more than
+    checking a batch of events).
     """
     now = pd.Timestamp(now)
     if now.tz is None:
         raise ValueError("now must be timezone-aware (UTC)")
     not_after = now.tz_convert("UTC") + pd.Timedelta(seconds=settings.max_future_seconds)
-    plain = check_plain_rows(records, _catalog_of(messages), not_after.value, not_after.isoformat())
+    plain = check_plain_rows(records, message_catalog(messages) if lookup is None else lookup, not_after.value,
+                             not_after.isoformat())
     if plain is not None:  # the common case, row by row (same rules and messages; see plain_records.py)
         found, rows = plain
         return EventBatch(problems=tuple(EventProblem(*p) for p in found), rows=rows)
     return check_records_with_pandas(records, messages, not_after)
-
-
-_last_catalog: list[tuple[pd.DataFrame, dict[str, tuple[str, str]]]] = []
-
-
-def _catalog_of(messages: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    """:func:`message_catalog`, remembered for the last frame: the API checks every batch against the
-    served model's one catalog, which costs more to read than a batch of events to check."""
-    last = _last_catalog[:1]
-    if last and last[0][0] is messages:
-        return last[0][1]
-    catalog = message_catalog(messages)
-    _last_catalog[:] = [(messages, catalog)]
-    return catalog
 
 
 def check_records_with_pandas(records: Sequence[object], messages: pd.DataFrame, not_after: pd.Timestamp) -> EventBatch:

@@ -31,6 +31,18 @@ class Vocabulary:
         mapped = np.append(mapped, -1).astype(np.int32)  # the NA sentinel -1 picks the appended -1
         return mapped[codes]
 
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """The values of ``codes`` as a text array; "" for -1 (none or unknown)."""
+        table = self._names
+        if not len(codes):
+            return table[:0]
+        return table[np.where(np.asarray(codes) >= 0, codes, len(self.values))]
+
+    @cached_property
+    def _names(self) -> np.ndarray:
+        # Built once per vocabulary, not per call: a bundle's vocabularies live as long as its engine.
+        return np.asarray((*self.values, ""), dtype=str)
+
     @cached_property
     def _index(self) -> pd.Index:
         return pd.Index(list(self.values), dtype="string")

@@ -27,6 +27,7 @@ from pathlib import Path
 import lightgbm as lgb
 import pandas as pd
 
+from engine.contract.plain_records import message_catalog
 from engine.durable import fsync_directory
 from engine.errors import NbmError
 from engine.features.spec import FeatureSpec
@@ -64,6 +65,11 @@ class Bundle:
         """The model for online decisions, compiled when it can be (compiled.py); made on first use, so
         that training and batch scoring, which predict with the booster, never compile it."""
         return load_predictor(self.path, self.booster)
+
+    @cached_property
+    def message_lookup(self) -> dict[str, tuple[str, str]]:
+        """message_id -> (channel, topic): what live events are checked against, read once per bundle."""
+        return message_catalog(self.messages)
 
 
 def write_bundle(

@@ -118,40 +118,19 @@ class ContactHistory:
             no_text, no_ns = np.zeros(0, dtype=str), np.zeros(0, np.int64)
             return cls(no_ns, no_text, no_text, no_text, complaint_ts=log.ts[kind == EVENT_CODE["complaint"]],
                        unsubscribe_ts=log.ts[unsubscribed], impression_weight=no_ns,
-                       unsubscribe_channel=_names(vocab.channels.values, log.channel[unsubscribed]))
+                       unsubscribe_channel=vocab.channels.decode(log.channel[unsubscribed]))
         shown = kind == EVENT_CODE["impression"]
         message = log.message[shown].astype(np.int64)
         topic = log.topic[shown].astype(np.int64)
         if len(message_topic):
             topic = np.where((topic < 0) & (message >= 0), np.asarray(message_topic)[np.maximum(message, 0)], topic)
         return cls(
-            impression_ts=log.ts[shown], impression_channel=_names(vocab.channels.values, log.channel[shown]),
-            impression_message=_names(vocab.messages.values, message), impression_topic=_names(vocab.topics.values, topic),
+            impression_ts=log.ts[shown], impression_channel=vocab.channels.decode(log.channel[shown]),
+            impression_message=vocab.messages.decode(message), impression_topic=vocab.topics.decode(topic),
             impression_weight=log.weight[shown],
             complaint_ts=log.ts[kind == EVENT_CODE["complaint"]],
-            unsubscribe_ts=log.ts[unsubscribed], unsubscribe_channel=_names(vocab.channels.values, log.channel[unsubscribed]),
+            unsubscribe_ts=log.ts[unsubscribed], unsubscribe_channel=vocab.channels.decode(log.channel[unsubscribed]),
         )
-
-
-def _names(values: tuple[str, ...], codes: np.ndarray) -> np.ndarray:
-    """Names of vocabulary codes (text); "" for -1 (none or unknown), which matches no candidate."""
-    table = _name_table(values)
-    if not len(codes):
-        return table[:0]
-    return table[np.where(np.asarray(codes) >= 0, codes, len(values))]
-
-
-_TABLES: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
-
-
-def _name_table(values: tuple[str, ...]) -> np.ndarray:
-    # Built once per vocabulary, not per decision: a bundle's vocabularies live as long as its engine.
-    entry = _TABLES.get(id(values))
-    if entry is None or entry[0] is not values:
-        if len(_TABLES) > 64:  # vocabularies of models long gone
-            _TABLES.clear()
-        entry = _TABLES[id(values)] = (values, np.asarray((*values, ""), dtype=str))
-    return entry[1]
 
 
 def channel_caps(channel: np.ndarray, settings: ContactSettings) -> tuple[np.ndarray, np.ndarray]:

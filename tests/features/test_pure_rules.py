@@ -14,6 +14,7 @@ from engine.features.encoders import ColumnEncoder
 from engine.features.engagement import smoothed_rate
 from engine.features.journey import infer_stage
 from engine.features.spec import FeatureSpec
+from engine.features.vocab import Vocabulary
 from engine.features.voice import nps_flags
 from tests.builders import messages_frame
 
@@ -92,3 +93,10 @@ def test_standing_matches_a_loop_over_rows_with_ties_and_missing_values():
         mine = values[code]
         assert gap[i] == mine - max(values)
         assert rank[i] == 1 + sum(v > mine for v in values)
+
+
+def test_a_vocabulary_decodes_codes_to_values_and_unknown_to_empty_text():
+    vocab = Vocabulary(("email", "sms"))
+    assert vocab.decode(np.array([1, -1, 0, 1])).tolist() == ["sms", "", "email", "sms"]
+    assert vocab.decode(np.array([], dtype=np.int64)).tolist() == []
+    assert vocab.decode(vocab.encode(["sms", "fax", None])).tolist() == ["sms", "", ""]  # encode's -1 reads back as ""
