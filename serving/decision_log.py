@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from engine.eventstore import StoreUnavailableError
+from engine.policy.scored import ScoredCandidates
 from serving.logs import LOGGER
 from serving.sqlite import EARLIEST_NS, SqliteFile, transaction
 
@@ -139,8 +140,12 @@ _PACKED = b"nbm-candidates-1\n"  # then: n (uint32), n scores, n propensities (f
 
 
 def pack_candidates(candidates: Sequence[tuple[str, float, float]]) -> bytes:
-    """``[(message_id, score, propensity), ...]`` packed: the floats as their 8 bytes, exactly."""
-    ids, scores, propensities = zip(*candidates) if candidates else ((), (), ())
+    """``[(message_id, score, propensity), ...]`` packed: the floats as their 8 bytes, exactly. A
+    decision's :class:`~engine.policy.scored.ScoredCandidates` are packed from their arrays."""
+    if isinstance(candidates, ScoredCandidates):
+        ids, scores, propensities = candidates.message_id.tolist(), candidates.score, candidates.propensity
+    else:
+        ids, scores, propensities = zip(*candidates) if candidates else ((), (), ())
     return b"".join((_PACKED, struct.pack("<I", len(ids)), np.asarray(scores, dtype="<f8").tobytes(),
                      np.asarray(propensities, dtype="<f8").tobytes(), json.dumps([str(i) for i in ids]).encode("utf-8")))
 

@@ -249,10 +249,26 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
     names = (*per_pair, *row_columns)
     values = np.empty((len(message), len(names)), dtype=dtype)
     if per_pair:
-        # One array of the pair columns (rows: columns) gathered once; np.column_stack costs 3x more here.
-        values[:, : len(per_pair)] = np.array(list(per_pair.values()), dtype=np.float64).T[pair]
+        # One array of the pair columns (rows: columns); np.column_stack costs 3x more here.
+        _gather_rows(np.array(list(per_pair.values()), dtype=np.float64).T, pair, out=values[:, : len(per_pair)])
     _rows(row_columns, tuple(row_columns), len(message), dtype, out=values[:, len(per_pair):])
     return FeatureMatrix(names, values)
+
+
+# Up to this many runs of one pair, rows are written a run at a time (see _gather_rows).
+_MAX_RUNS = 64
+
+
+def _gather_rows(block: np.ndarray, pair: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = block[pair[i]]``. Serving's rows come in runs of one pair (a customer's candidates):
+    a broadcast per run writes each row once, where a gather builds the rows and then copies them (2.2x
+    slower on 2,400 rows of 150 columns)."""
+    starts = np.flatnonzero(np.diff(pair, prepend=-1))
+    if len(starts) > _MAX_RUNS:
+        out[:] = block[pair]
+        return
+    for start, stop in zip(starts.tolist(), [*starts[1:].tolist(), len(pair)]):
+        out[start:stop] = block[pair[start]]
 
 
 def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type, out: np.ndarray | None = None) -> np.ndarray:

@@ -44,6 +44,7 @@ from engine.policy.exploration import select_with, slot_distribution
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_with_exploration
 from engine.policy.online_state import EVENT_FIELDS, CustomerEvents, CustomerStates, LiveEvents
+from engine.policy.scored import ScoredCandidates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
 
 __all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
@@ -78,7 +79,7 @@ class Decision:
     cold_start: bool  # the bundle has neither a profile nor an event before its cutoff for this customer
     messages: tuple[ServedMessage, ...]  # best first, at most k
     suppressed: dict[str, int]  # policy rule -> candidates it removed (validity and channel are not rules)
-    candidates: tuple[tuple[str, float, float], ...]  # every eligible (message_id, score, propensity of slot 1)
+    candidates: ScoredCandidates  # every eligible (message_id, score, propensity of slot 1)
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,18 +236,23 @@ class DecisionEngine:
         candidates = [self._valid_candidates(job) for job in jobs]
         # Features only for the jobs with a candidate left (consent or validity may have removed all).
         built = iter(self._build_each([(job, codes) for job, (_, _, codes) in zip(jobs, candidates) if len(codes)]))
-        verdicts, xs = [], []
+        verdicts, allowed = [], []
         for job, (positions, _, codes) in zip(jobs, candidates):
             if not len(codes):
                 verdicts.append(Verdict(np.zeros(0, dtype=bool), np.zeros(0, dtype=object)))
-                xs.append(np.zeros((0, len(self._feature_names)), np.float32))
+                allowed.append(np.zeros((0, len(self._feature_names))))
                 continue
             matrix = next(built)
             verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns)
             verdicts.append(verdict)
-            allowed = matrix.values if verdict.allowed.all() else matrix.values[verdict.allowed]
-            xs.append(allowed.astype(np.float32))  # the model was trained on float32
-        scores = np.split(self._predict(np.concatenate(xs)) if xs else np.zeros(0), np.cumsum([len(x) for x in xs])[:-1])
+            allowed.append(matrix.values if verdict.allowed.all() else matrix.values[verdict.allowed])
+        # Every job's rows in one float32 matrix (the model was trained on float32), written once.
+        bounds = np.cumsum([0, *(len(rows) for rows in allowed)])
+        x = np.empty((bounds[-1], len(self._feature_names)), np.float32)
+        for rows, start, stop in zip(allowed, bounds[:-1], bounds[1:]):
+            x[start:stop] = rows
+        xs = [x[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
+        scores = np.split(self._predict(x), bounds[1:-1])
         return [(self._scored_slates(job, positions, suppressed, verdict, score), x)
                 for job, (positions, suppressed, _), verdict, x, score in zip(jobs, candidates, verdicts, xs, scores)]
 
@@ -346,8 +352,8 @@ class DecisionEngine:
 
     def _decision(self, decision_id: str, events: CustomerEvents, slate: _Slate, as_of_ns: int,
                   served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray) -> Decision:
-        ids = slate.messages.message_id[slate.at].tolist()
-        candidates = tuple(zip(ids, slate.score.astype(float).tolist(), np.asarray(first, dtype=float).tolist()))
+        candidates = ScoredCandidates(slate.messages.message_id[slate.at], slate.score.astype(np.float64),
+                                      np.asarray(first, dtype=np.float64))
         return Decision(decision_id, events.customer_id, slate.messages.channel, pd.Timestamp(as_of_ns, tz="UTC"),
                         self.model_version, not events.known, served, dict(sorted(suppressed.items())), candidates)
 

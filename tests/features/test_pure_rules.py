@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from engine.config import FeatureSettings
 from engine.features.affinity import share
+from engine.features.build import _gather_rows
 from engine.features.candidate import _standing
 from engine.features.encoders import ColumnEncoder
 from engine.features.engagement import smoothed_rate
@@ -100,3 +102,17 @@ def test_a_vocabulary_decodes_codes_to_values_and_unknown_to_empty_text():
     assert vocab.decode(np.array([1, -1, 0, 1])).tolist() == ["sms", "", "email", "sms"]
     assert vocab.decode(np.array([], dtype=np.int64)).tolist() == []
     assert vocab.decode(vocab.encode(["sms", "fax", None])).tolist() == ["sms", "", ""]  # encode's -1 reads back as ""
+
+
+@pytest.mark.parametrize("pair", [
+    np.repeat([0, 1, 2], [3, 1, 4]),  # runs, as serving builds them
+    np.array([2, 0, 2, 1, 1, 0]),  # any order
+    np.arange(200) % 7,  # more runs than are written one at a time
+    np.zeros(0, dtype=np.int64),
+])
+def test_gather_rows_is_a_gather(pair):
+    block = np.arange(3 * 7 * 4, dtype=np.float64).reshape(-1, 4)[:7]
+    out = np.full((len(pair), 6), -1.0)
+    _gather_rows(block, pair, out=out[:, 1:5])
+    np.testing.assert_array_equal(out[:, 1:5], block[pair])
+    assert (out[:, [0, 5]] == -1).all()  # the columns around it are untouched

@@ -8,9 +8,11 @@ import sqlite3
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
+from engine.policy.scored import ScoredCandidates
 from serving.decision_log import SqliteDecisionLog, pack_candidates, unpack_candidates
 
 CANDIDATES = (("m1", 0.1, 0.9166666666666666), ("m-ü", 1e-300, 0.041666666666666664), ("m\"3", 0.7300000000000001, 0.0))
@@ -90,3 +92,10 @@ def test_the_checkpoint_thread_copies_the_wal_into_the_file_and_stops_on_close(t
     assert thread is not None and not thread.is_alive()
     with SqliteDecisionLog(path, read_only=True) as reader:
         assert reader.count() == 200
+
+
+def test_a_decisions_scored_candidates_pack_as_their_tuples_do():
+    ids, scores, first = zip(*CANDIDATES)
+    scored = ScoredCandidates(np.array(ids, dtype=object), np.array(scores), np.array(first))
+    assert pack_candidates(scored) == pack_candidates(CANDIDATES)
+    assert unpack_candidates(pack_candidates(scored)) == [list(c) for c in CANDIDATES]
