@@ -248,11 +248,11 @@ class DecisionEngine:
             allowed.append(matrix.values if verdict.allowed.all() else matrix.values[verdict.allowed])
         # Every job's rows in one float32 matrix (the model was trained on float32), written once.
         bounds = np.cumsum([0, *(len(rows) for rows in allowed)])
-        x = np.empty((bounds[-1], len(self._feature_names)), np.float32)
+        every_row = np.empty((bounds[-1], len(self._feature_names)), np.float32)
         for rows, start, stop in zip(allowed, bounds[:-1], bounds[1:]):
-            x[start:stop] = rows
-        xs = [x[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
-        scores = np.split(self._predict(x), bounds[1:-1])
+            every_row[start:stop] = rows
+        xs = [every_row[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
+        scores = np.split(self._predict(every_row), bounds[1:-1])
         return [(self._scored_slates(job, positions, suppressed, verdict, score), x)
                 for job, (positions, suppressed, _), verdict, x, score in zip(jobs, candidates, verdicts, xs, scores)]
 
