@@ -379,8 +379,9 @@ class DecisionEngine:
         stamp = pd.Timestamp(as_of)
         if stamp.tzinfo is None:
             raise ValueError(f"as_of must carry a time zone (UTC), got {stamp.isoformat()}")
-        as_of_ns = int(stamp.tz_convert("UTC").value)
-        self.bundle.state.check_as_of(np.array([as_of_ns]))
+        as_of_ns = int(stamp.value)  # ns since the epoch in UTC, whatever the zone it is shown in
+        if as_of_ns < self.bundle.state.cutoff_ns:  # the check costs an array: made only when it fails
+            self.bundle.state.check_as_of(np.array([as_of_ns]))
         return as_of_ns
 
     def _check_features(self) -> None:

@@ -140,6 +140,12 @@ def test_requests_before_the_cutoff_and_unknown_channels_are_refused(online_worl
         engine.decide("c1", "email", as_of=pd.Timestamp("2026-06-01"), live_events=online_world.live([]))
     with pytest.raises(StaleRequestError):
         engine.decide_all_channels("c1", as_of=CUTOFF - pd.Timedelta(days=1), live_events=online_world.live([]))
+    # The same instant shown in another zone: still stale one ns before the cutoff, and at it the same decision.
+    with pytest.raises(StaleRequestError):
+        engine.decide("c1", "email", as_of=(CUTOFF - pd.Timedelta(1, "ns")).tz_convert("Asia/Tokyo"), live_events=online_world.live([]))
+    tokyo = engine.decide("c1", "email", as_of=CUTOFF.tz_convert("Asia/Tokyo"), live_events=online_world.live([]), decision_id="d")
+    utc = engine.decide("c1", "email", as_of=CUTOFF, live_events=online_world.live([]), decision_id="d")
+    assert tokyo.as_of == utc.as_of and tokyo.candidates == utc.candidates
 
 
 def test_the_decision_names_the_model_and_the_instant(online_world):
