@@ -82,6 +82,16 @@ class Slot(Generic[_T]):
             self._value = None
 
 
+def read_clock(clock: Callable[[], pd.Timestamp]) -> pd.Timestamp:
+    """The server's clock as requests see it: the default as_of and the events' future limit (UTC, in
+    microseconds: what JSON timestamps carry)."""
+    stamp = pd.Timestamp(clock())
+    if stamp.tzinfo is None:
+        raise ValueError("the server clock must give timezone-aware times")
+    # .value counts ns since the epoch in UTC; flooring it is a fraction of tz_convert + floor's cost.
+    return pd.Timestamp(stamp.value // 1_000 * 1_000, tz="UTC")
+
+
 @dataclass(eq=False)
 class ServingContext:
     settings: Settings
@@ -91,7 +101,7 @@ class ServingContext:
     decision_log: Slot[SqliteDecisionLog] | None
     metrics: Metrics
     clock: Callable[[], pd.Timestamp]
-    batcher: Batcher[tuple[DecisionRequest, pd.Timestamp], Decision] = field(init=False)
+    batcher: Batcher[tuple[DecisionRequest, pd.Timestamp | None, bool], Decision] = field(init=False)
 
     def __post_init__(self) -> None:
         # Single decisions that arrive together (concurrent clients) are decided, and logged, together.
@@ -103,11 +113,14 @@ class ServingContext:
     def close(self) -> None:
         self.batcher.close()
 
+    def now(self) -> pd.Timestamp:
+        return read_clock(self.clock)
+
     # ---- decisions
-    async def decide_one(self, request: DecisionRequest, now: pd.Timestamp) -> Decision:
+    async def decide_one(self, request: DecisionRequest) -> Decision:
         """One decision, answered by the batcher's thread together with the others waiting (counted and
-        stored by the batch)."""
-        decision = await self.batcher.submit((request, now, True))
+        stored by the batch), at the instant the batch reads the clock."""
+        decision = await self.batcher.submit((request, None, True))
         add_request_fields(customer=self._customer(request.customer_id))
         self._log_decisions([decision])
         return decision
@@ -130,10 +143,13 @@ class ServingContext:
         self._log_decisions(decisions)
         return decisions
 
-    def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp, bool]]) -> list[Decision | Exception]:
-        """The batcher's run: each item ``(request, now, record)``; those with ``record`` are counted and
-        stored here, the others by their caller (a batch request stores all of its decisions or none)."""
+    def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp | None, bool]]) -> list[Decision | Exception]:
+        """The batcher's run: each item ``(request, now, record)``, ``now`` None for the clock read once
+        here; those with ``record`` are counted and stored here, the others by their caller (a batch
+        request stores all of its decisions or none)."""
         self.metrics.decision_batch_size.observe(len(items))
+        batch_now = self.now() if any(now is None for _, now, _ in items) else None
+        items = [(request, batch_now if now is None else now, record) for request, now, record in items]
         answers = self._decide_each([(request, now) for request, now, _ in items])
         decided = [(answer, now) for answer, (_, now, record) in zip(answers, items) if record and not isinstance(answer, Exception)]
         self._record([d for d, _ in decided], [now for _, now in decided])

@@ -7,32 +7,32 @@ pool, out of the event loop."""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 
 import pandas as pd
-from fastapi import HTTPException, Request, Security
+from fastapi import HTTPException, Request
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
 
+from engine.config import ServingSettings
 from serving.context import ServingContext
 
 API_KEY_HEADER = "X-API-Key"
-_api_key = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
-                        description="One of NBM_API_KEYS for /v1, one of NBM_ADMIN_KEYS for /admin.")
 
 
 async def get_context(request: Request) -> ServingContext:
+    return context_of(request)
+
+
+def context_of(request: Request) -> ServingContext:
     return request.app.state.nbm
 
 
 async def get_now(request: Request) -> pd.Timestamp:
-    """The server's clock, read once per request: the default as_of and the events' future limit (UTC, in
-    microseconds: what JSON timestamps carry). The context is read from the request, not through
+    """The server's clock, read once per request: the default as_of and the events' future limit
+    (:meth:`ServingContext.now`). The context is read from the request, not through
     ``Depends(get_context)``: each dependency node costs FastAPI work on every request."""
-    stamp = pd.Timestamp(request.app.state.nbm.clock())
-    if stamp.tzinfo is None:
-        raise ValueError("the server clock must give timezone-aware times")
-    # .value counts ns since the epoch in UTC; flooring it is a fraction of tz_convert + floor's cost.
-    return pd.Timestamp(stamp.value // 1_000 * 1_000, tz="UTC")
+    return request.app.state.nbm.now()
 
 
 def _matches(given: str, keys: tuple[SecretStr, ...]) -> bool:
@@ -44,21 +44,37 @@ def _matches(given: str, keys: tuple[SecretStr, ...]) -> bool:
     return found
 
 
-async def require_api_key(request: Request, key: str | None = Security(_api_key)) -> None:
-    keys = request.app.state.nbm.serving.api_keys
-    if not keys:
+class _KeyCheck(APIKeyHeader):
+    """A router's X-API-Key check, documented in OpenAPI as the ``ApiKey`` scheme. It reads the header
+    itself: FastAPI solves every dependency node on every request, and the usual
+    ``Security(APIKeyHeader(...))`` parameter would be a second one."""
+
+    def __init__(self, check: Callable[[ServingSettings, str | None], None]) -> None:
+        super().__init__(name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
+                         description="One of NBM_API_KEYS for /v1, one of NBM_ADMIN_KEYS for /admin.")
+        self._check = check
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        self._check(request.app.state.nbm.serving, request.headers.get(API_KEY_HEADER))
+
+
+def _check_api_key(serving: ServingSettings, key: str | None) -> None:
+    if not serving.api_keys:
         return
     if not key:
         raise HTTPException(401, f"missing {API_KEY_HEADER} header: this server requires an API key")
-    if not _matches(key, keys):
+    if not _matches(key, serving.api_keys):
         raise HTTPException(401, f"invalid {API_KEY_HEADER}")
 
 
-async def require_admin_key(request: Request, key: str | None = Security(_api_key)) -> None:
-    keys = request.app.state.nbm.serving.admin_keys
-    if not keys:
+def _check_admin_key(serving: ServingSettings, key: str | None) -> None:
+    if not serving.admin_keys:
         raise HTTPException(403, "admin endpoints are disabled: set NBM_ADMIN_KEYS to enable them")
     if not key:
         raise HTTPException(401, f"missing {API_KEY_HEADER} header: admin endpoints require an admin key")
-    if not _matches(key, keys):
+    if not _matches(key, serving.admin_keys):
         raise HTTPException(401, f"invalid {API_KEY_HEADER} for admin endpoints")
+
+
+require_api_key = _KeyCheck(_check_api_key)
+require_admin_key = _KeyCheck(_check_admin_key)

@@ -1,19 +1,15 @@
-"""The per-request dependencies: the server clock as the routes see it."""
+"""The server clock as the routes see it."""
 
 from __future__ import annotations
-
-import asyncio
-from types import SimpleNamespace
 
 import pandas as pd
 import pytest
 
-from serving.deps import get_now
+from serving.context import read_clock
 
 
 def _now_from(clock_value) -> pd.Timestamp:
-    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(nbm=SimpleNamespace(clock=lambda: clock_value))))
-    return asyncio.run(get_now(request))
+    return read_clock(lambda: clock_value)
 
 
 def test_now_is_the_clock_in_utc_floored_to_the_microsecond():
