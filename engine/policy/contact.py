@@ -201,6 +201,41 @@ def passes_everyone(history: ContactHistory, as_of_ns: int, settings: ContactSet
     return not (suppress_ns > 0 and bool(np.any((history.complaint_ts < as_of) & (history.complaint_ts > as_of - suppress_ns))))
 
 
+@dataclass(frozen=True, eq=False)
+class BatchStanding:
+    """Consent and complaints of each customer of a batch log at that customer's own ``as_of``: what
+    :func:`passes_everyone` and the consent check read, for all the customers of a batch in a few array
+    operations instead of a :class:`ContactHistory` each."""
+
+    unsubscribed: np.ndarray  # (customers, channels + 1) bool: unsubscribed from that channel code before as_of (last: none)
+    any_unsubscribe: np.ndarray  # (customers,) bool: an unsubscribe from any channel before as_of
+    complained: np.ndarray  # (customers,) bool: a complaint within the suppression window before as_of
+
+    def passes_everyone(self, customer: int, settings: ContactSettings) -> bool:
+        """:func:`passes_everyone` of that customer's history at its ``as_of``."""
+        return not (reads_impressions(settings) or self.any_unsubscribe[customer] or self.complained[customer])
+
+
+def batch_standing(log: EventLog, as_of_ns: np.ndarray, channels: int, settings: ContactSettings) -> BatchStanding:
+    """:class:`BatchStanding` of every customer code of ``log`` (``as_of_ns[code]`` each; ``channels``:
+    the size of the channel vocabulary). Only events strictly before a customer's ``as_of`` count."""
+    customers = len(as_of_ns)
+    as_of = np.asarray(as_of_ns, dtype=np.int64)[log.customer]
+    before = log.ts < as_of
+    unsubscribe = before & (log.event_type == EVENT_CODE["unsubscribe"])
+    unsubscribed = np.zeros((customers, channels + 1), dtype=bool)
+    unsubscribed[log.customer[unsubscribe], log.channel[unsubscribe]] = True  # channel -1 lands in the last column
+    any_unsubscribe = np.zeros(customers, dtype=bool)
+    any_unsubscribe[log.customer[unsubscribe]] = True
+    complained = np.zeros(customers, dtype=bool)
+    # Capped at 2**62 ns (146,000 years, longer than any history) so that as_of minus it stays in int64.
+    suppress_ns = min(round(settings.complaint_suppression_days * NS_PER_DAY), 2**62)
+    if suppress_ns > 0:
+        recent = before & (log.event_type == EVENT_CODE["complaint"]) & (log.ts > as_of - suppress_ns)
+        complained[log.customer[recent]] = True
+    return BatchStanding(unsubscribed, any_unsubscribe, complained)
+
+
 def reads_impressions(settings: ContactSettings) -> bool:
     """Whether any configured check counts impressions (caps, cooldown, lifetime maximum); consent and
     complaint suppression read unsubscribes and complaints only."""

@@ -32,18 +32,18 @@ import pandas as pd
 from engine.config import Settings
 from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_snapshot
 from engine.errors import NbmError
-from engine.features.log import EVENT_CODE, EventLog
-from engine.features.vocab import Vocabulary
+from engine.features.log import EVENT_CODE
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
-from engine.policy.contact import CONSENT, ContactHistory, contact_verdict, passes_everyone, reads_impressions, remaining_sends
+from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, contact_verdict, passes_everyone, reads_impressions,
+                                   remaining_sends)
 from engine.policy.decide import ModelMismatchError
 from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import select_with, slot_distribution
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_with_exploration
-from engine.policy.online_state import EVENT_FIELDS, CustomerEvents, CustomerStates, LiveEvents
+from engine.policy.online_state import BatchEvents, CustomerEvents, CustomerStates, LiveEvents
 from engine.policy.scored import ScoredCandidates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
 
@@ -161,31 +161,63 @@ class DecisionEngine:
     def decide_each(self, inputs: Sequence[DecisionInput]) -> list[Decision | NbmError | ValueError]:
         """:meth:`decide` for each input, with one feature build and one model call for all of them (the
         answers are those of separate calls: every feature reads only its own customer's events). A
-        request that cannot be answered gets its error in its place; the others are still decided."""
-        answers: list[Decision | NbmError | ValueError] = []
-        jobs, asked = [], []
-        for request in inputs:
+        request that cannot be answered gets its error in its place; the others are still decided.
+
+        The customers' events are gathered in one log and their consent and complaints read from it at
+        once; a request whose contact policy can only allow every candidate (:func:`passes_everyone`, no
+        rule configured: the common case) skips the per-candidate checks."""
+        answers: list[Decision | NbmError | ValueError | None] = [None] * len(inputs)
+        asked: list[tuple[int, DecisionInput, int, ChannelMessages]] = []
+        for at, request in enumerate(inputs):
             try:
                 if request.k < 1:
                     raise ValueError(f"k must be at least 1, got {request.k}")
-                as_of_ns = self._as_of_ns(request.as_of)
-                messages = self._catalog.channel(request.channel)
-                events = self._customers.events_of(str(request.customer_id), request.live_events)
+                asked.append((at, request, self._as_of_ns(request.as_of), self._catalog.channel(request.channel)))
             except (NbmError, ValueError) as exc:
-                answers.append(exc)
+                answers[at] = exc
+        if not asked:
+            return answers  # type: ignore[return-value]
+        batch = self._customers.events_of_each([str(request.customer_id) for _, request, _, _ in asked],
+                                               [request.live_events for _, request, _, _ in asked])
+        as_of = np.array([as_of_ns for _, _, as_of_ns, _ in asked], dtype=np.int64)
+        standing = batch_standing(batch.log, as_of, len(self._spec.vocab.channels), self._policy.contact)
+        valid: dict[tuple[str, int], np.ndarray] = {}  # requests of one batch mostly share their instant
+        positions, suppressed = [], []
+        for i, (_, _, as_of_ns, messages) in enumerate(asked):
+            at = valid.get((messages.channel, as_of_ns))
+            if at is None:
+                at = valid[(messages.channel, as_of_ns)] = messages.valid(as_of_ns)
+            if len(at) and standing.unsubscribed[i, self._channel_code[messages.channel]]:
+                suppressed.append({CONSENT: len(at)})
+                at = at[:0]
+            else:
+                suppressed.append({})
+            positions.append(at)
+        sizes = [len(at) for at in positions]
+        matrix = self._build_batch(batch, as_of, sizes, np.concatenate([m.code[at] for (_, _, _, m), at in zip(asked, positions)]))
+        bounds = np.cumsum([0, *sizes])
+        verdicts: list[Verdict | None] = []
+        contacts: list[ContactHistory | None] = []
+        for i, (_, _, as_of_ns, messages) in enumerate(asked):
+            if not sizes[i] or (not self._rules_apply and standing.passes_everyone(i, self._policy.contact)):
+                verdicts.append(None)  # every candidate allowed; nothing reads the history (no cap either)
+                contacts.append(None)
                 continue
-            answers.append(None)  # type: ignore[arg-type]  # filled below
-            jobs.append(_Job(events, self._contact_history(events), [messages], as_of_ns))
-            asked.append((len(answers) - 1, request))
-        for job, (at, request), ((slate,), x) in zip(jobs, asked, self._slates_each(jobs)):
+            events = batch.one(i)
+            contacts.append(self._contact_history(events))
+            verdicts.append(self._policy_verdict(events, contacts[-1], [messages], [positions[i]],
+                                                 FeatureMatrix(matrix.names, matrix.values[bounds[i] : bounds[i + 1]]), as_of_ns))
+        xs, scores = self._score_rows(matrix.values, bounds, verdicts)
+        for i, (at, request, as_of_ns, messages) in enumerate(asked):
+            (slate,) = self._scored_slates([messages], [positions[i]], [suppressed[i]], verdicts[i], scores[i])
             decision_id = request.decision_id or uuid.uuid4().hex
             # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
-            room = remaining_sends(job.channels[0].channel, job.contact, job.as_of_ns, self._policy.contact)
+            room = np.inf if contacts[i] is None else remaining_sends(messages.channel, contacts[i], as_of_ns, self._policy.contact)
             selection = select_with(slate.priority, int(max(1, min(request.k, room))), self._rng(decision_id), self._policy)
-            first = self._first_slot(slate.priority)
-            served = tuple(self._served(slate, x, selection.index, selection.propensity, request.explain))
-            answers[at] = self._decision(decision_id, job.events, slate, job.as_of_ns, served, slate.suppressed, first)
-        return answers
+            served = tuple(self._served(slate, xs[i], selection.index, selection.propensity, request.explain))
+            answers[at] = self._decision(decision_id, batch.customer_ids[i], bool(batch.known[i]), slate, as_of_ns, served,
+                                         slate.suppressed, self._first_slot(slate.priority))
+        return answers  # type: ignore[return-value]
 
     def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: LiveEvents | None,
                             explain: bool = False) -> tuple[Decision, ...]:
@@ -196,7 +228,7 @@ class DecisionEngine:
         events = self._customers.events_of(str(customer_id), live_events)
         channels = [self._catalog.channel(name) for name in self.channels]
         contact = self._contact_history(events)
-        ((slates, x),) = self._slates_each([_Job(events, contact, channels, as_of_ns)])
+        slates, x = self._slates(_Job(events, contact, channels, as_of_ns))
         ids = [uuid.uuid4().hex for _ in slates]
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
@@ -215,7 +247,8 @@ class DecisionEngine:
                 served = tuple(self._served(slate, x, np.array([turn.index - own.start]), np.array([turn.propensity]), explain))
             elif len(slate.at):
                 suppressed[turn.reason] = len(slate.at)
-            decisions.append(self._decision(decision_id, events, slate, as_of_ns, served, suppressed, turn.first[own]))
+            decisions.append(self._decision(decision_id, events.customer_id, events.known, slate, as_of_ns, served, suppressed,
+                                            turn.first[own]))
         return tuple(decisions)
 
     def features(self, customer_id: str, channel: str, *, as_of: pd.Timestamp,
@@ -230,31 +263,31 @@ class DecisionEngine:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _slates_each(self, jobs: Sequence[_Job]) -> list[tuple[list[_Slate], np.ndarray]]:
-        """Per job: validity, consent, rules and contact policy; one feature build and one model call for
-        the candidates left in every job. Returns each job's slates and its scored rows' matrix (float32)."""
-        candidates = [self._valid_candidates(job) for job in jobs]
-        # Features only for the jobs with a candidate left (consent or validity may have removed all).
-        built = iter(self._build_each([(job, codes) for job, (_, _, codes) in zip(jobs, candidates) if len(codes)]))
-        verdicts, allowed = [], []
-        for job, (positions, _, codes) in zip(jobs, candidates):
-            if not len(codes):
-                verdicts.append(Verdict(np.zeros(0, dtype=bool), np.zeros(0, dtype=object)))
-                allowed.append(np.zeros((0, len(self._feature_names))))
-                continue
-            matrix = next(built)
-            verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns)
-            verdicts.append(verdict)
-            allowed.append(matrix.values if verdict.allowed.all() else matrix.values[verdict.allowed])
-        # Every job's rows in one float32 matrix (the model was trained on float32), written once.
-        bounds = np.cumsum([0, *(len(rows) for rows in allowed)])
-        every_row = np.empty((bounds[-1], len(self._feature_names)), np.float32)
-        for rows, start, stop in zip(allowed, bounds[:-1], bounds[1:]):
-            every_row[start:stop] = rows
-        xs = [every_row[start:stop] for start, stop in zip(bounds[:-1], bounds[1:])]
-        scores = np.split(self._predict(every_row), bounds[1:-1])
-        return [(self._scored_slates(job, positions, suppressed, verdict, score), x)
-                for job, (positions, suppressed, _), verdict, x, score in zip(jobs, candidates, verdicts, xs, scores)]
+    def _slates(self, job: _Job) -> tuple[list[_Slate], np.ndarray]:
+        """One customer on several channels: validity, consent, rules and contact policy, one feature build
+        and one model call. Returns the job's slates and its scored rows' matrix (float32)."""
+        positions, suppressed, codes = self._valid_candidates(job)
+        matrix = self._build(job.events, codes, job.as_of_ns)
+        verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns) if len(codes) else None
+        (x,), (score,) = self._score_rows(matrix.values, np.array([0, len(codes)]), [verdict])
+        return self._scored_slates(job.channels, positions, suppressed, verdict, score), x
+
+    def _score_rows(self, values: np.ndarray, bounds: np.ndarray, verdicts: Sequence[Verdict | None]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The rows each verdict allows (``values[bounds[i]:bounds[i + 1]]`` are job i's; None allows
+        all), in one float32 matrix (the model was trained on float32), and one model call for all:
+        each job's matrix and scores."""
+        if all(verdict is None for verdict in verdicts):
+            every_row = values.astype(np.float32)
+        else:
+            allowed = [values[a:b] if v is None or v.allowed.all() else values[a:b][v.allowed]
+                       for v, a, b in zip(verdicts, bounds[:-1], bounds[1:])]
+            bounds = np.cumsum([0, *(len(rows) for rows in allowed)])
+            every_row = np.empty((bounds[-1], values.shape[1]), np.float32)
+            for rows, start, stop in zip(allowed, bounds[:-1], bounds[1:]):
+                every_row[start:stop] = rows
+        scores = self._predict(every_row)
+        return ([every_row[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+                [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
 
     def _valid_candidates(self, job: _Job) -> tuple[list[np.ndarray], list[dict[str, int]], np.ndarray]:
         """Per channel of the job: positions of the messages valid at as_of, consent removed (counted)."""
@@ -272,19 +305,22 @@ class DecisionEngine:
         codes = np.concatenate([m.code[at] for m, at in zip(job.channels, positions)])
         return positions, suppressed, codes
 
-    def _scored_slates(self, job: _Job, positions: list[np.ndarray], suppressed: list[dict[str, int]], verdict: Verdict,
-                       score: np.ndarray) -> list[_Slate]:
+    def _scored_slates(self, channels: Sequence[ChannelMessages], positions: list[np.ndarray], suppressed: list[dict[str, int]],
+                       verdict: Verdict | None, score: np.ndarray) -> list[_Slate]:
+        """Per channel: the candidates the verdict allows (None: all) with their scores and priorities."""
         slates, start, row = [], 0, 0
-        for messages, at, removed in zip(job.channels, positions, suppressed):
+        for messages, at, removed in zip(channels, positions, suppressed):
             size = len(at)
-            allowed = verdict.allowed[start : start + size]
-            kept = at[allowed]
+            if verdict is None:
+                kept, removed_here = at, {}
+            else:
+                allowed = verdict.allowed[start : start + size]
+                kept, removed_here = at[allowed], Verdict(allowed, verdict.reason[start : start + size]).counts()
             rows = np.arange(row, row + len(kept))
-            own = Verdict(allowed, verdict.reason[start : start + size])
             probability = score[rows] if self._probability else 1.0 / (1.0 + np.exp(-score[rows]))
             channel = np.full(len(kept), messages.channel) if self._policy.channel_levers else np.zeros(0)  # read only for levers
             priority = arbitration_priority(probability, messages.value[kept], channel, messages.topic[kept], self._policy)
-            slates.append(_Slate(messages, kept, rows, score[rows], priority, {**removed, **own.counts()}))
+            slates.append(_Slate(messages, kept, rows, score[rows], priority, {**removed, **removed_here}))
             start, row = start + size, row + len(kept)
         return slates
 
@@ -294,24 +330,15 @@ class DecisionEngine:
         return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
                                       np.full(n, events.profile, np.int64), dtype=np.float64)
 
-    def _build_each(self, work: Sequence[tuple[_Job, np.ndarray]]) -> list[FeatureMatrix]:
-        """Features of each job's candidate codes, from one history holding every job's customer (as
-        customer 0, 1, ...): one pass of the feature code costs about as much for a few customers as for one."""
-        if len(work) <= 1:
-            return [self._build(job.events, codes, job.as_of_ns) for job, codes in work]
-        logs = [job.events.log for job, _ in work]
-        arrays = {name: np.concatenate([getattr(log, name) for log in logs]) for name in EVENT_FIELDS}
-        arrays["customer"] = np.repeat(np.arange(len(logs), dtype=np.int32), [len(log) for log in logs])
-        log = EventLog(customers=Vocabulary(tuple(str(i) for i in range(len(logs)))), **arrays)
-        sizes = [len(codes) for _, codes in work]
-        as_of = np.array([job.as_of_ns for job, _ in work], dtype=np.int64)
-        matrix = build_encoded_features(
-            make_snapshot(log, self._spec, as_of), self._tables, np.repeat(np.arange(len(work), dtype=np.int64), sizes),
-            np.repeat(as_of, sizes),
-            np.concatenate([codes for _, codes in work]).astype(np.int64),
-            np.repeat(np.array([job.events.profile for job, _ in work], dtype=np.int64), sizes), dtype=np.float64)
-        bounds = np.cumsum([0, *sizes])
-        return [FeatureMatrix(matrix.names, matrix.values[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    def _build_batch(self, batch: BatchEvents, as_of: np.ndarray, sizes: Sequence[int], codes: np.ndarray) -> FeatureMatrix:
+        """Features of each request's candidate codes (``sizes[i]`` rows for request i, customer code i of
+        the batch log, at ``as_of[i]``): one pass of the feature code costs about as much for a few
+        customers as for one."""
+        if not len(codes):
+            return FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names))))
+        request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
+                                      codes.astype(np.int64), batch.profile[request], dtype=np.float64)
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:
@@ -350,12 +377,12 @@ class DecisionEngine:
             at = slate.at[i]
             yield ServedMessage(str(slate.messages.message_id[at]), str(slate.messages.topic[at]), float(slate.score[i]), float(p), why)
 
-    def _decision(self, decision_id: str, events: CustomerEvents, slate: _Slate, as_of_ns: int,
+    def _decision(self, decision_id: str, customer_id: str, known: bool, slate: _Slate, as_of_ns: int,
                   served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray) -> Decision:
         candidates = ScoredCandidates(slate.messages.message_id[slate.at], slate.score.astype(np.float64),
                                       np.asarray(first, dtype=np.float64))
-        return Decision(decision_id, events.customer_id, slate.messages.channel, pd.Timestamp(as_of_ns, tz="UTC"),
-                        self.model_version, not events.known, served, dict(sorted(suppressed.items())), candidates)
+        return Decision(decision_id, customer_id, slate.messages.channel, pd.Timestamp(as_of_ns, tz="UTC"),
+                        self.model_version, not known, served, dict(sorted(suppressed.items())), candidates)
 
     def _first_slot(self, priority: np.ndarray) -> np.ndarray:
         if not len(priority):

@@ -292,3 +292,40 @@ def test_when_nothing_can_fail_every_candidate_passes_and_otherwise_the_shortcut
         elif not kept:  # without limits only consent or a recent complaint can block: one of them does here
             assert any(r in ("consent", "complaint_suppression") for r in reasons)
     assert seen[True] > 20 and seen[False] > 20  # both sides were exercised
+
+
+def test_batch_standing_equals_each_customers_own_history(tmp_path):
+    # The batch's consent and complaint reads against a loop over one ContactHistory per customer.
+    from engine.features.log import EVENT_CODE, EventLog
+    from engine.features.vocab import Vocabulary
+    from engine.policy.contact import batch_standing
+
+    rng = np.random.default_rng(5)
+    n, customers, channels = 400, 12, 3
+    kinds = np.array([EVENT_CODE[k] for k in ("unsubscribe", "complaint", "visit", "impression")], dtype=np.int8)
+    arrays = {"customer": rng.integers(0, customers, n).astype(np.int32), "ts": AS_OF + rng.integers(-60, 5, n) * NS_PER_DAY,
+              "event_type": rng.choice(kinds, n), "channel": rng.integers(-1, channels, n).astype(np.int16),
+              "topic": np.full(n, -1, np.int16), "message": np.full(n, -1, np.int32), "value": np.full(n, np.nan),
+              "weight": np.ones(n, np.int64)}
+    as_of = AS_OF + rng.integers(-30, 3, customers) * NS_PER_DAY
+    first = int(np.flatnonzero(arrays["customer"] == 0)[0])
+    arrays["event_type"][first], arrays["channel"][first] = EVENT_CODE["unsubscribe"], 1
+    as_of[0] = arrays["ts"][first]  # an unsubscribe exactly at as_of does not count yet
+    last = arrays["customer"] == customers - 1  # only visits, and a complaint exactly 30 days before as_of: outside
+    arrays["event_type"][last] = EVENT_CODE["visit"]
+    at_edge = int(np.flatnonzero(last)[0])
+    arrays["event_type"][at_edge], arrays["ts"][at_edge] = EVENT_CODE["complaint"], as_of[-1] - 30 * NS_PER_DAY
+    log = EventLog.from_arrays(Vocabulary(tuple(f"c{i}" for i in range(customers))), arrays)
+    vocab = type("Vocab", (), {"channels": Vocabulary(("email", "push", "sms"))})()
+    for days in (30.0, 0.0, 1e9):
+        settings = ContactSettings(complaint_suppression_days=days)
+        standing = batch_standing(log, as_of, channels, settings)
+        for c in range(customers):
+            own = log.take(log.customer == c)
+            history = ContactHistory.from_log(own, vocab, np.zeros(0, np.int64), impressions=False)
+            assert standing.passes_everyone(c, settings) == passes_everyone(history, as_of[c], settings)
+            gone = set(own.channel[(own.event_type == EVENT_CODE["unsubscribe"]) & (own.ts < as_of[c])].tolist())
+            assert {code for code in range(-1, channels) if standing.unsubscribed[c, code]} == gone
+        assert standing.passes_everyone(customers - 1, settings) == (days != 1e9)
+        with_caps = ContactSettings(complaint_suppression_days=days, channel_daily_cap=99)
+        assert not any(standing.passes_everyone(c, with_caps) for c in range(customers))  # caps read impressions

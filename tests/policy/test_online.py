@@ -210,3 +210,45 @@ def test_decisions_taken_together_equal_decisions_taken_one_by_one(online_world)
         assert answer == alone
     assert together[1].messages == () and together[1].suppressed == {"consent": len(_valid(online_world, "sms", as_of))}
     assert together[0].messages and together[0].messages[0].reasons  # explained
+
+
+def test_a_batch_log_holds_each_customers_own_events(online_world):
+    from engine.policy.online_state import CustomerStates
+
+    world = online_world
+    states = CustomerStates(world.bundle.state, world.spec.vocab, world.bundle.customers)
+    late, early = at(3 * HOUR, "c3", "visit", topic="food"), at(HOUR, "c3", "purchase", value=5.0)
+    lives = [world.live([late, early, at(2 * HOUR, "c4", "visit", topic="deals")]),  # out of time order, another customer's
+             None, contract_rows(world.live([at(HOUR, "nobody", "click", channel="email", message_id="e1")]).assign(event_id=["x"])),
+             world.live([early]), None, world.live([at(-HOUR, "old_unsub", "visit", topic="news")])]  # before the cutoff: ignored
+    ids = ["c3", "heavy", "nobody", "c3", "profile_only", "old_unsub"]
+    batch = states.events_of_each(ids, lives)
+    assert len(batch) == len(ids) and batch.customer_ids == tuple(ids)
+    for i, (customer, live) in enumerate(zip(ids, lives)):
+        alone, together = states.events_of(customer, live), batch.one(i)
+        assert (together.customer_id, together.known, together.profile) == (alone.customer_id, alone.known, alone.profile)
+        for name, values in alone.log.arrays().items():
+            np.testing.assert_array_equal(getattr(together.log, name), values, err_msg=f"{customer} {name}")
+        rows = slice(batch.bounds[i], batch.bounds[i + 1])
+        assert (batch.log.customer[rows] == i).all()
+    assert batch.bounds[-1] == len(batch.log) and not batch.known[2] and batch.profile[4] >= 0
+
+
+def test_a_batch_skips_no_check_that_could_fail(online_world):
+    # Customers whose contact policy can only allow every candidate skip the per-candidate checks; a cap
+    # no one reaches forces them for everyone. The decisions must not change, nor what they suppressed.
+    as_of = CUTOFF + pd.Timedelta(days=1)
+    live = online_world.live([at(-2 * HOUR + pd.Timedelta(days=1), "c1", "complaint"),  # complained: topics suppressed
+                              at(HOUR, "c2", "unsubscribe", channel="push"),  # opted out of another channel
+                              at(2 * HOUR, "c5", "unsubscribe", channel="email")])
+    customers = ["c0", "c1", "c2", "c5", "c21", "c22", "c23", "c24", "old_unsub", "heavy", "nobody", "profile_only"]
+    inputs = [DecisionInput(c, channel, as_of, live, k=2, decision_id=f"{c}-{channel}")
+              for c in customers for channel in ("email", "sms", "push")]
+    for policy in ({}, {"exploration": "softmax", "exploration_rate": 0.5}):
+        quick = _engine(online_world, **policy).decide_each(inputs)
+        checked = _engine(online_world, contact=ContactSettings(channel_daily_cap=1000), **policy).decide_each(inputs)
+        assert quick == checked
+        suppressed = {(d.customer_id, d.channel): d.suppressed for d in quick}
+        assert suppressed[("c1", "email")] == {"complaint_suppression": len(_valid(online_world, "email", as_of))}
+        assert suppressed[("c5", "email")] == {"consent": len(_valid(online_world, "email", as_of))}
+        assert suppressed[("c2", "email")] == {} and quick[customers.index("c2") * 3].messages
