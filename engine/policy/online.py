@@ -208,15 +208,18 @@ class DecisionEngine:
             verdicts.append(self._policy_verdict(events, contacts[-1], [messages], [positions[i]],
                                                  FeatureMatrix(matrix.names, matrix.values[bounds[i] : bounds[i + 1]]), as_of_ns))
         xs, scores = self._score_rows(matrix.values, bounds, verdicts)
-        for i, (at, request, as_of_ns, messages) in enumerate(asked):
-            (slate,) = self._scored_slates([messages], [positions[i]], [suppressed[i]], verdicts[i], scores[i])
-            decision_id = request.decision_id or uuid.uuid4().hex
-            # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
-            room = np.inf if contacts[i] is None else remaining_sends(messages.channel, contacts[i], as_of_ns, self._policy.contact)
-            selection = select_with(slate.priority, int(max(1, min(request.k, room))), self._rng(decision_id), self._policy)
-            served = tuple(self._served(slate, xs[i], selection.index, selection.propensity, request.explain))
-            answers[at] = self._decision(decision_id, batch.customer_ids[i], bool(batch.known[i]), slate, as_of_ns, served,
-                                         slate.suppressed, self._first_slot(slate.priority))
+        slates = self._scored_slates([(messages, positions[i], suppressed[i], verdicts[i], scores[i], 0)
+                                      for i, (_, _, _, messages) in enumerate(asked)])
+        ids = [request.decision_id or uuid.uuid4().hex for _, request, _, _ in asked]
+        # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
+        ks = [int(max(1, min(request.k, np.inf if contact is None else
+                             remaining_sends(messages.channel, contact, as_of_ns, self._policy.contact))))
+              for (_, request, as_of_ns, messages), contact in zip(asked, contacts)]
+        stamps = {as_of_ns: pd.Timestamp(as_of_ns, tz="UTC") for as_of_ns in set(as_of.tolist())}
+        for i, ((at, request, as_of_ns, _), slate, (index, propensity, first)) in enumerate(zip(asked, slates, self._choices(slates, ks, ids))):
+            served = tuple(self._served(slate, xs[i], index, propensity, request.explain))
+            answers[at] = self._decision(ids[i], batch.customer_ids[i], bool(batch.known[i]), slate, stamps[as_of_ns], served,
+                                         slate.suppressed, first)
         return answers  # type: ignore[return-value]
 
     def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: LiveEvents | None,
@@ -237,7 +240,7 @@ class DecisionEngine:
         room = remaining_sends(None, contact, as_of_ns, self._policy.contact)
         turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids],
                                             max_messages=room)
-        decisions, offset = [], 0
+        decisions, offset, stamp = [], 0, pd.Timestamp(as_of_ns, tz="UTC")
         for slate, turn, decision_id in zip(slates, turns, ids):
             own = slice(offset, offset + len(slate.at))
             offset += len(slate.at)
@@ -247,7 +250,7 @@ class DecisionEngine:
                 served = tuple(self._served(slate, x, np.array([turn.index - own.start]), np.array([turn.propensity]), explain))
             elif len(slate.at):
                 suppressed[turn.reason] = len(slate.at)
-            decisions.append(self._decision(decision_id, events.customer_id, events.known, slate, as_of_ns, served, suppressed,
+            decisions.append(self._decision(decision_id, events.customer_id, events.known, slate, stamp, served, suppressed,
                                             turn.first[own]))
         return tuple(decisions)
 
@@ -270,7 +273,13 @@ class DecisionEngine:
         matrix = self._build(job.events, codes, job.as_of_ns)
         verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns) if len(codes) else None
         (x,), (score,) = self._score_rows(matrix.values, np.array([0, len(codes)]), [verdict])
-        return self._scored_slates(job.channels, positions, suppressed, verdict, score), x
+        pieces, start, row = [], 0, 0
+        for messages, at, removed in zip(job.channels, positions, suppressed):
+            own = None if verdict is None else Verdict(verdict.allowed[start : start + len(at)], verdict.reason[start : start + len(at)])
+            allowed = len(at) if own is None else int(own.allowed.sum())
+            pieces.append((messages, at, removed, own, score[row : row + allowed], row))
+            start, row = start + len(at), row + allowed
+        return self._scored_slates(pieces), x
 
     def _score_rows(self, values: np.ndarray, bounds: np.ndarray, verdicts: Sequence[Verdict | None]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The rows each verdict allows (``values[bounds[i]:bounds[i + 1]]`` are job i's; None allows
@@ -305,24 +314,51 @@ class DecisionEngine:
         codes = np.concatenate([m.code[at] for m, at in zip(job.channels, positions)])
         return positions, suppressed, codes
 
-    def _scored_slates(self, channels: Sequence[ChannelMessages], positions: list[np.ndarray], suppressed: list[dict[str, int]],
-                       verdict: Verdict | None, score: np.ndarray) -> list[_Slate]:
-        """Per channel: the candidates the verdict allows (None: all) with their scores and priorities."""
-        slates, start, row = [], 0, 0
-        for messages, at, removed in zip(channels, positions, suppressed):
-            size = len(at)
-            if verdict is None:
-                kept, removed_here = at, {}
-            else:
-                allowed = verdict.allowed[start : start + size]
-                kept, removed_here = at[allowed], Verdict(allowed, verdict.reason[start : start + size]).counts()
-            rows = np.arange(row, row + len(kept))
-            probability = score[rows] if self._probability else 1.0 / (1.0 + np.exp(-score[rows]))
-            channel = np.full(len(kept), messages.channel) if self._policy.channel_levers else np.zeros(0)  # read only for levers
-            priority = arbitration_priority(probability, messages.value[kept], channel, messages.topic[kept], self._policy)
-            slates.append(_Slate(messages, kept, rows, score[rows], priority, {**removed, **removed_here}))
-            start, row = start + size, row + len(kept)
+    def _scored_slates(self, pieces: Sequence[tuple[ChannelMessages, np.ndarray, dict[str, int], Verdict | None, np.ndarray, int]]) -> list[_Slate]:
+        """One slate per piece ``(messages, positions, suppressed, verdict, score, first_row)``: a channel's
+        candidates, what consent removed, the verdict on them (None: all allowed), the scores of those
+        allowed and where their rows start in the scored matrix. Priorities for all pieces in one call."""
+        if not pieces:
+            return []
+        kept = [at if verdict is None else at[verdict.allowed] for _, at, _, verdict, _, _ in pieces]
+        score = np.concatenate([score for *_, score, _ in pieces]) if len(pieces) > 1 else pieces[0][4]
+        probability = score if self._probability else 1.0 / (1.0 + np.exp(-score))
+        levers = self._policy
+        value = np.concatenate([m.value[k] for (m, *_), k in zip(pieces, kept)]) if levers.value_exponent > 0 else score
+        topic = np.concatenate([m.topic[k] for (m, *_), k in zip(pieces, kept)]) if levers.topic_levers else score
+        channel = np.repeat([m.channel for m, *_ in pieces], [len(k) for k in kept]) if levers.channel_levers else score
+        priority = arbitration_priority(probability, value, channel, topic, levers)  # the last three read only when configured
+        slates, start = [], 0
+        for (messages, _, removed, verdict, own_score, first_row), own in zip(pieces, kept):
+            stop = start + len(own)
+            rejected = {} if verdict is None else verdict.counts()
+            slates.append(_Slate(messages, own, np.arange(first_row, first_row + len(own)), own_score, priority[start:stop],
+                                 {**removed, **rejected}))
+            start = stop
         return slates
+
+    def _choices(self, slates: Sequence[_Slate], ks: Sequence[int], ids: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Per slate: the positions chosen for its first ``k`` slots, their propensities and the first slot's
+        distribution (:mod:`engine.policy.exploration`). Without exploration every slate is greedy: one
+        sort of all their priorities (by slate, then priority, ties to the earlier candidate) serves all."""
+        p = self._policy
+        if p.exploration != "none" and p.exploration_rate != 0.0:
+            choices = []
+            for slate, k, decision_id in zip(slates, ks, ids):
+                selection = select_with(slate.priority, k, self._rng(decision_id), p)
+                choices.append((selection.index, selection.propensity, self._first_slot(slate.priority)))
+            return choices
+        sizes = [len(slate.priority) for slate in slates]
+        starts = np.cumsum([0, *sizes[:-1]])
+        priority = np.concatenate([slate.priority for slate in slates])
+        order = np.lexsort((np.arange(len(priority)), -priority, np.repeat(np.arange(len(slates)), sizes)))
+        choices = []
+        for start, size, k in zip(starts.tolist(), sizes, ks):
+            best = order[start : start + min(k, size)] - start
+            first = np.zeros(size)
+            first[best[:1]] = 1.0
+            choices.append((best, np.ones(len(best)), first))
+        return choices
 
     def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int) -> FeatureMatrix:
         n = len(codes)
@@ -377,11 +413,11 @@ class DecisionEngine:
             at = slate.at[i]
             yield ServedMessage(str(slate.messages.message_id[at]), str(slate.messages.topic[at]), float(slate.score[i]), float(p), why)
 
-    def _decision(self, decision_id: str, customer_id: str, known: bool, slate: _Slate, as_of_ns: int,
+    def _decision(self, decision_id: str, customer_id: str, known: bool, slate: _Slate, as_of: pd.Timestamp,
                   served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray) -> Decision:
         candidates = ScoredCandidates(slate.messages.message_id[slate.at], slate.score.astype(np.float64),
                                       np.asarray(first, dtype=np.float64))
-        return Decision(decision_id, customer_id, slate.messages.channel, pd.Timestamp(as_of_ns, tz="UTC"),
+        return Decision(decision_id, customer_id, slate.messages.channel, as_of,
                         self.model_version, not known, served, dict(sorted(suppressed.items())), candidates)
 
     def _first_slot(self, priority: np.ndarray) -> np.ndarray:

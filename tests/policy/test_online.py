@@ -252,3 +252,31 @@ def test_a_batch_skips_no_check_that_could_fail(online_world):
         assert suppressed[("c1", "email")] == {"complaint_suppression": len(_valid(online_world, "email", as_of))}
         assert suppressed[("c5", "email")] == {"consent": len(_valid(online_world, "email", as_of))}
         assert suppressed[("c2", "email")] == {} and quick[customers.index("c2") * 3].messages
+
+
+def test_greedy_slates_of_a_batch_are_the_top_k_by_priority_ties_to_the_earlier(online_world):
+    from engine.policy.exploration import select, slot_distribution
+
+    engine = _engine(online_world)  # priority = the model's probability (a = 1, b = 0, no levers)
+    as_of = CUTOFF + pd.Timedelta(days=1)
+    inputs = [DecisionInput(f"c{i}", channel, as_of, None, k=3) for i in range(12) for channel in ("email", "sms")]
+    for decision in engine.decide_each(inputs):
+        score = np.asarray(decision.candidates.score)
+        expected = select(score, 3, None).index
+        assert [m.message_id for m in decision.messages] == [decision.candidates.message_id[i] for i in expected]
+        np.testing.assert_array_equal(decision.candidates.propensity, slot_distribution(score, "none", 0.0, 1.0))
+    scores = [tuple(d.candidates.score) for d in engine.decide_each(inputs)]
+    assert any(len(set(s)) < len(s) for s in scores)  # ties happen, and go to the earlier candidate
+
+
+@pytest.mark.parametrize("policy", [{"value_exponent": 1.0, "channel_levers": {"sms": 3.0}, "topic_levers": {"news": 0.25, "deals": 2.0}},
+                                    {"propensity_exponent": 2.0, "exploration": "epsilon_greedy", "exploration_rate": 0.4}])
+def test_a_batch_weighs_each_requests_candidates_as_a_request_alone_does(online_world, policy):
+    engine = _engine(online_world, **policy)
+    as_of = CUTOFF + pd.Timedelta(days=1)
+    inputs = [DecisionInput(c, channel, as_of + i * HOUR, None, k=2, decision_id=f"d{i}-{channel}")
+              for i, c in enumerate(["c0", "c4", "heavy", "nobody", "c7"]) for channel in ("sms", "email", "push")]
+    together = engine.decide_each(inputs)
+    alone = [engine.decide_each([request])[0] for request in inputs]
+    assert together == alone
+    assert len({d.messages[0].message_id for d in together if d.messages}) > 3
