@@ -43,6 +43,11 @@ class SnapshotHistory:
         self._windows: dict[int | None, np.ndarray] = {}
         self._subs: dict[str, np.ndarray] = {}
         self._tables: dict[tuple[int | None, str], np.ndarray] = {}
+        self._value_tables: dict[int, np.ndarray] = {}
+        self._has_values: dict[tuple[tuple[str, ...], By], bool] = {}
+        self._last: np.ndarray | None = None
+        self._fixed: np.ndarray | None = None  # per event: its value in fixed point (0 for none), as float64
+        self._cell: np.ndarray | None = None  # per event: customer x type code
         self._checked: Requests | None = None
         self._checked_customer = np.zeros(0, dtype=np.int64)
         self._all_known = True
@@ -88,6 +93,29 @@ class SnapshotHistory:
             counts = np.bincount(cell, weights=self._weight[keep], minlength=self._customers * _TYPE_CODES * width)
             self._tables[key] = counts.reshape(self._customers, _TYPE_CODES, width)
         return self._tables[key]
+
+    def _value_table(self, window_days: int) -> np.ndarray:
+        """Fixed-point value sums in the window, shape (customers, type codes): History's integer sums, as
+        exact float64 (below 2**53)."""
+        if window_days not in self._value_tables:
+            if self._fixed is None:
+                value = self.log.value
+                self._fixed = np.rint(np.where(np.isnan(value), 0.0, value) * _VALUE_SCALE).astype(np.int64).astype(np.float64)
+                self._cell = self._customer * _TYPE_CODES + self._type
+            keep = self._window(window_days)
+            sums = np.bincount(self._cell[keep], weights=self._fixed[keep], minlength=self._customers * _TYPE_CODES)
+            self._value_tables[window_days] = sums.reshape(self._customers, _TYPE_CODES)
+        return self._value_tables[window_days]
+
+    def _last_table(self) -> np.ndarray:
+        """Per customer and type code, the log row of the last event before as_of (-1: none). The log is in
+        (customer, time) order: a customer's last row is its latest event, equal times in log order."""
+        if self._last is None:
+            rows = np.flatnonzero(self._window(None))
+            last = np.full(self._customers * _TYPE_CODES, -1, dtype=np.int64)
+            np.maximum.at(last, self._customer[rows] * _TYPE_CODES + self._type[rows], rows)
+            self._last = last.reshape(self._customers, _TYPE_CODES)
+        return self._last
 
     def _requested(self, requests: Requests) -> np.ndarray:
         """The requests' customer codes, after checking that each asks at its customer's instant."""
@@ -156,8 +184,12 @@ class SnapshotHistory:
         customer = self._requested(requests)
         self._window(window_days)  # refuses a window too long
         # As History: zeros when no event of these types with a code under ``by``, at any time, has a value.
-        if not np.any(~np.isnan(self.log.value[self._of_types(types) & (self._sub(by) >= 0)])):
+        if (types, by) not in self._has_values:
+            self._has_values[(types, by)] = bool(np.any(~np.isnan(self.log.value[self._of_types(types) & (self._sub(by) >= 0)])))
+        if not self._has_values[(types, by)]:
             return np.zeros(len(customer))
+        if by == "customer" and sub is None:
+            return self._per_customer(self._summed(self._value_table(window_days)[:, :, None], types)[:, 0], customer) / _VALUE_SCALE
         rows, keys = self._keyed(types, window_days, by)
         fixed = np.rint(np.nan_to_num(self.log.value[rows], nan=0.0) * _VALUE_SCALE).astype(np.int64)
         table = np.bincount(keys, weights=fixed.astype(np.float64), minlength=self._customers * self.width(by))
@@ -166,6 +198,11 @@ class SnapshotHistory:
     def _last_rows(self, types: tuple[str, ...], requests: Requests, by: By, sub) -> np.ndarray:
         """Per request, the log row of its key's last event before as_of (latest time, then log order); -1: none."""
         customer = self._requested(requests)
+        if by == "customer" and sub is None:
+            table = self._last_table()[:, [EVENT_CODE[t] for t in types]].max(axis=1)
+            if self._all_known:
+                return table[customer]
+            return np.where(customer >= 0, table[np.maximum(customer, 0)], -1) if len(table) else np.full(len(customer), -1)
         rows, keys = self._keyed(types, None, by)
         last = np.full(self._customers * self.width(by), -1, dtype=np.int64)
         if len(rows):
@@ -196,7 +233,7 @@ class SnapshotHistory:
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Fixed-point decay weights summed per customer x code before and after each customer's split
         instant, as History sums them (the window spans at most two epochs), and the epochs' scales per request."""
-        customer = self._requested(requests)
+        self._requested(requests)  # refuses a request at another instant than its customer's
         rows, keys = self._keyed(types, window_days, by)
         ts = self.log.ts[rows]
         weights = np.rint(np.exp((ts - _epoch_start(ts, self.epoch_ns)) / self.decay_tau_ns) * _DECAY_SCALE).astype(np.int64)
