@@ -205,15 +205,9 @@ class SnapshotHistory:
             return np.where(customer >= 0, table[np.maximum(customer, 0)], -1) if len(table) else np.full(len(customer), -1)
         rows, keys = self._keyed(types, None, by)
         last = np.full(self._customers * self.width(by), -1, dtype=np.int64)
-        if len(rows):
-            if by != "customer":
-                # The log is in (customer, time) order, and a key's customer comes first in it: a stable
-                # sort by key keeps each key's events in time order (equal times in log order).
-                order = np.argsort(keys, kind="stable")
-                keys, rows = keys[order], rows[order]
-            final = np.ones(len(keys), dtype=bool)
-            final[:-1] = keys[1:] != keys[:-1]
-            last[keys[final]] = rows[final]
+        # The log is in (customer, time) order and a key belongs to one customer: its greatest row is its
+        # latest event, equal times in log order.
+        np.maximum.at(last, keys, rows)
         request_keys = self._request_keys(customer, by, sub)
         return np.where(request_keys >= 0, last[np.maximum(request_keys, 0)], -1) if len(last) else np.full(len(customer), -1)
 
