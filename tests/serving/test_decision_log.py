@@ -1,10 +1,11 @@
-"""The decision log's stored candidates: packed since 2026-11-30, JSON before; both read back the same. Its
-WAL checkpoints: in a thread of their own, never in a commit."""
+"""The decision log's stored candidates: JSON before 2026-11-30, packed since (two forms); all read back the
+same. Its WAL checkpoints: in a thread of their own, never in a commit."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 import time
 from types import SimpleNamespace
 
@@ -15,7 +16,8 @@ import pytest
 from engine.policy.scored import ScoredCandidates
 from serving.decision_log import SqliteDecisionLog, pack_candidates, unpack_candidates
 
-CANDIDATES = (("m1", 0.1, 0.9166666666666666), ("m-ü", 1e-300, 0.041666666666666664), ("m\"3", 0.7300000000000001, 0.0))
+CANDIDATES = (("m1", 0.1, 0.9166666666666666), ("m-ü", 1e-300, 0.041666666666666664), ("m\"3", 0.7300000000000001, 0.0),
+              ("m\x1f4🙂,x", 0.5, 0.0))
 
 
 def test_packed_candidates_read_back_exactly():
@@ -25,6 +27,14 @@ def test_packed_candidates_read_back_exactly():
 
 def test_json_candidates_of_older_rows_read_back_the_same():
     assert unpack_candidates(json.dumps([list(c) for c in CANDIDATES])) == unpack_candidates(pack_candidates(CANDIDATES))
+
+
+def test_candidates_packed_with_json_ids_read_back_the_same():
+    # The first packed form (2026-11-30): the ids as JSON after the floats.
+    ids, scores, first = zip(*CANDIDATES)
+    stored = b"".join((b"nbm-candidates-1\n", struct.pack("<I", len(ids)), np.array(scores, "<f8").tobytes(),
+                       np.array(first, "<f8").tobytes(), json.dumps(list(ids)).encode("utf-8")))
+    assert unpack_candidates(stored) == unpack_candidates(pack_candidates(CANDIDATES)) == [list(c) for c in CANDIDATES]
 
 
 def test_an_unknown_packed_form_is_an_error_not_garbage():
@@ -46,8 +56,8 @@ def test_a_log_with_rows_of_both_forms_exports_them_alike(tmp_path):
         frame = pd.concat(list(log.since(None)))
     old, new = (frame[frame["decision_id"] == d].drop(columns="decision_id").reset_index(drop=True) for d in ("d-old", "d-new"))
     pd.testing.assert_frame_equal(old, new)
-    assert old["message_id"].tolist() == ["m1", "m-ü", 'm"3'] and old["score"].tolist() == [0.1, 1e-300, 0.7300000000000001]
-    assert old["served_rank"].fillna(0).tolist() == [1, 0, 0]  # m1 was served first; the others were not
+    assert old["message_id"].tolist() == ["m1", "m-ü", 'm"3', "m\x1f4🙂,x"] and old["score"].tolist() == [0.1, 1e-300, 0.7300000000000001, 0.5]
+    assert old["served_rank"].fillna(0).tolist() == [1, 0, 0, 0]  # m1 was served first; the others were not
 
 
 def _decision(i: int) -> SimpleNamespace:
