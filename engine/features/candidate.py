@@ -28,30 +28,41 @@ class Candidates:
     valid_from_ns: np.ndarray  # NaN when open-ended
 
 
-def _pick(customer: Columns, template: str, names: tuple[str, ...], rows: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """customer[template.format(names[code])][rows], NaN where code < 0."""
+def _at(rows: np.ndarray, codes: np.ndarray, width: int, pairs: int) -> np.ndarray:
+    """Each row's place in a (width + 1) x pairs block of per-pair columns, flattened: its pair's value
+    under its code, or the last line (NaN) where the code is not one of the ``width`` names. One index per
+    vocabulary serves every feature that reads a column per name of it."""
+    codes = np.asarray(codes, dtype=np.int64)  # codes come as int16 and int32: their product with pairs must not wrap
+    return np.where((codes >= 0) & (codes < width), codes, width) * pairs + np.asarray(rows, dtype=np.int64)
+
+
+def _lines(customer: Columns, template: str, names: tuple[str, ...]) -> np.ndarray:
+    """customer[template.format(name)] for each name, one line each (names x pairs)."""
+    return np.array([customer[template.format(name)] for name in names], dtype=np.float64)
+
+
+def _pick(customer: Columns, template: str, names: tuple[str, ...], at: np.ndarray) -> np.ndarray:
+    """customer[template.format(names[code])][pair] for each row (its place ``at``, :func:`_at`), NaN
+    where the row's code is none of the names."""
     if not names:
-        return np.full(len(rows), np.nan)
-    # One gather from the (rows x names) block: a loop over names costs a mask per name.
-    columns = [customer[template.format(name)] for name in names]
-    block = np.array([*columns, np.full(len(columns[0]), np.nan)], dtype=np.float64).T
-    return block[rows, np.where((codes >= 0) & (codes < len(names)), codes, len(names))]
+        return np.full(len(at), np.nan)
+    lines = _lines(customer, template, names)
+    return np.concatenate([lines.ravel(), np.full(lines.shape[1], np.nan)])[at]
 
 
-def _standing(customer: Columns, template: str, names: tuple[str, ...], rows: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _standing(customer: Columns, template: str, names: tuple[str, ...], at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How the candidate's topic stands among the customer's topics on one per-topic column:
     (its value minus the customer's best value, its rank with 1 = best; ties share the better rank)."""
     if not names:
-        empty = np.full(len(rows), np.nan)
+        empty = np.full(len(at), np.nan)
         return empty, empty
     # Per (customer, as_of) pair and code first, then one gather per row: a pair has hundreds of
     # candidate rows but only a few codes.
-    filled = np.nan_to_num(np.array([customer[template.format(name)] for name in names], dtype=np.float64).T, nan=0.0)
-    gaps = filled - filled.max(axis=1)[:, None]
-    ranks = 1.0 + (filled[:, None, :] > filled[:, :, None]).sum(axis=2)
-    known = codes >= 0
-    at = np.maximum(codes, 0)
-    return np.where(known, gaps[rows, at], np.nan), np.where(known, ranks[rows, at], np.nan)
+    filled = np.nan_to_num(_lines(customer, template, names), nan=0.0)
+    gaps = filled - filled.max(axis=0)
+    ranks = 1.0 + (filled[None, :, :] > filled[:, None, :]).sum(axis=1)  # [i, p]: names above name i in pair p
+    missing = np.full(filled.shape[1], np.nan)
+    return np.concatenate([gaps.ravel(), missing])[at], np.concatenate([ranks.ravel(), missing])[at]
 
 
 def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, pair: np.ndarray) -> Columns:
@@ -62,11 +73,14 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
     long = ctx.long_window
     has = cand.message >= 0
     stage = customer["journey_stage"][pair]
+    pairs = len(customer["journey_stage"])
+    topic_at, channel_at = _at(pair, cand.topic, len(topics), pairs), _at(pair, cand.channel, len(channels), pairs)
+    stage_at = _at(pair, cand.stage, len(JOURNEY_STAGES), pairs)
     # The choice among one channel's messages turns on relative interest: is this the customer's top topic?
-    share_gap, share_rank = _standing(customer, f"topic_{{}}_visit_share_{long}d", topics, pair, cand.topic)
-    affinity_gap, affinity_rank = _standing(customer, "topic_{}_affinity", topics, pair, cand.topic)
+    share_gap, share_rank = _standing(customer, f"topic_{{}}_visit_share_{long}d", topics, topic_at)
+    affinity_gap, affinity_rank = _standing(customer, "topic_{}_affinity", topics, topic_at)
     short = ctx.short_window
-    stage_gap, stage_rank = _standing(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, pair, cand.stage)
+    stage_gap, stage_rank = _standing(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, stage_at)
     with np.errstate(invalid="ignore"):
         stage_known = has & (cand.stage >= 0)
         out: Columns = {
@@ -78,17 +92,17 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
             "msg_seen_count": np.where(has, h.count(("impression",), r, by="message", sub=cand.message), np.nan),
             "msg_days_since_shown": h.days_since_last(("impression",), r, by="message", sub=cand.message),
             "msg_topic_days_since_shown": h.days_since_last(("impression",), r, by="topic", sub=cand.topic),
-            "msg_topic_impressions_7d": _pick(customer, "topic_{}_impressions_7d", topics, pair, cand.topic),
-            "msg_channel_impressions_1d": _pick(customer, "{}_impressions_1d", channels, pair, cand.channel),
-            "msg_topic_affinity": _pick(customer, "topic_{}_affinity", topics, pair, cand.topic),
-            f"msg_topic_visit_share_{long}d": _pick(customer, f"topic_{{}}_visit_share_{long}d", topics, pair, cand.topic),
-            f"msg_channel_click_rate_{long}d": _pick(customer, f"{{}}_click_rate_{long}d", channels, pair, cand.channel),
+            "msg_topic_impressions_7d": _pick(customer, "topic_{}_impressions_7d", topics, topic_at),
+            "msg_channel_impressions_1d": _pick(customer, "{}_impressions_1d", channels, channel_at),
+            "msg_topic_affinity": _pick(customer, "topic_{}_affinity", topics, topic_at),
+            f"msg_topic_visit_share_{long}d": _pick(customer, f"topic_{{}}_visit_share_{long}d", topics, topic_at),
+            f"msg_channel_click_rate_{long}d": _pick(customer, f"{{}}_click_rate_{long}d", channels, channel_at),
             "msg_topic_share_gap": share_gap,
             "msg_topic_share_rank": share_rank,
             "msg_topic_affinity_gap": affinity_gap,
             "msg_topic_affinity_rank": affinity_rank,
-            f"msg_topic_click_rate_{long}d": _pick(customer, f"topic_{{}}_click_rate_{long}d", topics, pair, cand.topic),
-            f"msg_stage_click_rate_{short}d": _pick(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, pair, cand.stage),
+            f"msg_topic_click_rate_{long}d": _pick(customer, f"topic_{{}}_click_rate_{long}d", topics, topic_at),
+            f"msg_stage_click_rate_{short}d": _pick(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, stage_at),
             "msg_stage_click_rate_gap": stage_gap,
             "msg_stage_click_rate_rank": stage_rank,
             "msg_stage_match": np.where(stage_known, (cand.stage == stage).astype(np.float64), np.nan),

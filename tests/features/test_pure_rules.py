@@ -11,7 +11,7 @@ import pytest
 from engine.config import FeatureSettings
 from engine.features.affinity import share
 from engine.features.build import _gather_rows
-from engine.features.candidate import _standing
+from engine.features.candidate import _at, _standing
 from engine.features.encoders import ColumnEncoder
 from engine.features.engagement import smoothed_rate
 from engine.features.journey import infer_stage
@@ -86,7 +86,7 @@ def test_standing_matches_a_loop_over_rows_with_ties_and_missing_values():
     customer = {f"t_{n}": rng.choice([np.nan, 0.0, 0.25, 0.5, 1.0], size=pairs) for n in names}
     rows = rng.integers(0, pairs, size=60)
     codes = rng.integers(-1, len(names), size=60)
-    gap, rank = _standing(customer, "t_{}", names, rows, codes)
+    gap, rank = _standing(customer, "t_{}", names, _at(rows, codes, len(names), pairs))
     for i, (pair, code) in enumerate(zip(rows, codes)):
         if code < 0:
             assert np.isnan(gap[i]) and np.isnan(rank[i])
@@ -95,6 +95,13 @@ def test_standing_matches_a_loop_over_rows_with_ties_and_missing_values():
         mine = values[code]
         assert gap[i] == mine - max(values)
         assert rank[i] == 1 + sum(v > mine for v in values)
+
+
+def test_a_rows_place_in_a_block_of_per_pair_columns_never_wraps():
+    # Training asks for hundreds of thousands of pairs, with topic codes stored as int16.
+    codes = np.array([3, -1, 12, 0], dtype=np.int16)
+    rows = np.array([299_999, 5, 7, 0], dtype=np.int64)
+    assert _at(rows, codes, 10, 300_000).tolist() == [3 * 300_000 + 299_999, 10 * 300_000 + 5, 10 * 300_000 + 7, 0]
 
 
 def test_a_vocabulary_decodes_codes_to_values_and_unknown_to_empty_text():
