@@ -27,14 +27,17 @@ def affinity_features(ctx: FamilyContext) -> Columns:
     impressions = h.count_by(("impression",), r, window_days=long, by="topic")
     prior, strength = ctx.settings.prior_click_rate, ctx.settings.prior_strength
     decayed = h.decayed_count_by(INTEREST_TYPES, r, window_days=long, by="topic")
+    # Clicks per impression on a topic: interest as shown by the customer's own responses. Rates and shares
+    # of every topic at once (customers x topics): the same values as column by column, in two calls.
+    click_rate = smoothed_rate(clicks, impressions, prior, strength)
+    visit_share = share(visits_long, all_visits[:, None])
     out: Columns = {}
     for code, topic in enumerate(ctx.vocab.topics.values):
         out[f"topic_{topic}_visits_{long}d"] = visits_long[:, code]
         out[f"topic_{topic}_purchases_{long}d"] = purchases[:, code]
         out[f"topic_{topic}_clicks_{long}d"] = clicks[:, code]
         out[f"topic_{topic}_impressions_{long}d"] = impressions[:, code]
-        # Clicks per impression on the topic: interest as shown by the customer's own responses.
-        out[f"topic_{topic}_click_rate_{long}d"] = smoothed_rate(clicks[:, code], impressions[:, code], prior, strength)
-        out[f"topic_{topic}_visit_share_{long}d"] = share(visits_long[:, code], all_visits)
+        out[f"topic_{topic}_click_rate_{long}d"] = click_rate[:, code]
+        out[f"topic_{topic}_visit_share_{long}d"] = visit_share[:, code]
         out[f"topic_{topic}_affinity"] = decayed[:, code]
     return out

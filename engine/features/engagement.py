@@ -19,13 +19,13 @@ def engagement_features(ctx: FamilyContext) -> Columns:
     long = ctx.long_window
     priors = {"open": s.prior_open_rate, "click": s.prior_click_rate, "conversion": s.prior_conversion_rate}
     impressions = h.count_by(("impression",), r, window_days=long, by="channel")
-    responses = {kind: h.count_by((kind,), r, window_days=long, by="channel") for kind in RESPONSES}
+    # The rate carries the count (impressions are beside it), so counts are not repeated. Every channel's
+    # rate at once (customers x channels), one call per kind.
+    rates = {kind: smoothed_rate(h.count_by((kind,), r, window_days=long, by="channel"), impressions, priors[kind], s.prior_strength)
+             for kind in RESPONSES}
     out: Columns = {}
     for code, channel in enumerate(ctx.vocab.channels.values):
         out[f"{channel}_impressions_{long}d"] = impressions[:, code]
         for kind in RESPONSES:
-            # The rate carries the count (impressions are beside it), so counts are not repeated.
-            out[f"{channel}_{kind}_rate_{long}d"] = smoothed_rate(
-                responses[kind][:, code], impressions[:, code], priors[kind], s.prior_strength
-            )
+            out[f"{channel}_{kind}_rate_{long}d"] = rates[kind][:, code]
     return out

@@ -52,8 +52,8 @@ def journey_features(ctx: FamilyContext) -> Columns:
     # Which stage's messages the customer responds to lately reveals the stage better than any rule.
     impressions = h.count_by(("impression",), r, window_days=short, by="stage")
     clicks = h.count_by(("click",), r, window_days=short, by="stage")
-    prior, strength = ctx.settings.prior_click_rate, ctx.settings.prior_strength
+    click_rate = smoothed_rate(clicks, impressions, ctx.settings.prior_click_rate, ctx.settings.prior_strength)
     for code, name in enumerate(JOURNEY_STAGES):
         out[f"stage_{name}_impressions_{short}d"] = impressions[:, code]
-        out[f"stage_{name}_click_rate_{short}d"] = smoothed_rate(clicks[:, code], impressions[:, code], prior, strength)
+        out[f"stage_{name}_click_rate_{short}d"] = click_rate[:, code]
     return out
