@@ -93,7 +93,7 @@ def _together(engine: DecisionEngine, requests, as_of: pd.Timestamp) -> None:
 def _breakdown(engine: DecisionEngine, requests, as_of: pd.Timestamp) -> None:
     """Mean time of each step of decide(k=1), timed by wrapping the engine's own step methods."""
     totals: dict[str, float] = {}
-    steps = {"events_of": (engine._customers, "events_of"), "features": (engine, "_build"),
+    steps = {"events": (engine._customers, "events_of_each"), "features": (engine, "_build_batch"),
              "rules+contact": (engine, "_policy_verdict"), "predict": (engine, "_predict")}
     originals = {}
     for name, (owner, attribute) in steps.items():
