@@ -17,6 +17,7 @@ greedy with propensity 1.0 and draws nothing from the generator.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -81,6 +82,26 @@ def select(priorities: np.ndarray, k: int, rng: np.random.Generator | None, meth
         propensity.append(float(probs[at]))
         remaining = np.delete(remaining, at)
     return Selection(index=np.asarray(index, dtype=np.int64), propensity=np.asarray(propensity))
+
+
+def greedy_slates(priorities: Sequence[np.ndarray], ks: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`select` without exploration for many slates at once: per slate, the positions of its
+    ``min(k, n)`` highest priorities (ties to the earlier candidate), their propensities (1) and the first
+    slot's distribution (all on the first of them). One sort of every priority, by slate, then priority,
+    then position, serves them all."""
+    sizes = [len(p) for p in priorities]
+    if not sizes:
+        return []
+    every = np.concatenate([np.asarray(p, dtype=np.float64) for p in priorities])
+    order = np.lexsort((np.arange(len(every)), -every, np.repeat(np.arange(len(sizes)), sizes)))
+    choices, start = [], 0
+    for size, k in zip(sizes, ks):
+        best = order[start : start + max(0, min(k, size))] - start
+        first = np.zeros(size)
+        first[best[:1]] = 1.0
+        choices.append((best, np.ones(len(best)), first))
+        start += size
+    return choices
 
 
 def select_with(priorities: np.ndarray, k: int, rng: np.random.Generator | None, settings: PolicySettings) -> Selection:

@@ -40,9 +40,10 @@ from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, cont
                                    remaining_sends)
 from engine.policy.decide import ModelMismatchError
 from engine.policy.explain import feature_label, top_contributions
-from engine.policy.exploration import select_with, slot_distribution
+from engine.policy.exploration import greedy_slates, select_with, slot_distribution
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_with_exploration
+from engine.policy.online_decision import Decision, DecisionInput, Reason, ServedMessage
 from engine.policy.online_state import BatchEvents, CustomerEvents, CustomerStates, LiveEvents
 from engine.policy.scored import ScoredCandidates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
@@ -51,48 +52,6 @@ __all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessa
 
 EXPLAIN_TOP = 3  # reasons per served message
 _UNSUBSCRIBE = EVENT_CODE["unsubscribe"]
-
-
-@dataclass(frozen=True)
-class Reason:
-    feature: str
-    label: str
-    contribution: float  # raw score units (log-odds for the binary objective); > 0 raised the score
-
-
-@dataclass(frozen=True)
-class ServedMessage:
-    message_id: str
-    topic: str
-    score: float  # the model's prediction: a probability with the binary objective
-    propensity: float  # probability that exploration served this message in this slot
-    reasons: tuple[Reason, ...]
-
-
-@dataclass(frozen=True)
-class Decision:
-    decision_id: str
-    customer_id: str
-    channel: str
-    as_of: pd.Timestamp  # UTC
-    model_version: str
-    cold_start: bool  # the bundle has neither a profile nor an event before its cutoff for this customer
-    messages: tuple[ServedMessage, ...]  # best first, at most k
-    suppressed: dict[str, int]  # policy rule -> candidates it removed (validity and channel are not rules)
-    candidates: ScoredCandidates  # every eligible (message_id, score, propensity of slot 1)
-
-
-@dataclass(frozen=True, eq=False)
-class DecisionInput:
-    """One request to :meth:`DecisionEngine.decide_each`: the arguments of :meth:`DecisionEngine.decide`."""
-
-    customer_id: str
-    channel: str
-    as_of: pd.Timestamp
-    live_events: LiveEvents | None = None  # a contract frame or contract rows (online_state.py)
-    k: int = 1
-    explain: bool = False
-    decision_id: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -270,7 +229,8 @@ class DecisionEngine:
         """One customer on several channels: validity, consent, rules and contact policy, one feature build
         and one model call. Returns the job's slates and its scored rows' matrix (float32)."""
         positions, suppressed, codes = self._valid_candidates(job)
-        matrix = self._build(job.events, codes, job.as_of_ns)
+        matrix = (self._build(job.events, codes, job.as_of_ns) if len(codes)
+                  else FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names)))))
         verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns) if len(codes) else None
         (x,), (score,) = self._score_rows(matrix.values, np.array([0, len(codes)]), [verdict])
         pieces, start, row = [], 0, 0
@@ -339,8 +299,7 @@ class DecisionEngine:
 
     def _choices(self, slates: Sequence[_Slate], ks: Sequence[int], ids: Sequence[str]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per slate: the positions chosen for its first ``k`` slots, their propensities and the first slot's
-        distribution (:mod:`engine.policy.exploration`). Without exploration every slate is greedy: one
-        sort of all their priorities (by slate, then priority, ties to the earlier candidate) serves all."""
+        distribution (:mod:`engine.policy.exploration`); without exploration, all at once."""
         p = self._policy
         if p.exploration != "none" and p.exploration_rate != 0.0:
             choices = []
@@ -348,17 +307,7 @@ class DecisionEngine:
                 selection = select_with(slate.priority, k, self._rng(decision_id), p)
                 choices.append((selection.index, selection.propensity, self._first_slot(slate.priority)))
             return choices
-        sizes = [len(slate.priority) for slate in slates]
-        starts = np.cumsum([0, *sizes[:-1]])
-        priority = np.concatenate([slate.priority for slate in slates])
-        order = np.lexsort((np.arange(len(priority)), -priority, np.repeat(np.arange(len(slates)), sizes)))
-        choices = []
-        for start, size, k in zip(starts.tolist(), sizes, ks):
-            best = order[start : start + min(k, size)] - start
-            first = np.zeros(size)
-            first[best[:1]] = 1.0
-            choices.append((best, np.ones(len(best)), first))
-        return choices
+        return greedy_slates([slate.priority for slate in slates], ks)
 
     def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int) -> FeatureMatrix:
         n = len(codes)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.config import PolicySettings
-from engine.policy.exploration import select, select_with, slot_distribution
+from engine.policy.exploration import greedy_slates, select, select_with, slot_distribution
 
 P = np.array([0.1, 0.5, 0.3])
 
@@ -110,3 +110,19 @@ def test_greedy_slates_are_the_highest_remaining_in_turn_ties_to_the_earlier_can
             remaining.remove(best)
         chosen = select(priorities, k, None, "none")
         assert chosen.index.tolist() == expected and chosen.propensity.tolist() == [1.0] * len(expected)
+
+
+def test_greedy_slates_equal_select_without_exploration_slate_by_slate():
+    rng = np.random.default_rng(3)
+    # Ties (a few distinct values), an empty slate, k above and below the slate's size, zeros.
+    priorities = [rng.choice([0.0, 0.1, 0.5, 0.9], size=n) for n in (7, 0, 1, 30, 5, 12)]
+    ks = [3, 1, 2, 30, 9, 1]
+    for p, k, (index, propensity, first) in zip(priorities, ks, greedy_slates(priorities, ks)):
+        expected = select(p, k, None)
+        np.testing.assert_array_equal(index, expected.index)
+        np.testing.assert_array_equal(propensity, expected.propensity)
+        if len(p):
+            np.testing.assert_array_equal(first, slot_distribution(p, "none", 0.0, 1.0))
+        else:
+            assert len(first) == 0
+    assert greedy_slates([], []) == []

@@ -1,0 +1,52 @@
+"""What the online decision engine answers (:mod:`engine.policy.online`) and what it is asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from engine.policy.online_state import LiveEvents
+from engine.policy.scored import ScoredCandidates
+
+
+@dataclass(frozen=True)
+class Reason:
+    feature: str
+    label: str
+    contribution: float  # raw score units (log-odds for the binary objective); > 0 raised the score
+
+
+@dataclass(frozen=True)
+class ServedMessage:
+    message_id: str
+    topic: str
+    score: float  # the model's prediction: a probability with the binary objective
+    propensity: float  # probability that exploration served this message in this slot
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision_id: str
+    customer_id: str
+    channel: str
+    as_of: pd.Timestamp  # UTC
+    model_version: str
+    cold_start: bool  # the bundle has neither a profile nor an event before its cutoff for this customer
+    messages: tuple[ServedMessage, ...]  # best first, at most k
+    suppressed: dict[str, int]  # policy rule -> candidates it removed (validity and channel are not rules)
+    candidates: ScoredCandidates  # every eligible (message_id, score, propensity of slot 1)
+
+
+@dataclass(frozen=True, eq=False)
+class DecisionInput:
+    """One request to :meth:`DecisionEngine.decide_each`: the arguments of :meth:`DecisionEngine.decide`."""
+
+    customer_id: str
+    channel: str
+    as_of: pd.Timestamp
+    live_events: LiveEvents | None = None  # a contract frame or contract rows (online_state.py)
+    k: int = 1
+    explain: bool = False
+    decision_id: str | None = None
