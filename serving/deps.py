@@ -32,7 +32,7 @@ async def get_now(request: Request) -> pd.Timestamp:
     """The server's clock, read once per request: the default as_of and the events' future limit
     (:meth:`ServingContext.now`). The context is read from the request, not through
     ``Depends(get_context)``: each dependency node costs FastAPI work on every request."""
-    return request.app.state.nbm.now()
+    return context_of(request).now()
 
 
 def _matches(given: str, keys: tuple[SecretStr, ...]) -> bool:
@@ -55,7 +55,7 @@ class _KeyCheck(APIKeyHeader):
         self._check = check
 
     async def __call__(self, request: Request) -> None:  # type: ignore[override]
-        self._check(request.app.state.nbm.serving, request.headers.get(API_KEY_HEADER))
+        self._check(context_of(request).serving, request.headers.get(API_KEY_HEADER))
 
 
 def _check_api_key(serving: ServingSettings, key: str | None) -> None:
