@@ -85,22 +85,19 @@ def select(priorities: np.ndarray, k: int, rng: np.random.Generator | None, meth
 
 
 def greedy_slates(priorities: Sequence[np.ndarray], ks: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """:func:`select` without exploration for many slates at once: per slate, the positions of its
-    ``min(k, n)`` highest priorities (ties to the earlier candidate), their propensities (1) and the first
-    slot's distribution (all on the first of them). One sort of every priority, by slate, then priority,
-    then position, serves them all."""
-    sizes = [len(p) for p in priorities]
-    if not sizes:
-        return []
-    every = np.concatenate([np.asarray(p, dtype=np.float64) for p in priorities])
-    order = np.lexsort((np.arange(len(every)), -every, np.repeat(np.arange(len(sizes)), sizes)))
-    choices, start = [], 0
-    for size, k in zip(sizes, ks):
-        best = order[start : start + max(0, min(k, size))] - start
-        first = np.zeros(size)
+    """:func:`select` without exploration for many slates: per slate, the positions of its ``min(k, n)``
+    highest priorities (ties to the earlier candidate), their propensities (1) and the first slot's
+    distribution (all on the first of them). One slot, the usual case, is an argmax, not a sort."""
+    choices = []
+    for priority, k in zip(priorities, ks):
+        priority = np.asarray(priority, dtype=np.float64)
+        if k == 1 and len(priority):
+            best = np.array([int(np.argmax(priority))], dtype=np.int64)  # the first of equal maxima
+        else:
+            best = np.argsort(-priority, kind="stable")[: max(0, min(k, len(priority)))].astype(np.int64)
+        first = np.zeros(len(priority))
         first[best[:1]] = 1.0
         choices.append((best, np.ones(len(best)), first))
-        start += size
     return choices
 
 

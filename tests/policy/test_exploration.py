@@ -117,6 +117,8 @@ def test_greedy_slates_equal_select_without_exploration_slate_by_slate():
     # Ties (a few distinct values), an empty slate, k above and below the slate's size, zeros.
     priorities = [rng.choice([0.0, 0.1, 0.5, 0.9], size=n) for n in (7, 0, 1, 30, 5, 12)]
     ks = [3, 1, 2, 30, 9, 1]
+    priorities.append(np.array([0.5, 0.9, 0.9, 0.1]))  # one slot, tied maxima: the earlier one
+    ks.append(1)
     for p, k, (index, propensity, first) in zip(priorities, ks, greedy_slates(priorities, ks)):
         expected = select(p, k, None)
         np.testing.assert_array_equal(index, expected.index)
