@@ -80,9 +80,25 @@ def wait_ready(port: int, server: subprocess.Popen, timeout: float = 180.0) -> N
     raise RuntimeError(f"nbm serve not ready after {timeout:.0f} s")
 
 
+@dataclass(frozen=True)
+class Server:
+    port: int
+    pid: int
+
+    def cpu_seconds(self) -> float | None:
+        """CPU time the server process has used so far (user + system, all its threads), from /proc; None
+        where there is no /proc. With several workers, the parent only."""
+        try:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def running_server(workers: int = 1, *, cached_decisions: bool = False, model_dir: Path = MODEL_DIR) -> Iterator[int]:
-    """``nbm serve`` on the bench model, loopback, a free port and a temporary home; yields the port once ready
+def running_server(workers: int = 1, *, cached_decisions: bool = False, model_dir: Path = MODEL_DIR) -> Iterator[Server]:
+    """``nbm serve`` on the bench model, loopback, a free port and a temporary home; yields it once ready
     and stops the server on exit. ``cached_decisions``: the same app in one worker, answering every decision
     with one decision made at its first request (bench/_cached_decision_server.py)."""
     port = free_port()
@@ -97,7 +113,7 @@ def running_server(workers: int = 1, *, cached_decisions: bool = False, model_di
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
         try:
             wait_ready(port, server)
-            yield port
+            yield Server(port, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)

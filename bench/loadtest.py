@@ -111,7 +111,8 @@ def _paced(port: int, users: int, seconds: int, out: Path, saturated_rate: float
 
 
 def _run(workers: int, users: int, seconds: int, out: Path, paced_seconds: int | None = None) -> tuple[dict[str, EndpointStats], list[str]]:
-    with running_server(workers=workers) as port:
+    with running_server(workers=workers) as server:
+        port = server.port
         _warm_up(port)
         stats, samples = _locust(port, users, seconds, out / f"workers{workers}")
         _report(workers, users, stats, samples)
