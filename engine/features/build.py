@@ -212,11 +212,15 @@ def _pairs(customer: np.ndarray, as_of: np.ndarray) -> tuple[np.ndarray, np.ndar
     """Distinct (customer, as_of) pairs, and for each row the index of its pair."""
     if len(customer) == 0:
         return np.zeros(0, dtype=np.int64), customer, as_of
-    order = np.lexsort((as_of, customer))
-    c, t = customer[order], as_of[order]
+    # Serving hands the rows in (customer, as_of) order already (a run of rows per request): no sort then.
+    rising = (customer[1:] > customer[:-1]) | ((customer[1:] == customer[:-1]) & (as_of[1:] >= as_of[:-1]))
+    order = None if rising.all() else np.lexsort((as_of, customer))
+    c, t = (customer, as_of) if order is None else (customer[order], as_of[order])
     new = np.ones(len(c), dtype=bool)
     new[1:] = (c[1:] != c[:-1]) | (t[1:] != t[:-1])
     pair_sorted = np.cumsum(new) - 1
+    if order is None:
+        return pair_sorted, c[new], t[new]
     pair = np.empty(len(c), dtype=np.int64)
     pair[order] = pair_sorted
     return pair, c[new], t[new]

@@ -123,3 +123,22 @@ def test_gather_rows_is_a_gather(pair):
     _gather_rows(block, pair, out=out[:, 1:5])
     np.testing.assert_array_equal(out[:, 1:5], block[pair])
     assert (out[:, [0, 5]] == -1).all()  # the columns around it are untouched
+
+
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "later instants first"])
+def test_pairs_index_each_rows_customer_and_instant(order):
+    from engine.features.build import _pairs
+
+    rng = np.random.default_rng(11)
+    customer = np.repeat(np.array([0, 0, 2, 5, 5, 7], dtype=np.int64), [3, 2, 4, 1, 2, 3])
+    as_of = np.repeat(np.array([10, 20, 10, 10, 30, 10], dtype=np.int64), [3, 2, 4, 1, 2, 3])
+    if order == "shuffled":
+        at = rng.permutation(len(customer))
+        customer, as_of = customer[at], as_of[at]
+    elif order == "later instants first":  # customers in order, their instants not
+        at = np.lexsort((-as_of, customer))
+        customer, as_of = customer[at], as_of[at]
+    pair, pair_customer, pair_as_of = _pairs(customer, as_of)
+    expected = sorted(set(zip(customer.tolist(), as_of.tolist())))  # pairs in (customer, as_of) order
+    assert list(zip(pair_customer.tolist(), pair_as_of.tolist())) == expected
+    assert [expected[p] for p in pair.tolist()] == list(zip(customer.tolist(), as_of.tolist()))
