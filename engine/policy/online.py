@@ -32,7 +32,6 @@ import pandas as pd
 from engine.config import Settings
 from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_snapshot
 from engine.errors import NbmError
-from engine.features.log import EVENT_CODE
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
@@ -51,7 +50,6 @@ from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, req
 __all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
 EXPLAIN_TOP = 3  # reasons per served message
-_UNSUBSCRIBE = EVENT_CODE["unsubscribe"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,15 +141,9 @@ class DecisionEngine:
         valid: dict[tuple[str, int], np.ndarray] = {}  # requests of one batch mostly share their instant
         positions, suppressed = [], []
         for i, (_, _, as_of_ns, messages) in enumerate(asked):
-            at = valid.get((messages.channel, as_of_ns))
-            if at is None:
-                at = valid[(messages.channel, as_of_ns)] = messages.valid(as_of_ns)
-            if len(at) and standing.unsubscribed[i, self._channel_code[messages.channel]]:
-                suppressed.append({CONSENT: len(at)})
-                at = at[:0]
-            else:
-                suppressed.append({})
+            at, removed = self._open(messages, as_of_ns, standing.unsubscribed[i], valid)
             positions.append(at)
+            suppressed.append(removed)
         sizes = [len(at) for at in positions]
         matrix = self._build_batch(batch, as_of, sizes, np.concatenate([m.code[at] for (_, _, _, m), at in zip(asked, positions)]))
         bounds = np.cumsum([0, *sizes])
@@ -260,19 +252,24 @@ class DecisionEngine:
 
     def _valid_candidates(self, job: _Job) -> tuple[list[np.ndarray], list[dict[str, int]], np.ndarray]:
         """Per channel of the job: positions of the messages valid at as_of, consent removed (counted)."""
-        log = job.events.log
-        unsubscribed = set(log.channel[(log.event_type == _UNSUBSCRIBE) & (log.ts < job.as_of_ns)].tolist())
-        positions, suppressed = [], []
-        for messages in job.channels:
-            at = messages.valid(job.as_of_ns)
-            if len(at) and self._channel_code[messages.channel] in unsubscribed:
-                suppressed.append({CONSENT: len(at)})
-                at = at[:0]
-            else:
-                suppressed.append({})
-            positions.append(at)
+        unsubscribed = batch_standing(job.events.log, np.array([job.as_of_ns]), len(self._spec.vocab.channels),
+                                      self._policy.contact).unsubscribed[0]
+        opened = [self._open(messages, job.as_of_ns, unsubscribed, {}) for messages in job.channels]
+        positions, suppressed = [at for at, _ in opened], [removed for _, removed in opened]
         codes = np.concatenate([m.code[at] for m, at in zip(job.channels, positions)])
         return positions, suppressed, codes
+
+    def _open(self, messages: ChannelMessages, as_of_ns: int, unsubscribed: np.ndarray,
+              valid: dict[tuple[str, int], np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
+        """The channel's messages valid at as_of (``valid`` keeps them per channel and instant), none if the
+        customer unsubscribed from it (``unsubscribed``: per channel code, :class:`BatchStanding`), and
+        what consent removed."""
+        at = valid.get((messages.channel, as_of_ns))
+        if at is None:
+            at = valid[(messages.channel, as_of_ns)] = messages.valid(as_of_ns)
+        if len(at) and unsubscribed[self._channel_code[messages.channel]]:
+            return at[:0], {CONSENT: len(at)}
+        return at, {}
 
     def _scored_slates(self, pieces: Sequence[tuple[ChannelMessages, np.ndarray, dict[str, int], Verdict | None, np.ndarray, int]]) -> list[_Slate]:
         """One slate per piece ``(messages, positions, suppressed, verdict, score, first_row)``: a channel's

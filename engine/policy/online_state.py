@@ -88,24 +88,12 @@ class CustomerStates:
         }
 
     def events_of(self, customer_id: str, live_events: LiveEvents | None) -> CustomerEvents:
-        start, stop = self._span.get(customer_id, (0, 0))
-        state = self._state.log
-        arrays = {k: getattr(state, k)[start:stop] for k in EVENT_FIELDS}
-        live = self._encode_live(customer_id, live_events)
-        if live is not None:
-            arrays = {k: np.concatenate([arrays[k].astype(_DTYPES[k], copy=False), live[k]]) for k in EVENT_FIELDS}
-        arrays["customer"] = np.zeros(len(arrays["ts"]), dtype=np.int32)
-        customers = Vocabulary((customer_id,))
-        # The state slice is sorted and live events come after the cutoff sorted by time (the store's
-        # order): the sort of EventLog.from_arrays is only needed when they do not.
-        ts = arrays["ts"]
-        in_order = bool(np.all(ts[1:] >= ts[:-1]))
-        log = EventLog(customers=customers, **arrays) if in_order else EventLog.from_arrays(customers, arrays)
-        profile = self._profile.get(customer_id, -1)
-        return CustomerEvents(customer_id, log, known=stop > start or profile >= 0, profile=profile)
+        """The customer's state slice and live events as one log (customer code 0)."""
+        return self.events_of_each([customer_id], [live_events]).one(0)
 
     def events_of_each(self, customer_ids: Sequence[str], live_events: Sequence[LiveEvents | None]) -> BatchEvents:
-        """:meth:`events_of` of each request's customer, in one log (:class:`BatchEvents`)."""
+        """Each request's customer's events in one log (:class:`BatchEvents`): the bundle state's slice
+        (sorted) and then the live events since the cutoff, sorted by time when the store's order is not."""
         state, pieces, known, profile = self._state.log, [], [], []
         for customer_id, events in zip(customer_ids, live_events):
             start, stop = self._span.get(customer_id, (0, 0))

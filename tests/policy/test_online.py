@@ -218,20 +218,27 @@ def test_a_batch_log_holds_each_customers_own_events(online_world):
     world = online_world
     states = CustomerStates(world.bundle.state, world.spec.vocab, world.bundle.customers)
     late, early = at(3 * HOUR, "c3", "visit", topic="food"), at(HOUR, "c3", "purchase", value=5.0)
-    lives = [world.live([late, early, at(2 * HOUR, "c4", "visit", topic="deals")]),  # out of time order, another customer's
+    store_rows = contract_rows(world.live([late, early, at(2 * HOUR, "c4", "visit", topic="deals")]).assign(event_id=["a", "b", "c"]))
+    lives = [store_rows[::-1],  # out of time order, and another customer's
              None, contract_rows(world.live([at(HOUR, "nobody", "click", channel="email", message_id="e1")]).assign(event_id=["x"])),
              world.live([early]), None, world.live([at(-HOUR, "old_unsub", "visit", topic="news")])]  # before the cutoff: ignored
     ids = ["c3", "heavy", "nobody", "c3", "profile_only", "old_unsub"]
     batch = states.events_of_each(ids, lives)
     assert len(batch) == len(ids) and batch.customer_ids == tuple(ids)
     for i, (customer, live) in enumerate(zip(ids, lives)):
-        alone, together = states.events_of(customer, live), batch.one(i)
+        alone, together = states.events_of(customer, live), batch.one(i)  # the customer in a batch of its own
         assert (together.customer_id, together.known, together.profile) == (alone.customer_id, alone.known, alone.profile)
         for name, values in alone.log.arrays().items():
             np.testing.assert_array_equal(getattr(together.log, name), values, err_msg=f"{customer} {name}")
         rows = slice(batch.bounds[i], batch.bounds[i + 1])
-        assert (batch.log.customer[rows] == i).all()
+        assert (batch.log.customer[rows] == i).all() and (np.diff(batch.log.ts[rows]) >= 0).all()
     assert batch.bounds[-1] == len(batch.log) and not batch.known[2] and batch.profile[4] >= 0
+    # c3's own events: its state, then the two of its live events at or after the cutoff, in time order.
+    state = world.bundle.state.log
+    own = state.ts[state.customer == state.customers.values.index("c3")]
+    c3 = batch.one(0).log
+    assert len(c3) == len(own) + 2 and (c3.ts[: len(own)] == own).all()
+    assert c3.ts[len(own):].tolist() == [(CUTOFF + HOUR).value, (CUTOFF + 3 * HOUR).value]
 
 
 def test_a_batch_skips_no_check_that_could_fail(online_world):
