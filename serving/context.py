@@ -149,9 +149,10 @@ class ServingContext:
         request stores all of its decisions or none)."""
         self.metrics.decision_batch_size.observe(len(items))
         batch_now = self.now() if any(now is None for _, now, _ in items) else None
-        items = [(request, batch_now if now is None else now, record) for request, now, record in items]
-        answers = self._decide_each([(request, now) for request, now, _ in items])
-        decided = [(answer, now) for answer, (_, now, record) in zip(answers, items) if record and not isinstance(answer, Exception)]
+        dated = [(request, batch_now if now is None else now) for request, now, _ in items]
+        answers = self._decide_each(dated)
+        decided = [(answer, now) for answer, (_, now), (_, _, record) in zip(answers, dated, items)
+                   if record and not isinstance(answer, Exception)]
         self._record([d for d, _ in decided], [now for _, now in decided])
         return answers
 
