@@ -6,6 +6,7 @@ factory :func:`app_from_environment`, which each worker process calls.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -64,6 +65,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context.loop = asyncio.get_running_loop()
         if not serving.api_keys:
             _log.warning("NBM_API_KEYS is not set: /v1 endpoints accept requests without an API key")
         try:

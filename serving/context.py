@@ -6,6 +6,7 @@ engine (live events in, decision log and metrics out) so that routes stay thin.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -25,6 +26,7 @@ from serving.decision_log import SqliteDecisionLog
 from serving.errors import BatchItemError, BatchTooLargeError, NoModelError
 from serving.ids import id_problems
 from serving.logs import LOGGER, add_request_fields, customer_for_log
+from serving.loop_call import LoopCall
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.schemas import DecisionRequest
@@ -102,6 +104,9 @@ class ServingContext:
     metrics: Metrics
     clock: Callable[[], pd.Timestamp]
     batcher: Batcher[tuple[DecisionRequest, pd.Timestamp | None, bool], Decision] = field(init=False)
+    # The event loop the app serves in (set by the lifespan, cleared by close()): where small batches of
+    # decisions are computed (:mod:`serving.loop_call`). None: in the batcher's thread.
+    loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         # Single decisions that arrive together (concurrent clients) are decided, and logged, together.
@@ -111,6 +116,8 @@ class ServingContext:
                                gather_max_seconds=serving.batch_gather_max_ms / 1000)
 
     def close(self) -> None:
+        # close() runs in the loop's thread and joins the batcher's: from now on a batch is computed there.
+        self.loop = None
         self.batcher.close()
 
     def now(self) -> pd.Timestamp:
@@ -166,7 +173,10 @@ class ServingContext:
                                 now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
                                 live[request.customer_id], request.k, request.explain)
                   for request, now in items]
-        return loaded.engine.decide_each(inputs)
+        engine, loop = loaded.engine, self.loop
+        if loop is None or len(inputs) > self.serving.loop_batch_max:
+            return engine.decide_each(inputs)
+        return LoopCall(lambda: engine.decide_each(inputs)).run(loop, given_up=lambda: self.loop is None)
 
     def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
         loaded = self.model()

@@ -22,7 +22,6 @@ Everything that does not depend on the request is prepared once per bundle in ``
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -32,6 +31,7 @@ import pandas as pd
 from engine.config import Settings
 from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_snapshot
 from engine.errors import NbmError
+from engine.ids import random_ids
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
@@ -161,7 +161,8 @@ class DecisionEngine:
         xs, scores = self._score_rows(matrix.values, bounds, verdicts)
         slates = self._scored_slates([(messages, positions[i], suppressed[i], verdicts[i], scores[i], 0)
                                       for i, (_, _, _, messages) in enumerate(asked)])
-        ids = [request.decision_id or uuid.uuid4().hex for _, request, _, _ in asked]
+        fresh = iter(random_ids(sum(not request.decision_id for _, request, _, _ in asked)))
+        ids = [request.decision_id or next(fresh) for _, request, _, _ in asked]
         # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
         ks = [int(max(1, min(request.k, np.inf if contact is None else
                              remaining_sends(messages.channel, contact, as_of_ns, self._policy.contact))))
@@ -183,7 +184,7 @@ class DecisionEngine:
         channels = [self._catalog.channel(name) for name in self.channels]
         contact = self._contact_history(events)
         slates, x = self._slates(_Job(events, contact, channels, as_of_ns))
-        ids = [uuid.uuid4().hex for _ in slates]
+        ids = random_ids(len(slates))
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
         priority = np.concatenate([s.priority for s in slates])

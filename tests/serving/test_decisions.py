@@ -142,3 +142,55 @@ def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_p
     assert logged == {a["decision_id"]: c for c, a in answers.items()}
     # How the 12 fell into batches depends on timing; that every one was in exactly one batch does not.
     assert "nbm_decision_batch_size_sum 12.0" in client.get("/metrics").text
+
+
+def _where_decided(client) -> list[str]:
+    """Records, for each engine call of this app, the thread it ran in: the event loop's ("loop": the
+    app's loop is running there) or another."""
+    context = client.app.state.nbm
+    engine = context.model().engine
+    decide_each, seen = engine.decide_each, []
+
+    def recording(inputs):
+        import asyncio
+        import threading
+
+        try:
+            in_loop = asyncio.get_running_loop() is context.loop
+        except RuntimeError:
+            in_loop = False
+        seen.append("loop" if in_loop else threading.current_thread().name)
+        return decide_each(inputs)
+
+    engine.decide_each = recording
+    return seen
+
+
+def test_small_batches_are_decided_in_the_event_loops_thread_and_larger_ones_in_the_batchers(make_client, bundle_facts):
+    request = {"customer_id": bundle_facts["customer"], "channel": bundle_facts["channels"][0]}
+    client = make_client("[serving]\nloop_batch_max = 2\n")
+    seen = _where_decided(client)
+    assert client.post("/v1/decisions", json=request).status_code == 200
+    assert client.post("/v1/decisions/batch", json={"requests": [request] * 2}).status_code == 200
+    assert client.post("/v1/decisions/batch", json={"requests": [request] * 3}).status_code == 200
+    assert seen == ["loop", "loop", "nbm-decisions"]
+
+    off = make_client("[serving]\nloop_batch_max = 0\n")
+    seen_off = _where_decided(off)
+    assert off.post("/v1/decisions", json=request).status_code == 200
+    assert seen_off == ["nbm-decisions"]
+
+
+def test_a_failing_engine_in_the_event_loop_is_a_500_for_its_callers_and_the_next_request_is_served(client, bundle_facts):
+    request = {"customer_id": bundle_facts["customer"], "channel": bundle_facts["channels"][0]}
+    engine = client.app.state.nbm.model().engine
+    decide_each = engine.decide_each
+
+    def broken(inputs):
+        engine.decide_each = decide_each  # only this once
+        raise RuntimeError("a bug in the engine")
+
+    engine.decide_each = broken
+    failed = client.post("/v1/decisions", json=request)
+    assert failed.status_code == 500 and "request_id" in failed.json()
+    assert client.post("/v1/decisions", json=request).status_code == 200
