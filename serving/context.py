@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.config import ServingSettings, Settings
 from engine.contract.records import validate_event_records
 from engine.errors import NbmError
+from engine.ids import time_ordered_ids
 from engine.eventstore import AppendResult, EventStore, InvalidEventsError, StoreUnavailableError, record_events
 from serving.batcher import Batcher
 from serving.decision_log import SqliteDecisionLog
@@ -169,10 +170,12 @@ class ServingContext:
         # One read of the store for the whole batch.
         live = self.store.get().rows_for_customers([request.customer_id for request, _ in items],
                                                    since_ns=loaded.bundle.state.cutoff_ns)
+        # Time-ordered ids (engine/ids.py): the decision log's key index takes each batch at its end.
+        ids = time_ordered_ids([now.value // 1_000_000 for _, now in items])
         inputs = [DecisionInput(request.customer_id, request.channel,
                                 now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
-                                live[request.customer_id], request.k, request.explain)
-                  for request, now in items]
+                                live[request.customer_id], request.k, request.explain, decision_id)
+                  for (request, now), decision_id in zip(items, ids)]
         engine, loop = loaded.engine, self.loop
         if loop is None or len(inputs) > self.serving.loop_batch_max:
             return engine.decide_each(inputs)

@@ -75,7 +75,8 @@ class ServedMessage(BaseModel):
 
 
 class DecisionResponse(BaseModel):
-    decision_id: str = Field(description="Send it back with the impression and outcome events of these messages.")
+    decision_id: str = Field(description="Send it back with the impression and outcome events of these messages. "
+                                         "A version-7 UUID in 32 hex digits: ids sort by the instant of the decision.")
     customer_id: str
     channel: str
     as_of: datetime

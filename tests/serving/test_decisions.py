@@ -194,3 +194,16 @@ def test_a_failing_engine_in_the_event_loop_is_a_500_for_its_callers_and_the_nex
     failed = client.post("/v1/decisions", json=request)
     assert failed.status_code == 500 and "request_id" in failed.json()
     assert client.post("/v1/decisions", json=request).status_code == 200
+
+
+def test_decision_ids_are_time_ordered_by_the_instant_of_the_decision(client, bundle_facts):
+    import uuid
+
+    request = {"customer_id": bundle_facts["customer"], "channel": bundle_facts["channels"][0],
+               "as_of": (bundle_facts["cutoff"] + pd.Timedelta(minutes=5)).isoformat()}
+    single = client.post("/v1/decisions", json=request).json()["decision_id"]
+    batch = [d["decision_id"] for d in client.post("/v1/decisions/batch", json={"requests": [request] * 3}).json()["decisions"]]
+    now_ms = bundle_facts["now"].value // 1_000_000  # the server's clock, not the request's as_of
+    for decision_id in [single, *batch]:
+        assert uuid.UUID(hex=decision_id).version == 7 and int(decision_id[:12], 16) == now_ms
+    assert len({single, *batch}) == 4
