@@ -97,13 +97,17 @@ class Server:
 
 
 @contextmanager
-def running_server(workers: int = 1, *, cached_decisions: bool = False, model_dir: Path = MODEL_DIR) -> Iterator[Server]:
+def running_server(workers: int = 1, *, cached_decisions: bool = False, model_dir: Path = MODEL_DIR,
+                   source: Path | None = None) -> Iterator[Server]:
     """``nbm serve`` on the bench model, loopback, a free port and a temporary home; yields it once ready
     and stops the server on exit. ``cached_decisions``: the same app in one worker, answering every decision
-    with one decision made at its first request (bench/_cached_decision_server.py)."""
+    with one decision made at its first request (bench/_cached_decision_server.py). ``source``: a checkout
+    whose ``engine``, ``serving`` and ``training`` the server runs instead of this one's (bench/ab_serving.py)."""
     port = free_port()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "NBM_HOME": home, "NBM_PATHS__HOME": home}
+        if source is not None:  # ahead of the editable install on the server's import path
+            env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])
         env.pop("NBM_API_KEYS", None)
         if cached_decisions:
             command = [sys.executable, str(REPO / "bench" / "_cached_decision_server.py"), str(model_dir), str(port)]

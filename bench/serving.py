@@ -17,65 +17,15 @@ reach in this server on this machine.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
-import random
 import sys
-import threading
-import time
 
 import numpy as np
-from _server import LARGE_CATALOG, SMALL_CATALOG, BenchWorld, Server, ensure_model, running_server, world_catalog
+from _load import decision_requests, load, load_on
+from _server import LARGE_CATALOG, SMALL_CATALOG, BenchWorld, ensure_model, running_server
 
 GOAL_P99_MS = 10.0
 GOAL_RATIO = 0.40  # decisions per second / healthz per second
-
-
-def _load(port: int, make_request, seconds: float, concurrency: int) -> tuple[np.ndarray, int, list[str], float]:
-    """Closed-loop load: ``concurrency`` clients, each sending its next request when the last one is answered.
-    Returns (latencies in s of 2xx answers, error count, a few error samples, elapsed s)."""
-    latencies: list[list[float]] = [[] for _ in range(concurrency)]
-    errors = [0] * concurrency
-    samples: list[str] = []
-    deadline = time.perf_counter() + seconds
-
-    def client(i: int) -> None:
-        rng = random.Random(i)
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while time.perf_counter() < deadline:
-            method, path, body = make_request(rng)
-            headers = {"Content-Type": "application/json"} if body is not None else {}
-            started = time.perf_counter()
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            if 200 <= response.status < 300:
-                latencies[i].append(time.perf_counter() - started)
-            else:
-                errors[i] += 1
-                if len(samples) < 3:
-                    samples.append(f"{response.status} {payload[:200]!r}")
-        connection.close()
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(concurrency)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return np.array([x for part in latencies for x in part]), sum(errors), samples, time.perf_counter() - started
-
-
-def _load_on(server: Server, make_request, seconds: float, concurrency: int) -> tuple[tuple[np.ndarray, int, list[str], float], float | None]:
-    """:func:`_load` on a running server, and the server's CPU time per answered request in us (None
-    without /proc): unlike throughput, hardly moved by what the client and the machine's neighbours do."""
-    before = server.cpu_seconds()
-    result = _load(server.port, make_request, seconds, concurrency)
-    after = server.cpu_seconds()
-    answered = len(result[0]) + result[1]
-    cpu_us = None if before is None or after is None or not answered else (after - before) / answered * 1e6
-    return result, cpu_us
 
 
 def _line(name: str, result: tuple[np.ndarray, int, list[str], float], cpu_us: float | None = None) -> tuple[str, float, float]:
@@ -93,27 +43,20 @@ def _line(name: str, result: tuple[np.ndarray, int, list[str], float], cpu_us: f
 def _measure(bench: BenchWorld, args: argparse.Namespace) -> list[str]:
     """The goal lines for one world: healthz and decisions of one server, their ratio, and the floor."""
     ensure_model(bench)
-    customers, messages_by_channel = world_catalog(bench)
-    channels = sorted(messages_by_channel)
-    per_channel = [len(ids) for ids in messages_by_channel.values()]
-    candidates = f"{min(per_channel)}-{max(per_channel)} candidates per channel"
+    candidates, decision = decision_requests(bench)
 
     def healthz(_rng):
         return "GET", "/healthz", None
 
-    def decision(rng):
-        body = {"customer_id": rng.choice(customers), "channel": rng.choice(channels), "k": 1}
-        return "POST", "/v1/decisions", json.dumps(body)
-
     with running_server(workers=1, model_dir=bench.model_dir) as server:
-        _load(server.port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
-        health_line, health_rate, _ = _line(f"[{candidates}] GET /healthz", *_load_on(server, healthz, args.seconds, args.concurrency))
-        decide, decide_cpu = _load_on(server, decision, args.seconds, args.concurrency)
+        load(server.port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
+        health_line, health_rate, _ = _line(f"[{candidates}] GET /healthz", *load_on(server, healthz, args.seconds, args.concurrency))
+        decide, decide_cpu = load_on(server, decision, args.seconds, args.concurrency)
         decision_line, decision_rate, p99 = _line(f"[{candidates}] POST /v1/decisions (k=1)", decide, decide_cpu)
     with running_server(cached_decisions=True, model_dir=bench.model_dir) as server:  # the engine taken out
-        _load(server.port, decision, 2.0, args.concurrency)
+        load(server.port, decision, 2.0, args.concurrency)
         floor_line, _, _ = _line(f"[{candidates}] POST /v1/decisions answered from one cached decision (all but the "
-                                 "engine: the most any engine could reach here)", *_load_on(server, decision, args.seconds, args.concurrency))
+                                 "engine: the most any engine could reach here)", *load_on(server, decision, args.seconds, args.concurrency))
     met_p99 = p99 <= GOAL_P99_MS and decide[1] == 0
     ratio = decision_rate / health_rate if health_rate else float("nan")
     return [health_line,

@@ -117,7 +117,8 @@ class ServingContext:
                                gather_max_seconds=serving.batch_gather_max_ms / 1000)
 
     def close(self) -> None:
-        # close() runs in the loop's thread and joins the batcher's: from now on a batch is computed there.
+        # close() runs in the loop's thread and joins the batcher's: a batch waiting for the loop, and every
+        # later one, is computed in the batcher's thread instead.
         self.loop = None
         self.batcher.close()
 
