@@ -207,3 +207,13 @@ def test_decision_ids_are_time_ordered_by_the_instant_of_the_decision(client, bu
     for decision_id in [single, *batch]:
         assert uuid.UUID(hex=decision_id).version == 7 and int(decision_id[:12], 16) == now_ms
     assert len({single, *batch}) == 4
+
+
+def test_a_negative_loop_batch_max_is_refused_with_its_name(tmp_path):
+    from engine.config import load_settings
+    from engine.errors import ConfigError
+
+    path = tmp_path / "bad.toml"
+    path.write_text("[serving]\nloop_batch_max = -1\n")
+    with pytest.raises(ConfigError, match="serving.loop_batch_max: Input should be greater than or equal to 0"):
+        load_settings(path, environ=False)
