@@ -185,9 +185,10 @@ class ServingContext:
     def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
         loaded = self.model()
         add_request_fields(customer=self._customer(customer_id))
-        decisions = list(loaded.engine.decide_all_channels(
+        engine = loaded.engine
+        decisions = list(engine.decide_all_channels(
             customer_id, as_of=now if as_of is None else as_of, live_events=self._live_events(loaded, customer_id),
-            explain=explain))
+            explain=explain, decision_ids=time_ordered_ids([now.value // 1_000_000] * len(engine.channels))))
         self._record(decisions, now)
         self._log_decisions(decisions)
         return loaded, decisions

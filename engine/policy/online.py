@@ -175,16 +175,18 @@ class DecisionEngine:
         return answers  # type: ignore[return-value]
 
     def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: LiveEvents | None,
-                            explain: bool = False) -> tuple[Decision, ...]:
-        """One decision (k = 1) per channel of the catalog, coordinated across channels
-        (:mod:`engine.policy.online_coordination`); a channel left without a message counts its
-        candidates under ``topic_taken`` or ``customer_cap``."""
+                            explain: bool = False, decision_ids: Sequence[str] | None = None) -> tuple[Decision, ...]:
+        """One decision (k = 1) per channel of the catalog (``decision_ids``: theirs, in :attr:`channels`
+        order; default random), coordinated across channels (:mod:`engine.policy.online_coordination`); a
+        channel left without a message counts its candidates under ``topic_taken`` or ``customer_cap``."""
+        if decision_ids is not None and len(decision_ids) != len(self.channels):
+            raise ValueError(f"{len(decision_ids)} decision ids for {len(self.channels)} channels")
         as_of_ns = self._as_of_ns(as_of)
         events = self._customers.events_of(str(customer_id), live_events)
         channels = [self._catalog.channel(name) for name in self.channels]
         contact = self._contact_history(events)
         slates, x = self._slates(_Job(events, contact, channels, as_of_ns))
-        ids = random_ids(len(slates))
+        ids = list(decision_ids) if decision_ids is not None else random_ids(len(slates))
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
         priority = np.concatenate([s.priority for s in slates])

@@ -143,3 +143,11 @@ def test_room_left_by_the_global_caps_limits_the_channels_served():
     assert [t.index for t in free] == [0, 1, 2]
     capped = coordinate_with_exploration(channel, topic, priority, 3, PolicySettings(), rngs, max_messages=2.0)
     assert [(t.index, t.reason) for t in capped] == [(-1, "customer_cap"), (1, ""), (2, "")]
+
+
+def test_all_channels_takes_the_decision_ids_it_is_given_in_channel_order(online_world):
+    engine = _engine(online_world)
+    decisions = engine.decide_all_channels("c8", as_of=AS_OF, live_events=online_world.live([]), decision_ids=["e1", "p1", "s1"])
+    assert [(d.channel, d.decision_id) for d in decisions] == [("email", "e1"), ("push", "p1"), ("sms", "s1")]
+    with pytest.raises(ValueError, match="2 decision ids for 3 channels"):
+        engine.decide_all_channels("c8", as_of=AS_OF, live_events=online_world.live([]), decision_ids=["e1", "p1"])

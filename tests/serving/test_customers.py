@@ -50,3 +50,13 @@ def test_a_stale_as_of_gets_422(client):
     answer = client.get("/v1/customers/c1/next-best-messages", params={"as_of": "2020-01-01T00:00:00Z"})
     assert answer.status_code == 422
     assert answer.json()["detail"].startswith("as_of must be at or after the feature state's cutoff")
+
+
+def test_the_decision_ids_are_time_ordered_by_the_server_clock(client, bundle_facts):
+    import uuid
+
+    body = client.get(f"/v1/customers/{bundle_facts['customer']}/next-best-messages").json()
+    ids = [d["decision_id"] for d in body["decisions"]]
+    now_ms = bundle_facts["now"].value // 1_000_000
+    assert len(set(ids)) == len(ids) == len(bundle_facts["channels"])
+    assert all(uuid.UUID(hex=i).version == 7 and int(i[:12], 16) == now_ms for i in ids)
