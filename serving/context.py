@@ -177,21 +177,28 @@ class ServingContext:
                                 now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
                                 live[request.customer_id], request.k, request.explain, decision_id)
                   for (request, now), decision_id in zip(items, ids)]
-        engine, loop = loaded.engine, self.loop
-        if loop is None or len(inputs) > self.serving.loop_batch_max:
-            return engine.decide_each(inputs)
-        return LoopCall(lambda: engine.decide_each(inputs)).run(loop, given_up=lambda: self.loop is None)
+        engine = loaded.engine
+        return self._compute(lambda: engine.decide_each(inputs), len(inputs))
 
     def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
         loaded = self.model()
         add_request_fields(customer=self._customer(customer_id))
-        engine = loaded.engine
-        decisions = list(engine.decide_all_channels(
-            customer_id, as_of=now if as_of is None else as_of, live_events=self._live_events(loaded, customer_id),
-            explain=explain, decision_ids=time_ordered_ids([now.value // 1_000_000] * len(engine.channels))))
+        engine, live = loaded.engine, self._live_events(loaded, customer_id)
+        ids = time_ordered_ids([now.value // 1_000_000] * len(engine.channels))
+        decisions = list(self._compute(lambda: engine.decide_all_channels(
+            customer_id, as_of=now if as_of is None else as_of, live_events=live, explain=explain, decision_ids=ids),
+            len(ids)))
         self._record(decisions, now)
         self._log_decisions(decisions)
         return loaded, decisions
+
+    def _compute(self, work: Callable[[], _T], decisions: int) -> _T:
+        """``work()`` (the engine deciding ``decisions`` decisions) in the event loop's thread if there are
+        at most ``[serving] loop_batch_max`` of them (:mod:`serving.loop_call`), else in this thread."""
+        loop = self.loop
+        if loop is None or decisions > self.serving.loop_batch_max:
+            return work()
+        return LoopCall(work).run(loop, given_up=lambda: self.loop is None)
 
     # ---- events
     def record_events(self, records: Sequence[Any], now: pd.Timestamp) -> AppendResult:
