@@ -218,9 +218,10 @@ class ServingSettings(_Section):
     # once no new request came for batch_gather_gap_ms, or after batch_gather_max_ms. 0: no pause.
     batch_gather_gap_ms: float = Field(default=0.2, ge=0, le=100)
     batch_gather_max_ms: float = Field(default=2.0, ge=0, le=1000)
-    # A batch of at most this many decisions is computed in the event loop's thread (serving/loop_call.py:
-    # under the GIL a worker thread's Python runs against the loop, not beside it); larger ones, and all
-    # with 0, in the batcher's thread. The store read and the decision log stay in the batcher's thread.
+    # A batch of at most this many decisions (and a customer's next-best-messages, one per channel) is
+    # computed in the event loop's thread (serving/loop_call.py: under the GIL a worker thread's Python
+    # runs against the loop, not beside it); larger ones, and all with 0, in a worker thread. The store
+    # read and the decision log always stay out of the loop.
     loop_batch_max: int = Field(default=32, ge=0, le=1000)
     # Check the model dir's `current` symlink this often and load a new bundle; absent: only /admin/reload.
     # With `nbm serve --model-uri models:/<name>@<alias>`, the alias is re-read at this interval too.
