@@ -49,7 +49,7 @@ class LoopCall(Generic[T]):
             if given_up() and self._take_back():
                 return self._here()
         if self._error is not None:
-            raise self._error.with_traceback(self._error.__traceback__)
+            raise self._error
         return self._result  # type: ignore[return-value]
 
     def _in_loop(self) -> None:
