@@ -19,6 +19,7 @@ from engine.eventstore import EVENT_COLUMNS
 from engine.features.log import EVENT_CODE, CatalogVocabularies, EventLog
 from engine.features.state import FeatureState
 from engine.features.vocab import Vocabulary
+from engine.timeutil import to_ns
 
 EVENT_FIELDS = ("ts", "event_type", "channel", "topic", "message", "value", "weight")  # a customer log, but the customer
 _ROW_COLUMNS = {name: i for i, name in enumerate(EVENT_COLUMNS)}
@@ -93,78 +94,83 @@ class CustomerStates:
 
     def events_of_each(self, customer_ids: Sequence[str], live_events: Sequence[LiveEvents | None]) -> BatchEvents:
         """Each request's customer's events in one log (:class:`BatchEvents`): the bundle state's slice
-        (sorted) and then the live events since the cutoff, sorted by time when the store's order is not."""
-        state, pieces, known, profile = self._state.log, [], [], []
+        (sorted) and then the live events since the cutoff, sorted by time (stable: equal times keep the
+        store's order). Built field by field with one gather from the state and one write of every live
+        event, not a piece per customer: serving builds this log for every batch."""
+        starts, sizes, live, known, profile = [], [], [], [], []
         for customer_id, events in zip(customer_ids, live_events):
             start, stop = self._span.get(customer_id, (0, 0))
-            live = self._encode_live(customer_id, events)
-            if live is not None and not bool(np.all(live["ts"][1:] >= live["ts"][:-1])):
-                # Live events all come after the state's (at or after its cutoff): sorting them sorts the whole.
-                order = np.argsort(live["ts"], kind="stable")
-                live = {k: v[order] for k, v in live.items()}
-            pieces.append((start, stop, live))
+            mine = self._own_rows(customer_id, events)
+            live.extend(mine)
+            starts.append(start)
+            sizes.append((stop - start, len(mine)))
             row = self._profile.get(customer_id, -1)
             profile.append(row)
             known.append(stop > start or row >= 0)
-        sizes = [stop - start + (0 if live is None else len(live["ts"])) for start, stop, live in pieces]
-        if all(live is None for _, _, live in pieces):
-            arrays = {k: np.concatenate([getattr(state, k)[start:stop] for start, stop, _ in pieces]) for k in EVENT_FIELDS}
+        state_rows, live_rows = np.array(sizes, dtype=np.int64).reshape(-1, 2).T
+        bounds = np.concatenate([[0], np.cumsum(state_rows + live_rows)])
+        state_from, state_to = _runs(np.asarray(starts, dtype=np.int64), bounds[:-1], state_rows)
+        state = self._state.log
+        if live:
+            _, live_to = _runs(np.zeros(len(starts), dtype=np.int64), bounds[:-1] + state_rows, live_rows)
+            encoded = self._encode_rows(live)
+            arrays = {}
+            for name in EVENT_FIELDS:
+                arrays[name] = np.empty(int(bounds[-1]), dtype=_DTYPES[name])
+                arrays[name][state_to] = getattr(state, name)[state_from]
+                arrays[name][live_to] = encoded[name]
         else:
-            arrays = {k: np.concatenate([part for start, stop, live in pieces
-                                         for part in (getattr(state, k)[start:stop].astype(_DTYPES[k], copy=False),
-                                                      *(() if live is None else (live[k],)))])
-                      for k in EVENT_FIELDS}
-        arrays["customer"] = np.repeat(np.arange(len(pieces), dtype=np.int32), sizes)
-        log = EventLog(customers=Vocabulary(tuple(str(i) for i in range(len(pieces)))), **arrays)
-        return BatchEvents(tuple(customer_ids), log, np.cumsum([0, *sizes]), np.array(known, dtype=bool),
-                           np.array(profile, dtype=np.int64))
+            arrays = {name: getattr(state, name)[state_from].astype(_DTYPES[name], copy=False) for name in EVENT_FIELDS}
+        arrays["customer"] = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(bounds))
+        log = EventLog(customers=Vocabulary(tuple(str(i) for i in range(len(starts)))), **arrays)
+        return BatchEvents(tuple(customer_ids), log, bounds, np.array(known, dtype=bool), np.array(profile, dtype=np.int64))
 
     def attributes(self, profile: int, n: int) -> dict[str, np.ndarray]:
         """Each rule attribute of the customer's profile, repeated for n candidates (None: no profile)."""
         return {c: np.full(n, values[profile] if profile >= 0 else None, dtype=object) for c, values in self._attributes.items()}
 
-    def _encode_live(self, customer_id: str, events: LiveEvents | None) -> dict[str, np.ndarray] | None:
-        """The live events of this customer at or after the cutoff (earlier ones are in the state already),
-        encoded as :meth:`EventLog.from_events` encodes them; None if there are none. ``events``: a
-        contract frame, or rows as :func:`engine.eventstore.contract_rows` makes them (the store's)."""
+    def _own_rows(self, customer_id: str, events: LiveEvents | None) -> list[tuple]:
+        """The customer's live events at or after the cutoff (earlier ones are in the state already) as
+        contract rows (:func:`engine.eventstore.contract_rows`, the store's), in time order. ``events``:
+        such rows, or a contract frame (which may lack ``event_id`` and the optional columns)."""
         if events is None or len(events) == 0:
-            return None
-        if not isinstance(events, pd.DataFrame):
-            return self._encode_rows(customer_id, events)
-        # One conversion of the whole (small) frame: pandas charges ~20 us per column access.
-        table = events.to_numpy(dtype=object, na_value=None)
-        at = {name: i for i, name in enumerate(events.columns)}
-        ts = np.fromiter((pd.Timestamp(t).value for t in table[:, at["ts"]]), dtype=np.int64, count=len(table))
-
-        def column(name: str) -> np.ndarray:
-            return table[:, at[name]] if name in at else np.full(len(table), None, dtype=object)
-
-        mine = (column("customer_id") == customer_id) & (ts >= self.cutoff_ns)
-        if not mine.any():
-            return None
-        out = {"ts": ts[mine]}
-        for source, name in (("event_type", "event_type"), ("channel", "channel"), ("topic", "topic"), ("message_id", "message")):
-            lookup = self._codes[source]
-            out[name] = np.fromiter((lookup.get(v, -1) for v in column(source)[mine]), dtype=_DTYPES[name])
-        out["value"] = np.array([np.nan if v is None else float(v) for v in column("value")[mine]], dtype=np.float64)
-        out["weight"] = np.ones(len(out["ts"]), dtype=np.int64)
-        return out
-
-    def _encode_rows(self, customer_id: str, rows: Sequence[tuple]) -> dict[str, np.ndarray] | None:
-        """:meth:`_encode_live` of contract rows, in plain Python: a customer has a handful of live events,
-        and a list per column costs less than one object array and a pass per column over it."""
-        at, codes = _ROW_COLUMNS, self._codes
-        i_customer, i_ts, i_value = at["customer_id"], at["ts"], at["value"]
+            return []
+        rows = _frame_rows(events) if isinstance(events, pd.DataFrame) else events
+        i_customer, i_ts = _ROW_COLUMNS["customer_id"], _ROW_COLUMNS["ts"]
         mine = [r for r in rows if r[i_customer] == customer_id and int(r[i_ts]) >= self.cutoff_ns]
-        if not mine:
-            return None
-        out = {"ts": np.array([int(r[i_ts]) for r in mine], dtype=np.int64)}
+        if any(int(a[i_ts]) > int(b[i_ts]) for a, b in zip(mine, mine[1:])):
+            mine.sort(key=lambda r: int(r[i_ts]))  # stable: equal times keep their order
+        return mine
+
+    def _encode_rows(self, rows: Sequence[tuple]) -> dict[str, np.ndarray]:
+        """Contract rows encoded as :meth:`EventLog.from_events` encodes events, in plain Python: a batch
+        has a handful of live events, and a list per column costs less than an object array."""
+        at, codes = _ROW_COLUMNS, self._codes
+        i_ts, i_value = at["ts"], at["value"]
+        out = {"ts": np.array([int(r[i_ts]) for r in rows], dtype=np.int64)}
         for source, name in (("event_type", "event_type"), ("channel", "channel"), ("topic", "topic"), ("message_id", "message")):
             lookup, i = codes[source], at[source]
-            out[name] = np.array([lookup.get(r[i], -1) for r in mine], dtype=_DTYPES[name])
-        out["value"] = np.array([np.nan if r[i_value] is None else float(r[i_value]) for r in mine], dtype=np.float64)
-        out["weight"] = np.ones(len(mine), dtype=np.int64)
+            out[name] = np.array([lookup.get(r[i], -1) for r in rows], dtype=_DTYPES[name])
+        out["value"] = np.array([np.nan if r[i_value] is None else float(r[i_value]) for r in rows], dtype=np.float64)
+        out["weight"] = np.ones(len(rows), dtype=np.int64)
         return out
+
+
+def _frame_rows(events: pd.DataFrame) -> list[tuple]:
+    """A contract frame's events as contract rows: ``ts`` in int ns UTC, None for a missing value or column."""
+    table = events.to_numpy(dtype=object, na_value=None)
+    at = {name: i for i, name in enumerate(events.columns)}
+    columns = [to_ns(events["ts"]).tolist() if name == "ts" else table[:, at[name]].tolist() if name in at else [None] * len(table)
+               for name in EVENT_COLUMNS]
+    return list(zip(*columns))
+
+
+def _runs(first: np.ndarray, to: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs of ``lengths[i]`` consecutive positions starting at ``first[i]`` (source) and ``to[i]``
+    (destination), every position of every run, run after run: (sources, destinations)."""
+    run = np.repeat(np.arange(len(lengths)), lengths)
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return first[run] + within, to[run] + within
 
 
 def _lookup(vocabulary: Vocabulary) -> dict[str, int]:

@@ -241,6 +241,47 @@ def test_a_batch_log_holds_each_customers_own_events(online_world):
     assert c3.ts[len(own):].tolist() == [(CUTOFF + HOUR).value, (CUTOFF + 3 * HOUR).value]
 
 
+def test_a_batch_log_is_each_customers_state_then_its_live_events_stably_in_time_order(online_world):
+    # Against a naive reference, per request: the state's rows of its customer, then EventLog.from_events
+    # of its own live events at or after the cutoff, in the order given (from_events sorts stably by time).
+    from engine.eventstore import contract_frame
+    from engine.features.log import EVENT_CODE, EventLog
+    from engine.policy.online_state import CustomerStates
+
+    world = online_world
+    states = CustomerStates(world.bundle.state, world.spec.vocab, world.bundle.customers)
+    events = [at(3 * HOUR, "c3", "visit", topic="food"), at(HOUR, "c3", "purchase", value=5.0),
+              at(HOUR, "c3", "click", channel="email", message_id="e1", topic="deals"),  # the purchase's time: a tie
+              at(2 * HOUR, "c4", "unsubscribe", channel="sms"), at(-HOUR, "c3", "visit", topic="news"),  # before the cutoff
+              at(pd.Timedelta(0), "c4", "visit", topic="food"),  # at the cutoff: live
+              at(HOUR, "nobody", "impression", channel="sms", message_id="s1", topic="deals"),
+              at(HOUR, "c3", "visit", topic="no such topic")]  # unknown codes are -1
+    frame = world.live(events).assign(event_id=[f"x{i}" for i in range(len(events))])
+    rows = contract_rows(frame)
+    ids = ["c3", "c3", "c3", "c4", "nobody", "heavy", "c3", "c3"]
+    lives = [rows, rows[::-1], frame, rows[::-1], rows, None, [], frame.drop(columns=["event_id", "value"])]
+    batch = states.events_of_each(ids, lives)
+    state = world.bundle.state.log
+    for i, (customer, live) in enumerate(zip(ids, lives)):
+        code = state.customers.values.index(customer) if customer in state.customers.values else -1
+        own_state = {name: values[state.customer == code] for name, values in state.arrays().items()}
+        given = live if isinstance(live, pd.DataFrame) else contract_frame(live or [])
+        given = given.assign(ts=pd.to_datetime(given["ts"], utc=True))
+        mine = given[(given["customer_id"] == customer) & (given["ts"] >= CUTOFF)]
+        reference = EventLog.from_events(mine if "value" in mine.columns else mine.assign(value=np.nan), world.spec.vocab).arrays()
+        got = batch.one(i).log.arrays()
+        n = len(own_state["ts"])
+        assert len(got["ts"]) == n + len(reference["ts"])
+        for name in ("ts", "event_type", "channel", "topic", "message", "value", "weight"):
+            np.testing.assert_array_equal(got[name][:n], own_state[name], err_msg=f"request {i} state {name}")
+            np.testing.assert_array_equal(got[name][n:], reference[name], err_msg=f"request {i} live {name}")
+    # c3's four live events: the three at one instant in the order given, then the later one.
+    purchase, click, visit = EVENT_CODE["purchase"], EVENT_CODE["click"], EVENT_CODE["visit"]
+    assert batch.one(0).log.event_type[-4:].tolist() == [purchase, click, visit, visit]
+    assert batch.one(1).log.event_type[-4:].tolist() == [visit, click, purchase, visit]
+    assert batch.one(0).log.topic[-2] == -1  # the visit of an unknown topic
+
+
 def test_a_batch_skips_no_check_that_could_fail(online_world):
     # Customers whose contact policy can only allow every candidate skip the per-candidate checks; a cap
     # no one reaches forces them for everyone. The decisions must not change, nor what they suppressed.
