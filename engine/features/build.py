@@ -6,8 +6,8 @@ distinct (customer, as_of) and broadcast to that pair's candidate rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,13 +34,20 @@ CUSTOMER_FAMILIES = (rfm_features, engagement_features, affinity_features, journ
 
 @dataclass(frozen=True, eq=False)
 class FeatureMatrix:
-    """One row per request, one column per feature (NaN = unknown); column names say what they are."""
+    """One row per request, one column per feature (NaN = unknown); column names say what they are.
+    ``precise``: some columns again, one float64 value per row, for readers that compare them whatever
+    the matrix's dtype (policy rules read the days since purchase of the float32 matrix a model scores)."""
 
     names: tuple[str, ...]
     values: np.ndarray
+    precise: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.values, columns=list(self.names))
+
+    def rows(self, start: int, stop: int) -> FeatureMatrix:
+        """Rows ``start:stop`` (views)."""
+        return FeatureMatrix(self.names, self.values[start:stop], {name: column[start:stop] for name, column in self.precise.items()})
 
 
 @dataclass(frozen=True, eq=False)
@@ -242,11 +249,13 @@ class EncodedTables:
 
 
 def build_encoded_features(history: History, tables: EncodedTables, customer: np.ndarray, as_of_ns: np.ndarray,
-                           message: np.ndarray, profile: np.ndarray, *, dtype: type = np.float32) -> FeatureMatrix:
+                           message: np.ndarray, profile: np.ndarray, *, dtype: type = np.float32,
+                           precise: Sequence[str] = ()) -> FeatureMatrix:
     """:func:`build_features` for requests already encoded, without pandas: customer codes of
     ``history.log`` (-1: unknown), ``as_of`` in ns, message codes of the spec (-1: none) and profile rows
     (-1: none). The same family code, so the same columns and values; assembled as blocks, not column by
-    column, because serving calls it for a few dozen rows at a time."""
+    column, because serving calls it for a few dozen rows at a time. The columns named in ``precise``
+    are also kept in float64 (:attr:`FeatureMatrix.precise`)."""
     per_pair, pair, row_columns = _chunk_parts(
         history, tables.catalog, tables.spec, tables.attributes, np.asarray(customer, dtype=np.int64),
         np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64), np.asarray(profile, dtype=np.int64))
@@ -256,7 +265,9 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
         # One array of the pair columns (rows: columns); np.column_stack costs 3x more here.
         _gather_rows(np.array(list(per_pair.values()), dtype=np.float64).T, pair, out=values[:, : len(per_pair)])
     _rows(row_columns, tuple(row_columns), len(message), dtype, out=values[:, len(per_pair):])
-    return FeatureMatrix(names, values)
+    kept = {name: np.asarray(per_pair[name], dtype=np.float64)[pair] if name in per_pair else np.asarray(row_columns[name], dtype=np.float64)
+            for name in precise}
+    return FeatureMatrix(names, values, kept)
 
 
 # Up to this many runs of one pair, rows are written a run at a time (see _gather_rows).

@@ -91,11 +91,12 @@ class DecisionEngine:
         self._channel_code = {name: spec.vocab.channels.index(name) for name in self._catalog.channels}
         bundle.predictor  # noqa: B018 - compiled (or loaded) now, while the model loads, not on a first request
         self._feature_names = tuple(bundle.feature_names)
-        self._column = {name: j for j, name in enumerate(self._feature_names)}
         self._labels = {name: feature_label(name) for name in self._feature_names}  # regexes: once, not per request
         # A ranking objective gives raw scores; arbitration needs a probability, and a logistic keeps the order.
         self._probability = bundle.metadata.get("objective", "binary") == "binary"
         self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
+        # The matrix is built in float32, as the model reads it; rules compare these columns in float64.
+        self._precise = (JOURNEY_STAGE, DAYS_SINCE_PURCHASE) if self._rules_apply else ()
         self._contact_reads_impressions = reads_impressions(settings.policy.contact)
         self._check_features()
 
@@ -157,7 +158,7 @@ class DecisionEngine:
             events = batch.one(i)
             contacts.append(self._contact_history(events))
             verdicts.append(self._policy_verdict(events, contacts[-1], [messages], [positions[i]],
-                                                 FeatureMatrix(matrix.names, matrix.values[bounds[i] : bounds[i + 1]]), as_of_ns))
+                                                 matrix.rows(bounds[i], bounds[i + 1]), as_of_ns))
         xs, scores = self._score_rows(matrix.values, bounds, verdicts)
         slates = self._scored_slates([(messages, positions[i], suppressed[i], verdicts[i], scores[i], 0)
                                       for i, (_, _, _, messages) in enumerate(asked)])
@@ -216,7 +217,7 @@ class DecisionEngine:
         messages = self._catalog.channel(channel)
         at = messages.valid(as_of_ns)
         events = self._customers.events_of(str(customer_id), live_events)
-        return messages.message_id[at], self._build(events, messages.code[at], as_of_ns)
+        return messages.message_id[at], self._build(events, messages.code[at], as_of_ns, dtype=np.float64)
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -241,7 +242,7 @@ class DecisionEngine:
         all), in one float32 matrix (the model was trained on float32), and one model call for all:
         each job's matrix and scores."""
         if all(verdict is None for verdict in verdicts):
-            every_row = values.astype(np.float32)
+            every_row = np.asarray(values, dtype=np.float32)  # the matrix itself when built in float32
         else:
             allowed = [values[a:b] if v is None or v.allowed.all() else values[a:b][v.allowed]
                        for v, a, b in zip(verdicts, bounds[:-1], bounds[1:])]
@@ -309,11 +310,13 @@ class DecisionEngine:
             return choices
         return greedy_slates([slate.priority for slate in slates], ks)
 
-    def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int) -> FeatureMatrix:
+    def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int, dtype: type = np.float32) -> FeatureMatrix:
+        """The features of one customer's candidates, in float32 as the model reads them (the columns
+        rules read also in float64); ``dtype`` float64 for :meth:`features`."""
         n = len(codes)
         history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
         return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
-                                      np.full(n, events.profile, np.int64), dtype=np.float64)
+                                      np.full(n, events.profile, np.int64), dtype=dtype, precise=self._precise)
 
     def _build_batch(self, batch: BatchEvents, as_of: np.ndarray, sizes: Sequence[int], codes: np.ndarray) -> FeatureMatrix:
         """Features of each request's candidate codes (``sizes[i]`` rows for request i, customer code i of
@@ -323,7 +326,7 @@ class DecisionEngine:
             return FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names))))
         request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
         return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
-                                      codes.astype(np.int64), batch.profile[request], dtype=np.float64)
+                                      codes.astype(np.int64), batch.profile[request], precise=self._precise)
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:
@@ -336,9 +339,9 @@ class DecisionEngine:
         topic = np.concatenate([m.topic[at] for m, at in zip(channels, positions)])
         if self._rules_apply:  # rules_verdict costs pandas calls even with nothing configured
             # Customer-level features are the same on every row: read them from the first.
-            stage = np.full(n, matrix.values[0, self._column[JOURNEY_STAGE]])
+            stage = np.full(n, matrix.precise[JOURNEY_STAGE][0])
             attributes = self._customers.attributes(events.profile, n)
-            attributes[DAYS_SINCE_PURCHASE] = np.full(n, matrix.values[0, self._column[DAYS_SINCE_PURCHASE]])
+            attributes[DAYS_SINCE_PURCHASE] = np.full(n, matrix.precise[DAYS_SINCE_PURCHASE][0])
             stages = np.concatenate([m.stage[at] for m, at in zip(channels, positions)])
             verdict = rules_verdict(message_id, topic, stages, stage, attributes, self._policy)
         return verdict.then(contact_verdict(channel, message_id, topic, contact, as_of_ns, self._policy.contact))

@@ -130,3 +130,23 @@ def test_a_request_at_another_instant_than_its_customers_is_refused():
         snapshot.count(("visit",), Requests(np.array([0]), np.array([as_of[0] + NS_PER_DAY])))
     with pytest.raises(ValueError, match="longer than the longest configured window"):
         snapshot.count(("visit",), Requests(np.array([0]), as_of[:1]), window_days=91)
+
+
+def test_a_float32_matrix_keeps_the_precise_columns_in_float64():
+    spec, log, as_of = _world(7, customers=4, n=300)
+    _, snapshot = _both(spec, log, as_of)
+    tables = EncodedTables.build(CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec)
+    messages = np.arange(-1, len(spec.vocab.messages), dtype=np.int64)
+    customer = np.repeat(np.arange(len(as_of), dtype=np.int64), len(messages))
+    args = (snapshot, tables, customer, as_of[customer], np.tile(messages, len(as_of)), np.zeros(len(customer), dtype=np.int64))
+    wide = build_encoded_features(*args, dtype=np.float64)
+    names = ("days_since_last_purchase", "msg_days_since_valid_from")  # a customer column and a candidate's
+    narrow = build_encoded_features(*args, precise=names)
+    assert narrow.values.dtype == np.float32 and wide.precise == {}
+    np.testing.assert_array_equal(narrow.values, wide.values.astype(np.float32))
+    for name in names:
+        column = wide.values[:, wide.names.index(name)]
+        assert np.count_nonzero(~np.isnan(column)) > 0 and narrow.precise[name].dtype == np.float64
+        np.testing.assert_array_equal(narrow.precise[name], column)
+        np.testing.assert_array_equal(narrow.rows(5, 9).precise[name], column[5:9])
+    np.testing.assert_array_equal(narrow.rows(5, 9).values, narrow.values[5:9])

@@ -187,6 +187,24 @@ def test_rules_read_the_inferred_stage_the_profile_and_days_since_purchase(onlin
     assert len(decision.messages) == len(ids) - sum(expected.values())
 
 
+@pytest.mark.parametrize(("short_by", "travel_suppressed"), [(pd.Timedelta(nanoseconds=1), True), (pd.Timedelta(0), False)])
+def test_a_rule_reads_days_since_purchase_at_full_precision(online_world, short_by, travel_suppressed):
+    # The model scores a float32 matrix; one nanosecond short of 5 days is 5.0 in float32 and would pass.
+    as_of = CUTOFF + pd.Timedelta(days=6)
+    live = online_world.live([at(pd.Timedelta(days=1) + short_by, "c1", "purchase", value=3.0)])
+    engine = _engine(online_world, rules=(MessageRule(topic="travel", min_days_since_purchase=5),),
+                     contact=ContactSettings(complaint_suppression_days=0))
+    _, features = engine.features("c1", "email", as_of=as_of, live_events=live)
+    days = features.to_frame()["days_since_last_purchase"].iloc[0]
+    assert (days < 5) == travel_suppressed and np.float32(days) == 5.0
+    travel = [m for m in _valid(online_world, "email", as_of) if m.startswith("e3")]
+    for decide in (lambda: engine.decide("c1", "email", k=4, as_of=as_of, live_events=live),
+                   lambda: engine.decide_each([DecisionInput("c1", "email", as_of, live, k=4)])[0],
+                   lambda: next(d for d in engine.decide_all_channels("c1", as_of=as_of, live_events=live) if d.channel == "email")):
+        decision = decide()
+        assert decision.suppressed.get("min_days_since_purchase", 0) == (len(travel) if travel_suppressed else 0)
+
+
 def test_decisions_taken_together_equal_decisions_taken_one_by_one(online_world):
     engine = _engine(online_world, exploration="epsilon_greedy", exploration_rate=0.3)
     as_of = CUTOFF + pd.Timedelta(days=2)
