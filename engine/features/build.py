@@ -262,9 +262,13 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
     names = (*per_pair, *row_columns)
     values = np.empty((len(message), len(names)), dtype=dtype)
     if per_pair:
-        # One array of the pair columns (rows: columns); np.column_stack costs 3x more here.
-        _gather_rows(np.array(list(per_pair.values()), dtype=np.float64).T, pair, out=values[:, : len(per_pair)])
-    _rows(row_columns, tuple(row_columns), len(message), dtype, out=values[:, len(per_pair):])
+        # One array of the pair columns (rows: columns), in the matrix's dtype so that each row is a plain
+        # copy; np.column_stack costs 3x more here.
+        _gather_rows(np.array(list(per_pair.values()), dtype=dtype).T, pair, out=values[:, : len(per_pair)])
+    if row_columns:
+        # Column by column into a block of columns, then one transposed copy: a column written straight
+        # into the row-major matrix touches every row's cache line (1.7x slower at 2,000 rows).
+        values[:, len(per_pair):] = np.array(list(row_columns.values()), dtype=dtype).T
     kept = {name: np.asarray(per_pair[name], dtype=np.float64)[pair] if name in per_pair else np.asarray(row_columns[name], dtype=np.float64)
             for name in precise}
     return FeatureMatrix(names, values, kept)

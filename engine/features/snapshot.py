@@ -46,6 +46,7 @@ class SnapshotHistory:
         self._value_tables: dict[int, np.ndarray] = {}
         self._has_values: dict[tuple[tuple[str, ...], By], bool] = {}
         self._last: np.ndarray | None = None
+        self._days: np.ndarray | None = None  # per customer and type code: days since its last event (NaN: none)
         self._fixed: np.ndarray | None = None  # per event: its value in fixed point (0 for none), as float64
         self._cell: np.ndarray | None = None  # per event: customer x type code
         self._checked: Requests | None = None
@@ -116,6 +117,15 @@ class SnapshotHistory:
             np.maximum.at(last, self._customer[rows] * _TYPE_CODES + self._type[rows], rows)
             self._last = last.reshape(self._customers, _TYPE_CODES)
         return self._last
+
+    def _days_table(self) -> np.ndarray:
+        """Per customer and type code, the days from its last event before as_of to as_of (NaN: none), in
+        History's arithmetic (an int64 difference of ns, divided)."""
+        if self._days is None:
+            last = self._last_table()
+            last_ts = self.log.ts[np.maximum(last, 0)] if len(self.log) else np.zeros(last.shape, dtype=np.int64)
+            self._days = np.where(last >= 0, (self.as_of_ns[:, None] - last_ts) / NS_PER_DAY, np.nan)
+        return self._days
 
     def _requested(self, requests: Requests) -> np.ndarray:
         """The requests' customer codes, after checking that each asks at its customer's instant."""
@@ -213,6 +223,12 @@ class SnapshotHistory:
 
     def days_since_last(self, types: tuple[str, ...], requests: Requests, *, by: By = "customer",
                         sub: np.ndarray | int | None = None) -> np.ndarray:
+        if by == "customer" and sub is None and len(types) == 1:  # the families' usual query: a column of one table
+            customer = self._requested(requests)
+            days = self._days_table()[:, EVENT_CODE[types[0]]]
+            if self._all_known:
+                return days[customer]
+            return np.where(customer >= 0, days[np.maximum(customer, 0)], np.nan) if len(days) else np.full(len(customer), np.nan)
         at = self._last_rows(types, requests, by, sub)
         last_ts = self.log.ts[np.maximum(at, 0)] if len(self.log) else np.zeros(len(at), dtype=np.int64)
         return np.where(at >= 0, (requests.as_of - last_ts) / NS_PER_DAY, np.nan)

@@ -76,6 +76,9 @@ def test_every_query_answers_as_history(seed):
     rng = np.random.default_rng(seed)
     subs = {"channel": len(spec.vocab.channels), "topic": len(spec.vocab.topics), "message": len(spec.vocab.messages), "stage": 4}
     for types in [("visit",), ("impression",), ("click", "purchase", "visit"), ("survey",), ("purchase",), ("conversion",)]:
+        # Customer-level queries (the families' usual ones), the unknown customer included.
+        np.testing.assert_array_equal(snapshot.days_since_last(types, requests), history.days_since_last(types, requests))
+        np.testing.assert_array_equal(snapshot.last_value(types, requests), history.last_value(types, requests))
         for window in (None, 1, 7, 30, 90):
             np.testing.assert_array_equal(snapshot.count(types, requests, window_days=window),
                                           history.count(types, requests, window_days=window))
