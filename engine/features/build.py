@@ -154,15 +154,16 @@ def _chunk_parts(
     as_of: np.ndarray,
     message: np.ndarray,
     profile: np.ndarray,
+    wanted: frozenset[str] | None = None,
 ) -> tuple[Columns, np.ndarray, Columns]:
     """(customer-level columns per distinct (customer, as_of) pair, each row's pair, per-row columns):
-    the features in column order are the first then the last."""
+    the features in column order are the first then the last. ``wanted``: :attr:`FamilyContext.wanted`."""
     pair, pair_customer, pair_as_of = _pairs(customer, as_of)
-    pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings)
+    pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings, wanted)
     per_pair: Columns = {}
     for family in CUSTOMER_FAMILIES:
         per_pair.update(family(pair_ctx))
-    row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings)
+    row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings, wanted)
     row_columns = candidate_features(row_ctx, _candidates(message, catalog), per_pair, pair)
     row_columns.update(attributes.columns(profile, message, as_of))
     clash = per_pair.keys() & row_columns.keys()
@@ -250,15 +251,17 @@ class EncodedTables:
 
 def build_encoded_features(history: History, tables: EncodedTables, customer: np.ndarray, as_of_ns: np.ndarray,
                            message: np.ndarray, profile: np.ndarray, *, dtype: type = np.float32,
-                           precise: Sequence[str] = ()) -> FeatureMatrix:
+                           precise: Sequence[str] = (), wanted: frozenset[str] | None = None) -> FeatureMatrix:
     """:func:`build_features` for requests already encoded, without pandas: customer codes of
     ``history.log`` (-1: unknown), ``as_of`` in ns, message codes of the spec (-1: none) and profile rows
     (-1: none). The same family code, so the same columns and values; assembled as blocks, not column by
     column, because serving calls it for a few dozen rows at a time. The columns named in ``precise``
-    are also kept in float64 (:attr:`FeatureMatrix.precise`)."""
+    are also kept in float64 (:attr:`FeatureMatrix.precise`); a column not in ``wanted`` (None: all)
+    may be left NaN (:attr:`FamilyContext.wanted`)."""
     per_pair, pair, row_columns = _chunk_parts(
         history, tables.catalog, tables.spec, tables.attributes, np.asarray(customer, dtype=np.int64),
-        np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64), np.asarray(profile, dtype=np.int64))
+        np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64), np.asarray(profile, dtype=np.int64),
+        wanted)
     names = (*per_pair, *row_columns)
     values = np.empty((len(message), len(names)), dtype=dtype)
     if per_pair:

@@ -81,6 +81,7 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
     affinity_gap, affinity_rank = _standing(customer, "topic_{}_affinity", topics, topic_at)
     short = ctx.short_window
     stage_gap, stage_rank = _standing(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, stage_at)
+    unasked = np.full(len(has), np.nan)
     with np.errstate(invalid="ignore"):
         stage_known = has & (cand.stage >= 0)
         out: Columns = {
@@ -89,9 +90,13 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
             "msg_stage": np.where(stage_known, cand.stage, np.nan),
             "msg_value": np.where(has, cand.value, np.nan),
             "msg_days_since_valid_from": (r.as_of - cand.valid_from_ns) / NS_PER_DAY,
-            "msg_seen_count": np.where(has, h.count(("impression",), r, by="message", sub=cand.message), np.nan),
-            "msg_days_since_shown": h.days_since_last(("impression",), r, by="message", sub=cand.message),
-            "msg_topic_days_since_shown": h.days_since_last(("impression",), r, by="topic", sub=cand.topic),
+            # Per-row history queries, the family's costliest columns: computed only when asked for.
+            "msg_seen_count": (np.where(has, h.count(("impression",), r, by="message", sub=cand.message), np.nan)
+                               if ctx.wants("msg_seen_count") else unasked),
+            "msg_days_since_shown": (h.days_since_last(("impression",), r, by="message", sub=cand.message)
+                                     if ctx.wants("msg_days_since_shown") else unasked),
+            "msg_topic_days_since_shown": (h.days_since_last(("impression",), r, by="topic", sub=cand.topic)
+                                           if ctx.wants("msg_topic_days_since_shown") else unasked),
             "msg_topic_impressions_7d": _pick(customer, "topic_{}_impressions_7d", topics, topic_at),
             "msg_channel_impressions_1d": _pick(customer, "{}_impressions_1d", channels, channel_at),
             "msg_topic_affinity": _pick(customer, "topic_{}_affinity", topics, topic_at),

@@ -19,6 +19,12 @@ class FamilyContext:
     requests: Requests
     vocab: CatalogVocabularies
     settings: FeatureSettings
+    # The columns the caller will read (None: every one). A family may leave a costly column it is not
+    # asked for as NaN: serving skips the ones its model never splits on.
+    wanted: frozenset[str] | None = None
+
+    def wants(self, name: str) -> bool:
+        return self.wanted is None or name in self.wanted
 
     @property
     def long_window(self) -> int:

@@ -67,6 +67,13 @@ class Bundle:
         return load_predictor(self.path, self.booster)
 
     @cached_property
+    def split_features(self) -> frozenset[str]:
+        """The features some tree of the model splits on: the only ones its scores (and its per-feature
+        contributions, zero for the others) depend on."""
+        used = self.booster.feature_importance(importance_type="split") > 0
+        return frozenset(name for name, split in zip(self.booster.feature_name(), used) if split)
+
+    @cached_property
     def message_lookup(self) -> dict[str, tuple[str, str]]:
         """message_id -> (channel, topic): what live events are checked against, read once per bundle."""
         return message_catalog(self.messages)

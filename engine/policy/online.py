@@ -97,6 +97,9 @@ class DecisionEngine:
         self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
         # The matrix is built in float32, as the model reads it; rules compare these columns in float64.
         self._precise = (JOURNEY_STAGE, DAYS_SINCE_PURCHASE) if self._rules_apply else ()
+        # What decisions build: the features the model splits on (no score or contribution reads another)
+        # and what rules read; the feature code may leave the others NaN (FamilyContext.wanted).
+        self._wanted = bundle.split_features | {JOURNEY_STAGE, DAYS_SINCE_PURCHASE}
         self._contact_reads_impressions = reads_impressions(settings.policy.contact)
         self._check_features()
 
@@ -217,7 +220,7 @@ class DecisionEngine:
         messages = self._catalog.channel(channel)
         at = messages.valid(as_of_ns)
         events = self._customers.events_of(str(customer_id), live_events)
-        return messages.message_id[at], self._build(events, messages.code[at], as_of_ns, dtype=np.float64)
+        return messages.message_id[at], self._build(events, messages.code[at], as_of_ns, every_column=True)
 
     # -- steps ---------------------------------------------------------------------------------------
 
@@ -310,13 +313,15 @@ class DecisionEngine:
             return choices
         return greedy_slates([slate.priority for slate in slates], ks)
 
-    def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int, dtype: type = np.float32) -> FeatureMatrix:
+    def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int, every_column: bool = False) -> FeatureMatrix:
         """The features of one customer's candidates, in float32 as the model reads them (the columns
-        rules read also in float64); ``dtype`` float64 for :meth:`features`."""
+        rules read also in float64), those the model never splits on possibly NaN; ``every_column``:
+        every feature, in float64 (:meth:`features`)."""
         n = len(codes)
         history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
         return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
-                                      np.full(n, events.profile, np.int64), dtype=dtype, precise=self._precise)
+                                      np.full(n, events.profile, np.int64), dtype=np.float64 if every_column else np.float32,
+                                      precise=self._precise, wanted=None if every_column else self._wanted)
 
     def _build_batch(self, batch: BatchEvents, as_of: np.ndarray, sizes: Sequence[int], codes: np.ndarray) -> FeatureMatrix:
         """Features of each request's candidate codes (``sizes[i]`` rows for request i, customer code i of
@@ -326,7 +331,7 @@ class DecisionEngine:
             return FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names))))
         request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
         return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
-                                      codes.astype(np.int64), batch.profile[request], precise=self._precise)
+                                      codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted)
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:

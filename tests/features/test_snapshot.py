@@ -153,3 +153,21 @@ def test_a_float32_matrix_keeps_the_precise_columns_in_float64():
         np.testing.assert_array_equal(narrow.precise[name], column)
         np.testing.assert_array_equal(narrow.rows(5, 9).precise[name], column[5:9])
     np.testing.assert_array_equal(narrow.rows(5, 9).values, narrow.values[5:9])
+
+
+def test_columns_not_wanted_may_be_left_nan_and_the_others_do_not_change():
+    spec, log, as_of = _world(8, customers=4, n=300)
+    _, snapshot = _both(spec, log, as_of)
+    tables = EncodedTables.build(CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec)
+    messages = np.arange(-1, len(spec.vocab.messages), dtype=np.int64)
+    customer = np.repeat(np.arange(len(as_of), dtype=np.int64), len(messages))
+    args = (snapshot, tables, customer, as_of[customer], np.tile(messages, len(as_of)), np.zeros(len(customer), dtype=np.int64))
+    every = build_encoded_features(*args, dtype=np.float64)
+    skipped = {"msg_seen_count", "msg_days_since_shown", "msg_topic_days_since_shown"}
+    some = build_encoded_features(*args, dtype=np.float64, wanted=frozenset(every.names) - skipped)
+    assert some.names == every.names
+    for j, name in enumerate(every.names):
+        if name in skipped:
+            assert np.count_nonzero(~np.isnan(every.values[:, j])) > 0 and np.isnan(some.values[:, j]).all(), name
+        else:
+            np.testing.assert_array_equal(some.values[:, j], every.values[:, j], err_msg=name)

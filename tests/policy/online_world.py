@@ -105,7 +105,9 @@ class OnlineWorld:
         return matrix.to_frame().iloc[: len(ids)]
 
 
-def build_world(root: Path) -> OnlineWorld:
+def build_world(root: Path, blind_to: tuple[str, ...] = ()) -> OnlineWorld:
+    """The world and its bundle; ``blind_to``: features the model is trained without (constant NaN, so that
+    no tree splits on them), as a model that finds them useless."""
     events = pd.concat([random_events(0, 3000, START, 120), events_frame(HAND_MADE)], ignore_index=True)
     events = events.sort_values("ts", kind="stable", ignore_index=True)
     spec = FeatureSpec.fit(MESSAGES, CUSTOMERS, FEATURES)
@@ -119,9 +121,11 @@ def build_world(root: Path) -> OnlineWorld:
     # Labels: clicks more likely on the topics the customer visits (the model must learn something).
     share = np.nan_to_num(matrix.values[:, matrix.names.index("msg_topic_visit_share_30d")].astype(float))
     label = (np.random.default_rng(1).random(len(shown)) < 0.1 + 0.6 * share).astype(float)
+    values = matrix.values.copy()
+    values[:, [matrix.names.index(name) for name in blind_to]] = np.nan
     params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 5, "learning_rate": 0.2, "verbosity": -1,
               "num_threads": 1, "deterministic": True, "seed": 1}
-    booster = lgb.train(params, lgb.Dataset(matrix.values, label=label, feature_name=list(matrix.names)), num_boost_round=15)
+    booster = lgb.train(params, lgb.Dataset(values, label=label, feature_name=list(matrix.names)), num_boost_round=15)
     write_bundle(root, booster=booster, spec=spec, feature_names=matrix.names, messages=MESSAGES, customers=CUSTOMERS,
                  state=state, snapshot=pd.DataFrame({"customer_id": ["c0"]}),
                  metadata={"model_version": "7", "objective": "binary"}, name="bundle-test")

@@ -11,6 +11,7 @@ from engine.contract.schema import JOURNEY_STAGES
 from engine.eventstore import contract_rows
 from engine.policy.online import DecisionEngine, DecisionInput, StaleRequestError, UnknownChannelError
 from engine.policy.rules import stage_matrix
+from tests.policy.conftest import COSTLY_ROW_FEATURES
 from tests.policy.online_world import CUSTOMERS, CUTOFF, HOUR, at
 
 
@@ -203,6 +204,52 @@ def test_a_rule_reads_days_since_purchase_at_full_precision(online_world, short_
                    lambda: next(d for d in engine.decide_all_channels("c1", as_of=as_of, live_events=live) if d.channel == "email")):
         decision = decide()
         assert decision.suppressed.get("min_days_since_purchase", 0) == (len(travel) if travel_suppressed else 0)
+
+
+def _record_history_keys(monkeypatch) -> list[str]:
+    """The ``by`` of every count and days_since_last query serving's history answers from now on."""
+    from engine.features.snapshot import SnapshotHistory
+
+    asked: list[str] = []
+    for name in ("count", "days_since_last"):
+        original = getattr(SnapshotHistory, name)
+
+        def recording(self, *args, _original=original, **kwargs):
+            asked.append(kwargs.get("by", "customer"))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(SnapshotHistory, name, recording)
+    return asked
+
+
+@pytest.mark.parametrize(("world", "skipped"), [("online_world", set()), ("blind_world", set(COSTLY_ROW_FEATURES))])
+def test_decisions_score_what_the_model_gives_every_feature(world, skipped, request, monkeypatch):
+    # Decisions build the features the model splits on (and what rules read), the others may be NaN:
+    # scores and explanations must be the model's on the complete matrix (Booster.predict, not the
+    # compiled model). The blind world's model never splits on the costly per-row columns: skipped.
+    world = request.getfixturevalue(world)
+    bundle = world.bundle
+    assert set(COSTLY_ROW_FEATURES) - bundle.split_features == skipped
+    asked_by = _record_history_keys(monkeypatch)
+    as_of = CUTOFF + pd.Timedelta(days=1)
+    live = world.live([at(HOUR, "c1", "impression", channel="email", message_id="e1", topic="deals")])
+    engine = _engine(world)
+    for customer in ("c1", "c3", "heavy", "nobody"):
+        ids, features = engine.features(customer, "email", as_of=as_of, live_events=live)
+        x = features.values.astype(np.float32)
+        for name in skipped:  # the complete matrix has them: the model just does not read them
+            assert customer == "nobody" or not np.isnan(x[:, bundle.feature_names.index(name)]).all()
+        asked_by.clear()
+        decision = engine.decide(customer, "email", k=2, as_of=as_of, live_events=live, explain=True)
+        assert ("message" in asked_by) == (not skipped)  # the per-row queries by message: made only when read
+        assert decision.candidates.message_id.tolist() == list(ids)
+        np.testing.assert_allclose(decision.candidates.score, bundle.booster.predict(x, num_threads=1), rtol=1e-6)
+        contrib = bundle.booster.predict(x, pred_contrib=True, num_threads=1)
+        assert all(served.reasons for served in decision.messages)
+        for served in decision.messages:
+            row = contrib[list(ids).index(served.message_id)]
+            for reason in served.reasons:
+                assert reason.contribution == pytest.approx(row[bundle.feature_names.index(reason.feature)], rel=1e-6)
 
 
 def test_decisions_taken_together_equal_decisions_taken_one_by_one(online_world):
