@@ -101,12 +101,17 @@ def test_every_query_answers_as_history(seed):
                                               history.last_value(types, requests, by=by, sub=sub))
 
 
-def _matrix(history, spec: FeatureSpec, as_of: np.ndarray) -> np.ndarray:
+def _every_message(history, spec: FeatureSpec, as_of: np.ndarray) -> tuple:
+    """build_encoded_features' arguments for every customer of ``as_of`` with every message, and a row
+    without one."""
     tables = EncodedTables.build(CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec)
-    messages = np.arange(-1, len(spec.vocab.messages), dtype=np.int64)  # every message, and a row without one
+    messages = np.arange(-1, len(spec.vocab.messages), dtype=np.int64)
     customer = np.repeat(np.arange(len(as_of), dtype=np.int64), len(messages))
-    return build_encoded_features(history, tables, customer, as_of[customer], np.tile(messages, len(as_of)),
-                                  np.zeros(len(customer), dtype=np.int64), dtype=np.float64).values
+    return history, tables, customer, as_of[customer], np.tile(messages, len(as_of)), np.zeros(len(customer), dtype=np.int64)
+
+
+def _matrix(history, spec: FeatureSpec, as_of: np.ndarray) -> np.ndarray:
+    return build_encoded_features(*_every_message(history, spec, as_of), dtype=np.float64).values
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -137,11 +142,7 @@ def test_a_request_at_another_instant_than_its_customers_is_refused():
 
 def test_a_float32_matrix_keeps_the_precise_columns_in_float64():
     spec, log, as_of = _world(7, customers=4, n=300)
-    _, snapshot = _both(spec, log, as_of)
-    tables = EncodedTables.build(CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec)
-    messages = np.arange(-1, len(spec.vocab.messages), dtype=np.int64)
-    customer = np.repeat(np.arange(len(as_of), dtype=np.int64), len(messages))
-    args = (snapshot, tables, customer, as_of[customer], np.tile(messages, len(as_of)), np.zeros(len(customer), dtype=np.int64))
+    args = _every_message(_both(spec, log, as_of)[1], spec, as_of)
     wide = build_encoded_features(*args, dtype=np.float64)
     names = ("days_since_last_purchase", "msg_days_since_valid_from")  # a customer column and a candidate's
     narrow = build_encoded_features(*args, precise=names)
@@ -157,11 +158,7 @@ def test_a_float32_matrix_keeps_the_precise_columns_in_float64():
 
 def test_columns_not_wanted_may_be_left_nan_and_the_others_do_not_change():
     spec, log, as_of = _world(8, customers=4, n=300)
-    _, snapshot = _both(spec, log, as_of)
-    tables = EncodedTables.build(CatalogTable.from_messages(MESSAGES, spec), ProfileTable.from_customers(CUSTOMERS), spec)
-    messages = np.arange(-1, len(spec.vocab.messages), dtype=np.int64)
-    customer = np.repeat(np.arange(len(as_of), dtype=np.int64), len(messages))
-    args = (snapshot, tables, customer, as_of[customer], np.tile(messages, len(as_of)), np.zeros(len(customer), dtype=np.int64))
+    args = _every_message(_both(spec, log, as_of)[1], spec, as_of)
     every = build_encoded_features(*args, dtype=np.float64)
     skipped = {"msg_seen_count", "msg_days_since_shown", "msg_topic_days_since_shown"}
     some = build_encoded_features(*args, dtype=np.float64, wanted=frozenset(every.names) - skipped)
