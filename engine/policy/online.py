@@ -214,8 +214,9 @@ class DecisionEngine:
 
     def features(self, customer_id: str, channel: str, *, as_of: pd.Timestamp,
                  live_events: LiveEvents | None) -> tuple[np.ndarray, FeatureMatrix]:
-        """The message ids valid on ``channel`` at ``as_of`` and their features (float64), exactly as a
-        decision builds them before any policy rule: for checks and debugging."""
+        """The message ids valid on ``channel`` at ``as_of`` and every one of their features, in float64,
+        as a decision computes them before any policy rule (a decision hands the model their float32
+        values and may skip the columns it never splits on): for checks and debugging."""
         as_of_ns = self._as_of_ns(as_of)
         messages = self._catalog.channel(channel)
         at = messages.valid(as_of_ns)
