@@ -71,7 +71,8 @@ class Bundle:
         """The features some tree of the model splits on: the only ones its scores (and its per-feature
         contributions, zero for the others) depend on."""
         used = self.booster.feature_importance(importance_type="split") > 0
-        return frozenset(name for name, split in zip(self.booster.feature_name(), used) if split)
+        # By position, in the matrix's names: LightGBM's own names may differ (it rewrites some characters).
+        return frozenset(name for name, split in zip(self.feature_names, used, strict=True) if split)
 
     @cached_property
     def message_lookup(self) -> dict[str, tuple[str, str]]:
