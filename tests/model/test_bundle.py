@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -18,7 +19,7 @@ from engine.config import FeatureSettings
 from engine.features.log import EventLog
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState
-from engine.model.bundle import BundleError, load_bundle, publish, write_bundle
+from engine.model.bundle import Bundle, BundleError, load_bundle, publish, write_bundle
 from tests.builders import events_frame, messages_frame
 
 MESSAGES = messages_frame([{"message_id": "m1", "channel": "email", "topic": "t"}])
@@ -102,3 +103,19 @@ def test_missing_or_incomplete_bundles_are_clear_errors(tmp_path):
     (path / "state.parquet").unlink()
     with pytest.raises(BundleError, match="incomplete bundle, missing state.parquet"):
         load_bundle(tmp_path)
+
+
+def test_split_features_are_the_matrix_columns_some_tree_splits_on():
+    # A name LightGBM rewrites (whitespace) still comes back as the matrix names it; a constant column
+    # is never split on.
+    rng = np.random.default_rng(0)
+    x = rng.random((400, 3))
+    x[:, 2] = 1.0
+    names = ("topic_home garden_visits_90d", "msg_value", "msg_seen_count")
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_leaves": 4, "min_data_in_leaf": 5},
+                        lgb.Dataset(x, label=(x[:, 0] + 0.3 * x[:, 1] > 0.7).astype(float), feature_name=list(names)),
+                        num_boost_round=5)
+    assert booster.feature_name()[0] != names[0]  # LightGBM's own name
+    bundle = Bundle(path=Path("."), booster=booster, spec=None, feature_names=names, messages=None, customers=None,
+                    state=None, snapshot=None, metadata={})
+    assert bundle.split_features == {"topic_home garden_visits_90d", "msg_value"}
