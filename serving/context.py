@@ -171,8 +171,7 @@ class ServingContext:
         # One read of the store for the whole batch.
         live = self.store.get().rows_for_customers([request.customer_id for request, _ in items],
                                                    since_ns=loaded.bundle.state.cutoff_ns)
-        # Time-ordered ids (engine/ids.py): the decision log's key index takes each batch at its end.
-        ids = time_ordered_ids([now.value // 1_000_000 for _, now in items])
+        ids = _decision_ids([now for _, now in items])
         inputs = [DecisionInput(request.customer_id, request.channel,
                                 now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
                                 live[request.customer_id], request.k, request.explain, decision_id)
@@ -184,7 +183,7 @@ class ServingContext:
         loaded = self.model()
         add_request_fields(customer=self._customer(customer_id))
         engine, live = loaded.engine, self._live_events(loaded, customer_id)
-        ids = time_ordered_ids([now.value // 1_000_000] * len(engine.channels))
+        ids = _decision_ids([now] * len(engine.channels))
         decisions = list(self._compute(lambda: engine.decide_all_channels(
             customer_id, as_of=now if as_of is None else as_of, live_events=live, explain=explain, decision_ids=ids),
             len(ids)))
@@ -278,3 +277,8 @@ class ServingContext:
             m.decision_log_failures.inc(len(decisions))
             _log.error("%d decision(s) served but not logged: %s", len(decisions), exc)
 
+
+def _decision_ids(instants: Sequence[pd.Timestamp]) -> list[str]:
+    """One time-ordered id per decision, from the millisecond of its instant (engine/ids.py): the decision
+    log's key index then takes each batch at its end."""
+    return time_ordered_ids([instant.value // 1_000_000 for instant in instants])

@@ -293,9 +293,9 @@ def _gather_rows(block: np.ndarray, pair: np.ndarray, out: np.ndarray) -> None:
         out[start:stop] = block[pair[start]]
 
 
-def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type, out: np.ndarray | None = None) -> np.ndarray:
-    """The columns as one row-major block of ``n`` rows, in ``names`` order (written into ``out`` if given)."""
-    block = np.empty((n, len(names)), dtype=dtype) if out is None else out
+def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type) -> np.ndarray:
+    """The columns as one row-major block of ``n`` rows, in ``names`` order."""
+    block = np.empty((n, len(names)), dtype=dtype)
     for j, name in enumerate(names):
         block[:, j] = columns[name]
     return block
