@@ -7,6 +7,7 @@ topic, so they cost a gather, not another pass over the history.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -36,33 +37,51 @@ def _at(rows: np.ndarray, codes: np.ndarray, width: int, pairs: int) -> np.ndarr
     return np.where((codes >= 0) & (codes < width), codes, width) * pairs + np.asarray(rows, dtype=np.int64)
 
 
-def _lines(customer: Columns, template: str, names: tuple[str, ...]) -> np.ndarray:
-    """customer[template.format(name)] for each name, one line each (names x pairs)."""
-    return np.array([customer[template.format(name)] for name in names], dtype=np.float64)
+@lru_cache(maxsize=256)
+def _column_names(template: str, names: tuple[str, ...]) -> tuple[str, ...]:
+    # Formatted once per process: a serving batch asks for the same few hundred names every time.
+    return tuple(template.format(name) for name in names)
 
 
-def _pick(customer: Columns, template: str, names: tuple[str, ...], at: np.ndarray) -> np.ndarray:
+def _lines(customer: Columns, template: str, names: tuple[str, ...], pairs: int) -> np.ndarray:
+    """customer[template.format(name)] for each name, one line each, and a last line of NaN
+    ((names + 1) x pairs): flattened, the block that :func:`_at` indexes."""
+    lines = np.empty((len(names) + 1, pairs), dtype=np.float64)
+    for line, column in zip(lines, _column_names(template, names)):
+        line[:] = customer[column]
+    lines[-1] = np.nan
+    return lines
+
+
+def _pick(customer: Columns, template: str, names: tuple[str, ...], pairs: int, at: np.ndarray) -> np.ndarray:
     """customer[template.format(names[code])][pair] for each row (its place ``at``, :func:`_at`), NaN
     where the row's code is none of the names."""
-    if not names:
-        return np.full(len(at), np.nan)
-    lines = _lines(customer, template, names)
-    return np.concatenate([lines.ravel(), np.full(lines.shape[1], np.nan)])[at]
+    return _lines(customer, template, names, pairs).ravel()[at]
 
 
 def _standing(customer: Columns, template: str, names: tuple[str, ...], at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """How the candidate's topic stands among the customer's topics on one per-topic column:
     (its value minus the customer's best value, its rank with 1 = best; ties share the better rank)."""
-    if not names:
+    pairs = len(customer[template.format(names[0])]) if names else 0
+    return _standing_in(_lines(customer, template, names, pairs), at)
+
+
+def _standing_in(lines: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_standing` on the block of :func:`_lines`."""
+    if len(lines) == 1:  # no names: every row is the NaN line's
         empty = np.full(len(at), np.nan)
         return empty, empty
     # Per (customer, as_of) pair and code first, then one gather per row: a pair has hundreds of
     # candidate rows but only a few codes.
-    filled = np.nan_to_num(_lines(customer, template, names), nan=0.0)
-    gaps = filled - filled.max(axis=0)
-    ranks = 1.0 + (filled[None, :, :] > filled[:, None, :]).sum(axis=1)  # [i, p]: names above name i in pair p
-    missing = np.full(filled.shape[1], np.nan)
-    return np.concatenate([gaps.ravel(), missing])[at], np.concatenate([ranks.ravel(), missing])[at]
+    filled = lines[:-1].copy()
+    filled[np.isnan(filled)] = 0.0
+    gaps = np.empty_like(lines)
+    ranks = np.empty_like(lines)
+    np.subtract(filled, filled.max(axis=0), out=gaps[:-1])
+    (filled[None, :, :] > filled[:, None, :]).sum(axis=1, out=ranks[:-1])  # [i, p]: names above name i in pair p
+    ranks[:-1] += 1.0
+    gaps[-1] = ranks[-1] = np.nan
+    return gaps.ravel()[at], ranks.ravel()[at]
 
 
 def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, pair: np.ndarray) -> Columns:
@@ -76,11 +95,15 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
     pairs = len(customer["journey_stage"])
     topic_at, channel_at = _at(pair, cand.topic, len(topics), pairs), _at(pair, cand.channel, len(channels), pairs)
     stage_at = _at(pair, cand.stage, len(JOURNEY_STAGES), pairs)
-    # The choice among one channel's messages turns on relative interest: is this the customer's top topic?
-    share_gap, share_rank = _standing(customer, f"topic_{{}}_visit_share_{long}d", topics, topic_at)
-    affinity_gap, affinity_rank = _standing(customer, "topic_{}_affinity", topics, topic_at)
     short = ctx.short_window
-    stage_gap, stage_rank = _standing(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, stage_at)
+    # Each block is read twice: the candidate's own value and how it stands among the customer's.
+    shares = _lines(customer, f"topic_{{}}_visit_share_{long}d", topics, pairs)
+    affinities = _lines(customer, "topic_{}_affinity", topics, pairs)
+    stage_rates = _lines(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, pairs)
+    # The choice among one channel's messages turns on relative interest: is this the customer's top topic?
+    share_gap, share_rank = _standing_in(shares, topic_at)
+    affinity_gap, affinity_rank = _standing_in(affinities, topic_at)
+    stage_gap, stage_rank = _standing_in(stage_rates, stage_at)
     unasked = np.full(len(has), np.nan)
     with np.errstate(invalid="ignore"):
         stage_known = has & (cand.stage >= 0)
@@ -97,17 +120,17 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
                                      if ctx.wants("msg_days_since_shown") else unasked),
             "msg_topic_days_since_shown": (h.days_since_last(("impression",), r, by="topic", sub=cand.topic)
                                            if ctx.wants("msg_topic_days_since_shown") else unasked),
-            "msg_topic_impressions_7d": _pick(customer, "topic_{}_impressions_7d", topics, topic_at),
-            "msg_channel_impressions_1d": _pick(customer, "{}_impressions_1d", channels, channel_at),
-            "msg_topic_affinity": _pick(customer, "topic_{}_affinity", topics, topic_at),
-            f"msg_topic_visit_share_{long}d": _pick(customer, f"topic_{{}}_visit_share_{long}d", topics, topic_at),
-            f"msg_channel_click_rate_{long}d": _pick(customer, f"{{}}_click_rate_{long}d", channels, channel_at),
+            "msg_topic_impressions_7d": _pick(customer, "topic_{}_impressions_7d", topics, pairs, topic_at),
+            "msg_channel_impressions_1d": _pick(customer, "{}_impressions_1d", channels, pairs, channel_at),
+            "msg_topic_affinity": affinities.ravel()[topic_at],
+            f"msg_topic_visit_share_{long}d": shares.ravel()[topic_at],
+            f"msg_channel_click_rate_{long}d": _pick(customer, f"{{}}_click_rate_{long}d", channels, pairs, channel_at),
             "msg_topic_share_gap": share_gap,
             "msg_topic_share_rank": share_rank,
             "msg_topic_affinity_gap": affinity_gap,
             "msg_topic_affinity_rank": affinity_rank,
-            f"msg_topic_click_rate_{long}d": _pick(customer, f"topic_{{}}_click_rate_{long}d", topics, topic_at),
-            f"msg_stage_click_rate_{short}d": _pick(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, stage_at),
+            f"msg_topic_click_rate_{long}d": _pick(customer, f"topic_{{}}_click_rate_{long}d", topics, pairs, topic_at),
+            f"msg_stage_click_rate_{short}d": stage_rates.ravel()[stage_at],
             "msg_stage_click_rate_gap": stage_gap,
             "msg_stage_click_rate_rank": stage_rank,
             "msg_stage_match": np.where(stage_known, (cand.stage == stage).astype(np.float64), np.nan),

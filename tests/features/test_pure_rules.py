@@ -11,7 +11,7 @@ import pytest
 from engine.config import FeatureSettings
 from engine.features.affinity import share
 from engine.features.build import _gather_rows
-from engine.features.candidate import _at, _standing
+from engine.features.candidate import _at, _pick, _standing
 from engine.features.encoders import ColumnEncoder
 from engine.features.engagement import smoothed_rate
 from engine.features.journey import infer_stage
@@ -95,6 +95,15 @@ def test_standing_matches_a_loop_over_rows_with_ties_and_missing_values():
         mine = values[code]
         assert gap[i] == mine - max(values)
         assert rank[i] == 1 + sum(v > mine for v in values)
+
+
+def test_pick_reads_the_rows_pair_under_its_code_and_nan_for_other_codes():
+    customer = {"t_a": np.array([1.0, 2.0, np.nan]), "t_b": np.array([10.0, 20.0, 30.0])}
+    rows = np.array([0, 1, 2, 2, 0, 1])
+    codes = np.array([0, 1, 1, 0, -1, 2])  # 2: a code no name has (a topic the features do not list)
+    picked = _pick(customer, "t_{}", ("a", "b"), 3, _at(rows, codes, 2, 3))
+    np.testing.assert_array_equal(picked, [1.0, 20.0, 30.0, np.nan, np.nan, np.nan])
+    assert np.isnan(_pick(customer, "t_{}", (), 3, _at(rows, codes, 0, 3))).all()  # no names: nothing to read
 
 
 def test_a_rows_place_in_a_block_of_per_pair_columns_never_wraps():
