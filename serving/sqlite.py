@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Self, TypeVar
 
@@ -32,6 +33,9 @@ _CAUSES = {
     sqlite3.SQLITE_NOTADB: "not an SQLite database",
 }
 Chunk = TypeVar("Chunk")
+# Rows per INSERT statement: SQLite allows 32,766 parameters in one (since 3.32), and rows here have a
+# dozen columns at most.
+ROWS_PER_STATEMENT = 500
 
 
 class SqliteFile:
@@ -109,13 +113,24 @@ class SqliteFile:
         return connection
 
     def _insert_new(self, doing: str, insert: str, rows: Sequence[tuple]) -> int:
-        """Run ``insert`` (an ``INSERT OR IGNORE``) for every row in one transaction; returns how many were new."""
+        """Run ``insert`` (an ``INSERT OR IGNORE`` ending in one ``VALUES (?, ...)``) for every row, all or
+        none; returns how many were new.
+
+        The rows go in statements of many ``VALUES`` tuples (:data:`ROWS_PER_STATEMENT`), one statement
+        being a transaction of its own: the sqlite3 module lets go of the GIL for every step of a
+        statement, and under load each time the event loop's thread takes it and hands it back
+        (``executemany`` steps once per row, and ``BEGIN`` and ``COMMIT`` once each)."""
         with self._errors(doing):
             connection = self._connection()
-            with transaction(connection):
-                before = connection.total_changes
-                connection.executemany(insert, rows)
-                return connection.total_changes - before
+            chunks = [rows[at : at + ROWS_PER_STATEMENT] for at in range(0, len(rows), ROWS_PER_STATEMENT)]
+            before = connection.total_changes
+            if len(chunks) == 1:
+                connection.execute(_many_values(insert, len(rows)), [value for row in rows for value in row])
+            else:
+                with transaction(connection):
+                    for chunk in chunks:
+                        connection.execute(_many_values(insert, len(chunk)), [value for row in chunk for value in row])
+            return connection.total_changes - before
 
     def _chunks(self, doing: str, query: str, parameters: tuple, chunk_rows: int,
                 to_chunk: Callable[[list[tuple]], Chunk]) -> Iterator[Chunk]:
@@ -158,3 +173,12 @@ def transaction(connection: sqlite3.Connection) -> Iterator[None]:
             with suppress(sqlite3.Error):
                 connection.execute("ROLLBACK")
         raise
+
+
+@lru_cache(maxsize=64)
+def _many_values(insert: str, rows: int) -> str:
+    """``insert``, whose text ends in one ``VALUES (...)`` tuple, with ``rows`` tuples."""
+    head, values, one = insert.rpartition("VALUES ")
+    if not values or not one.startswith("("):
+        raise ValueError(f"not an INSERT ending in VALUES (...): {insert!r}")
+    return f"{head}VALUES {', '.join([one.strip()] * rows)}"

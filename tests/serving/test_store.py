@@ -11,7 +11,9 @@ from pandas.testing import assert_frame_equal
 
 from engine.config import ValidationSettings
 from engine.eventstore import AppendResult, InvalidEventsError, record_events
-from serving.store import SqliteEventStore, store_path
+from engine.eventstore import contract_rows
+from serving.sqlite import _many_values
+from serving.store import _CUSTOMER_ID, SqliteEventStore, store_path
 from tests.builders import DEFAULT_MESSAGES, events_frame, messages_frame
 
 MESSAGES = messages_frame(DEFAULT_MESSAGES)
@@ -147,3 +149,21 @@ def test_rows_of_several_customers_in_one_read_are_each_customers_own_rows(store
     assert store.rows_for_customers(asked) == {c: store.rows_for_customer(c) for c in asked}
     monkeypatch.setattr("serving.store._IN_LIMIT", 2)  # more customers than one IN list holds
     assert store.rows_for_customers(["c2", "c0", "c1"], since) == {c: store.rows_for_customer(c, since) for c in ("c2", "c0", "c1")}
+
+
+def test_a_batch_longer_than_one_statement_is_still_idempotent_and_all_or_nothing(store, monkeypatch):
+    monkeypatch.setattr("serving.sqlite.ROWS_PER_STATEMENT", 2)  # 5 events: statements of 2, 2 and 1
+    first = events_frame([visit("a"), visit("b"), visit("c"), visit("a"), visit("d")])  # "a" again, in the next statement
+    assert store.append(first) == AppendResult(stored=4, duplicates=1)
+    rows = contract_rows(events_frame([visit("e"), visit("f"), visit("g"), visit("h"), visit("i")]))
+    rows[4] = tuple(object() if i == _CUSTOMER_ID else value for i, value in enumerate(rows[4]))  # the last cannot be bound
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.append_rows(rows)
+    assert store.count() == 4  # the first two statements of the failed batch were rolled back
+    assert sorted(store.since(None).__next__()["event_id"]) == ["a", "b", "c", "d"]
+
+
+def test_many_values_repeats_the_one_values_tuple():
+    assert _many_values("INSERT OR IGNORE INTO t (a, b) VALUES (?, ?)", 3) == "INSERT OR IGNORE INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+    with pytest.raises(ValueError, match="not an INSERT ending in VALUES"):
+        _many_values("INSERT INTO t SELECT * FROM u", 2)
