@@ -3,7 +3,9 @@ same server, in the same run.
 
     .venv/bin/python bench/serving.py [--seconds 15 --concurrency 8]
 
-The bench worlds and ``nbm serve`` come from ``bench/_server.py``: the goal's two ends, about 60 and about
+``/healthz`` and decisions take turns on the one server, ``--segments`` times (5 by default) in ``--seconds``
+each: this machine's speed drifts within a minute, and the ratio of two back-to-back runs carried
+that drift. The bench worlds and ``nbm serve`` come from ``bench/_server.py``: the goal's two ends, about 60 and about
 300 candidate messages per channel, each measured on its own server. The server runs as a child process
 with one worker and a fresh state directory; the load comes from threads of this process, each on its own keep-alive
 connection, so client and server share this machine's cores, as they do for both endpoints alike.
@@ -40,6 +42,31 @@ def _line(name: str, result: tuple[np.ndarray, int, list[str], float], cpu_us: f
     return line, rate, p99
 
 
+def _alternating(server, requests: dict[str, object], seconds: float, segments: int, concurrency: int
+                 ) -> dict[str, tuple[tuple[np.ndarray, int, list[str], float], float | None]]:
+    """Each kind of request for ``seconds`` in all, in ``segments`` segments taking turns (A B B A A B ...),
+    pooled per kind: this machine's speed drifts by a third within a minute, and a ratio of two
+    back-to-back runs 15 s long carried that drift. Returns per kind (latencies, errors, samples,
+    elapsed) and the server CPU per request."""
+    parts: dict[str, list] = {kind: [] for kind in requests}
+    kinds = list(requests)
+    for segment in range(segments):
+        order = kinds if segment % 2 == 0 else kinds[::-1]
+        for kind in order:
+            parts[kind].append(load_on(server, requests[kind], seconds / segments, concurrency))
+    pooled = {}
+    for kind, runs in parts.items():
+        latencies = np.concatenate([result[0] for result, _ in runs])
+        errors = sum(result[1] for result, _ in runs)
+        samples = [sample for result, _ in runs for sample in result[2]]
+        elapsed = sum(result[3] for result, _ in runs)
+        answered = [len(result[0]) + result[1] for result, _ in runs]
+        cpu = [cpu_us for _, cpu_us in runs]
+        cpu_us = None if any(c is None for c in cpu) else sum(c * n for c, n in zip(cpu, answered)) / max(sum(answered), 1)
+        pooled[kind] = ((latencies, errors, samples, elapsed), cpu_us)
+    return pooled
+
+
 def _measure(bench: BenchWorld, args: argparse.Namespace) -> list[str]:
     """The goal lines for one world: healthz and decisions of one server, their ratio, and the floor."""
     ensure_model(bench)
@@ -50,8 +77,9 @@ def _measure(bench: BenchWorld, args: argparse.Namespace) -> list[str]:
 
     with running_server(workers=1, model_dir=bench.model_dir) as server:
         load(server.port, decision, 2.0, args.concurrency)  # warm-up: first requests load caches
-        health_line, health_rate, _ = _line(f"[{candidates}] GET /healthz", *load_on(server, healthz, args.seconds, args.concurrency))
-        decide, decide_cpu = load_on(server, decision, args.seconds, args.concurrency)
+        measured = _alternating(server, {"healthz": healthz, "decisions": decision}, args.seconds, args.segments, args.concurrency)
+        health_line, health_rate, _ = _line(f"[{candidates}] GET /healthz", *measured["healthz"])
+        decide, decide_cpu = measured["decisions"]
         decision_line, decision_rate, p99 = _line(f"[{candidates}] POST /v1/decisions (k=1)", decide, decide_cpu)
     with running_server(cached_decisions=True, model_dir=bench.model_dir) as server:  # the engine taken out
         load(server.port, decision, 2.0, args.concurrency)
@@ -70,10 +98,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--segments", type=int, default=5, help="turns of healthz and decisions in --seconds each")
     args = parser.parse_args()
     lines = [line for bench in (SMALL_CATALOG, LARGE_CATALOG) for line in _measure(bench, args)]
-    print(f"serving: 1 worker on loopback, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, "
-          f"{os.cpu_count()} CPUs shared by client and server", flush=True)
+    print(f"serving: 1 worker on loopback, {args.concurrency} concurrent clients, {args.seconds:.0f} s each, healthz and "
+          f"decisions taking turns in {args.segments} segments, {os.cpu_count()} CPUs shared by client and server", flush=True)
     for line in lines:
         print(line)
     return 0
