@@ -15,6 +15,15 @@ file and syncs it; run by the commit that crosses SQLite's threshold, it stalled
 for up to 7.6 ms, and so every request waiting on it (bench/serving.py: the log's p99 5.75 ms, its
 median 0.31 ms).
 
+A passive checkpoint alone let the WAL grow without end under steady load: SQLite writes the WAL from
+its start again only when a write begins with every frame copied, and a batch was always written while
+the checkpoint ran (1 GB of WAL after 90 s of bench/serving.py's 279-330 candidate load). So once the
+WAL holds more than ``restart_wal_frames`` frames, the thread follows its passive checkpoint with a
+``RESTART`` one: it holds new writers back while it copies what the passive one left (milliseconds)
+and syncs, and the next write starts the WAL over. It waits at most ``_RESTART_WAIT_MS`` for the
+current writer and readers, else it tries again at its next turn. ``journal_size_limit``
+(:mod:`serving.sqlite`) then cuts the file back.
+
 ``candidates`` holds JSON ``[[message_id, score, propensity], ...]`` in rows written before 2026-11-30,
 and since then the same in a packed form (a BLOB; SQLite keeps one as it is in a TEXT column): writing
 120 floats as JSON text cost more than the rest of logging a decision. The second packed form keeps the
@@ -54,6 +63,10 @@ _SCHEMA = (
 _COLUMNS = ("decision_id", "decided_ns", "as_of_ns", "customer_id", "channel", "model_version", "cold_start",
             "served", "candidates", "suppressed")
 _HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
+# The WAL is started over once it holds this many frames (pages of 4 KiB: 32 MiB), and a RESTART
+# checkpoint waits at most this long for the writer and readers of the moment (module docstring).
+RESTART_WAL_FRAMES = 8_192
+_RESTART_WAIT_MS = 100
 _INSERT = f"INSERT OR IGNORE INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 # One row per candidate: what an off-policy estimator reads (served_rank is null for candidates not served).
 EXPORT_COLUMNS = ("decision_id", "decided_at", "as_of", "customer_id", "channel", "model_version", "cold_start",
@@ -69,8 +82,9 @@ class SqliteDecisionLog(SqliteFile):
     _AUTOCHECKPOINT = False  # the checkpoint thread does it (module docstring)
 
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0, read_only: bool = False,
-                 checkpoint_every_s: float = 1.0) -> None:
+                 checkpoint_every_s: float = 1.0, restart_wal_frames: int = RESTART_WAL_FRAMES) -> None:
         self.checkpoint_every_s = checkpoint_every_s
+        self.restart_wal_frames = restart_wal_frames
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         super().__init__(path, busy_timeout_s=busy_timeout_s, read_only=read_only)
@@ -92,12 +106,26 @@ class SqliteDecisionLog(SqliteFile):
         while not self._stop.wait(self.checkpoint_every_s):
             try:
                 with self._errors("checkpoint the decision log"):
-                    self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    self.checkpoint()
                 failing = False
             except StoreUnavailableError as exc:
                 if not failing:  # once per run of failures; the next commit's own error reaches a client
                     logging.getLogger(LOGGER).warning("%s", exc)
                 failing = True
+
+    def checkpoint(self) -> tuple[int, bool]:
+        """One turn of the checkpoint thread (module docstring): (the WAL's frames before it, whether the
+        WAL was restarted)."""
+        connection = self._connection()
+        _, frames, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if frames <= self.restart_wal_frames:
+            return frames, False
+        connection.execute(f"PRAGMA busy_timeout = {_RESTART_WAIT_MS}")  # never hold writers back for long
+        try:
+            busy, _, _ = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        return frames, not busy
 
     def append(self, decisions: Sequence[Decision], decided_at: pd.Timestamp | Sequence[pd.Timestamp]) -> int:
         """Store decisions atomically (one request's, or a batch's with one ``decided_at`` each); returns

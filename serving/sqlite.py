@@ -36,6 +36,7 @@ Chunk = TypeVar("Chunk")
 # Rows per INSERT statement: SQLite allows 32,766 parameters in one (since 3.32), and rows here have a
 # dozen columns at most.
 ROWS_PER_STATEMENT = 500
+WAL_SIZE_LIMIT_BYTES = 64 * 2**20
 
 
 class SqliteFile:
@@ -105,6 +106,8 @@ class SqliteFile:
             connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout_s)
             connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
             connection.execute(f"PRAGMA synchronous = {self._SYNCHRONOUS}")
+            # A WAL started over is cut back to this size (else it keeps its largest size on disk).
+            connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
             if not self._AUTOCHECKPOINT:
                 connection.execute("PRAGMA wal_autocheckpoint = 0")
             with self._lock:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import struct
+import threading
 import time
 from types import SimpleNamespace
 
@@ -109,3 +110,38 @@ def test_a_decisions_scored_candidates_pack_as_their_tuples_do():
     scored = ScoredCandidates(np.array(ids, dtype=object), np.array(scores), np.array(first))
     assert pack_candidates(scored) == pack_candidates(CANDIDATES)
     assert unpack_candidates(pack_candidates(scored)) == [list(c) for c in CANDIDATES]
+
+
+def test_the_wal_stays_bounded_while_decisions_keep_coming(tmp_path):
+    """A passive checkpoint alone never let the WAL start over while writes kept coming (one always began
+    while it ran): the WAL grew by every decision logged. A restart past ``restart_wal_frames`` bounds it."""
+    path = tmp_path / "events.db"
+    big = [(f"message-{i:04d}", 0.5, 0.0) for i in range(300)]  # about 8 KB a decision, as 300 candidates log
+    log = SqliteDecisionLog(path, checkpoint_every_s=0.02, restart_wal_frames=64)
+    stop, written, largest = threading.Event(), [0], [0]
+
+    def write() -> None:
+        while not stop.is_set():
+            decision = _decision(written[0])
+            decision.candidates = big
+            log.append([decision], AT)
+            written[0] += 1
+            time.sleep(0.0005)  # a steady stream, as a server's batches come
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            largest[0] = max(largest[0], _sizes(path)[1])
+            time.sleep(0.002)
+    finally:
+        stop.set()
+        writer.join(30)
+    log.close()
+    logged_bytes = written[0] * 8_000
+    assert logged_bytes > 4 * 2**20
+    # Without restarts the WAL holds all of it; with them, what comes between two (a few turns' worth).
+    assert largest[0] < logged_bytes / 4, f"the WAL reached {largest[0]:,} bytes of {logged_bytes:,} logged"
+    with SqliteDecisionLog(path, read_only=True) as reader:
+        assert reader.count() == written[0]
