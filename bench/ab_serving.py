@@ -53,7 +53,8 @@ def main() -> int:
         try:
             results: dict[str, list[tuple[float, float | None, float]]] = {"this checkout": [], args.base: []}
             for number in range(1, args.rounds + 1):
-                for name, source in (("this checkout", None), (args.base, worktree)):
+                pair = (("this checkout", None), (args.base, worktree))
+                for name, source in pair if number % 2 else pair[::-1]:  # A B, B A, ...: neither always goes first
                     rate, cpu_us, p99 = _round(bench, decision, args.seconds, source)
                     results[name].append((rate, cpu_us, p99))
                     cpu = "" if cpu_us is None else f", server CPU {cpu_us:,.0f} us per request"

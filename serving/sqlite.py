@@ -36,7 +36,7 @@ Chunk = TypeVar("Chunk")
 # Rows per INSERT statement: SQLite allows 32,766 parameters in one (since 3.32), and rows here have a
 # dozen columns at most.
 ROWS_PER_STATEMENT = 500
-WAL_SIZE_LIMIT_BYTES = 64 * 2**20
+WAL_SIZE_LIMIT_BYTES = 256 * 2**20
 
 
 class SqliteFile:
