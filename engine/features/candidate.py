@@ -59,15 +59,10 @@ def _pick(customer: Columns, template: str, names: tuple[str, ...], pairs: int, 
     return _lines(customer, template, names, pairs).ravel()[at]
 
 
-def _standing(customer: Columns, template: str, names: tuple[str, ...], at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """How the candidate's topic stands among the customer's topics on one per-topic column:
-    (its value minus the customer's best value, its rank with 1 = best; ties share the better rank)."""
-    pairs = len(customer[template.format(names[0])]) if names else 0
-    return _standing_in(_lines(customer, template, names, pairs), at)
-
-
-def _standing_in(lines: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_standing` on the block of :func:`_lines`."""
+def _standing(lines: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How the candidate's topic stands among the customer's topics on one per-topic column (its block,
+    :func:`_lines`): (its value minus the customer's best value, its rank with 1 = best; ties share the
+    better rank)."""
     if len(lines) == 1:  # no names: every row is the NaN line's
         empty = np.full(len(at), np.nan)
         return empty, empty
@@ -101,9 +96,9 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
     affinities = _lines(customer, "topic_{}_affinity", topics, pairs)
     stage_rates = _lines(customer, f"stage_{{}}_click_rate_{short}d", JOURNEY_STAGES, pairs)
     # The choice among one channel's messages turns on relative interest: is this the customer's top topic?
-    share_gap, share_rank = _standing_in(shares, topic_at)
-    affinity_gap, affinity_rank = _standing_in(affinities, topic_at)
-    stage_gap, stage_rank = _standing_in(stage_rates, stage_at)
+    share_gap, share_rank = _standing(shares, topic_at)
+    affinity_gap, affinity_rank = _standing(affinities, topic_at)
+    stage_gap, stage_rank = _standing(stage_rates, stage_at)
     unasked = np.full(len(has), np.nan)
     with np.errstate(invalid="ignore"):
         stage_known = has & (cand.stage >= 0)

@@ -11,7 +11,7 @@ import pytest
 from engine.config import FeatureSettings
 from engine.features.affinity import share
 from engine.features.build import _gather_rows
-from engine.features.candidate import _at, _pick, _standing
+from engine.features.candidate import _at, _lines, _pick, _standing
 from engine.features.encoders import ColumnEncoder
 from engine.features.engagement import smoothed_rate
 from engine.features.journey import infer_stage
@@ -86,7 +86,7 @@ def test_standing_matches_a_loop_over_rows_with_ties_and_missing_values():
     customer = {f"t_{n}": rng.choice([np.nan, 0.0, 0.25, 0.5, 1.0], size=pairs) for n in names}
     rows = rng.integers(0, pairs, size=60)
     codes = rng.integers(-1, len(names), size=60)
-    gap, rank = _standing(customer, "t_{}", names, _at(rows, codes, len(names), pairs))
+    gap, rank = _standing(_lines(customer, "t_{}", names, pairs), _at(rows, codes, len(names), pairs))
     for i, (pair, code) in enumerate(zip(rows, codes)):
         if code < 0:
             assert np.isnan(gap[i]) and np.isnan(rank[i])
