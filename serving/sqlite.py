@@ -125,14 +125,15 @@ class SqliteFile:
         (``executemany`` steps once per row, and ``BEGIN`` and ``COMMIT`` once each)."""
         with self._errors(doing):
             connection = self._connection()
-            chunks = [rows[at : at + ROWS_PER_STATEMENT] for at in range(0, len(rows), ROWS_PER_STATEMENT)]
+            statements = [(_many_values(insert, len(chunk)), [value for row in chunk for value in row])
+                          for chunk in (rows[at : at + ROWS_PER_STATEMENT] for at in range(0, len(rows), ROWS_PER_STATEMENT))]
             before = connection.total_changes
-            if len(chunks) == 1:
-                connection.execute(_many_values(insert, len(rows)), [value for row in rows for value in row])
+            if len(statements) == 1:
+                connection.execute(*statements[0])
             else:
                 with transaction(connection):
-                    for chunk in chunks:
-                        connection.execute(_many_values(insert, len(chunk)), [value for row in chunk for value in row])
+                    for statement in statements:
+                        connection.execute(*statement)
             return connection.total_changes - before
 
     def _chunks(self, doing: str, query: str, parameters: tuple, chunk_rows: int,

@@ -118,7 +118,7 @@ def test_the_wal_stays_bounded_while_decisions_keep_coming(tmp_path):
     path = tmp_path / "events.db"
     big = [(f"message-{i:04d}", 0.5, 0.0) for i in range(300)]  # about 8 KB a decision, as 300 candidates log
     log = SqliteDecisionLog(path, checkpoint_every_s=0.02, restart_wal_frames=64)
-    decisions, largest = 1_000, [0]
+    decisions, largest = 1_000, 0
 
     def write() -> None:
         for i in range(decisions):
@@ -130,12 +130,12 @@ def test_the_wal_stays_bounded_while_decisions_keep_coming(tmp_path):
     writer = threading.Thread(target=write)
     writer.start()
     while writer.is_alive():
-        largest[0] = max(largest[0], _sizes(path)[1])
+        largest = max(largest, _sizes(path)[1])
         time.sleep(0.002)
     writer.join()
     log.close()
     logged_bytes = decisions * 8_000
     # Without restarts the WAL holds all of it (and more: pages); with them, what comes between two.
-    assert largest[0] < logged_bytes / 4, f"the WAL reached {largest[0]:,} bytes of {logged_bytes:,} logged"
+    assert largest < logged_bytes / 4, f"the WAL reached {largest:,} bytes of {logged_bytes:,} logged"
     with SqliteDecisionLog(path, read_only=True) as reader:
         assert reader.count() == decisions
