@@ -10,7 +10,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -126,10 +126,11 @@ class ServingContext:
         return read_clock(self.clock)
 
     # ---- decisions
-    async def decide_one(self, request: DecisionRequest) -> Decision:
+    async def decide_one(self, request: DecisionRequest, caller: Hashable | None = None) -> Decision:
         """One decision, answered by the batcher's thread together with the others waiting (counted and
-        stored by the batch), at the instant the batch reads the clock."""
-        decision = await self.batcher.submit((request, None, True))
+        stored by the batch), at the instant the batch reads the clock. ``caller``: the client's
+        connection, which asks again only once answered (:meth:`Batcher.submit`)."""
+        decision = await self.batcher.submit((request, None, True), caller)
         add_request_fields(customer=self._customer(request.customer_id))
         self._log_decisions([decision])
         return decision

@@ -18,7 +18,10 @@ async def decide(body: DecisionRequest, request: Request) -> Response:
     # The context comes from the request, not Depends(get_context), and the clock is read once per batch
     # in the batcher's thread: FastAPI solves each dependency node on every request, the busiest route's
     # largest cost after its body.
-    decision = await context_of(request).decide_one(body)  # decided in the batcher's thread, out of the event loop
+    # Decided in the batcher's thread, out of the event loop. The connection (client address and port)
+    # names the caller: it sends its next request only once answered, so a batch waits for it, not longer.
+    client = request.scope.get("client")  # (host, port), a list in some servers: made hashable
+    decision = await context_of(request).decide_one(body, tuple(client) if client else None)
     return json_answer(DecisionResponse.of(decision))
 
 

@@ -244,3 +244,41 @@ def test_the_gather_settings_reach_the_decision_batcher_and_bad_values_are_refus
     path.write_text("[serving]\nbatch_gather_gap_ms = -1\n")
     with pytest.raises(ConfigError, match="serving.batch_gather_gap_ms: Input should be greater than or equal to 0"):
         load_settings(path, environ=False)
+
+
+def test_a_gathering_batch_starts_once_every_caller_of_the_last_batch_is_back_not_after_the_gap():
+    # The gap and gather_max are an hour: a batcher that waited either out would hit the hang guard.
+    gate = _Gate(hold_first=False)
+    batcher = Batcher(gate, max_size=2, gather_gap_seconds=3600.0, gather_max_seconds=3600.0)
+
+    async def first_round() -> list[object]:
+        # No caller is known yet: only a full batch (max_size 2) ends this gather.
+        return list(await asyncio.wait_for(asyncio.gather(batcher.submit(0, caller="a"), batcher.submit(2, caller="b")), 60))
+
+    assert asyncio.run(first_round()) == [0, 20]
+    batcher._max_size = 10  # white box: room for more, so that only the callers' return can end the next gather
+
+    async def back_again() -> list[object]:
+        return list(await asyncio.wait_for(asyncio.gather(batcher.submit(4, caller="b"), batcher.submit(6, caller="a")), 60))
+
+    assert asyncio.run(back_again()) == [40, 60]
+    assert gate.batches == [[0, 2], [4, 6]]
+    batcher.close()
+
+
+def test_a_batch_waits_for_a_missing_caller_and_not_for_callers_it_never_answered():
+    gate = _Gate(hold_first=False)
+    batcher = Batcher(gate, max_size=10, gather_gap_seconds=3600.0, gather_max_seconds=3600.0)
+    batcher._missing = {"a", "b"}  # white box: "a" and "b" were answered last
+
+    async def arrivals() -> list[object]:
+        # "a" and a stranger "x" are not enough to start; "b" is, long before the hour's gap ends.
+        answers = [asyncio.ensure_future(batcher.submit(0, caller="a")), asyncio.ensure_future(batcher.submit(2, caller="x"))]
+        await asyncio.sleep(0.3)
+        answers.append(asyncio.ensure_future(batcher.submit(4, caller="b")))
+        return [await asyncio.wait_for(a, 60) for a in answers]
+
+    assert asyncio.run(arrivals()) == [0, 20, 40]
+    assert gate.batches == [[0, 2, 4]]
+    assert batcher._missing == {"a", "b", "x"}  # the callers of this batch are the next ones awaited
+    batcher.close()
