@@ -22,11 +22,16 @@ the worker and one of the event loop, whatever its size.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from typing import Generic, TypeVar
+
+from serving.logs import LOGGER
+
+_log = logging.getLogger(LOGGER)
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -50,7 +55,10 @@ class Batcher(Generic[In, Out]):
         self._run = run
         self._max_size = int(max_size)
         self._name = name
-        self._changed = threading.Condition()
+        lock = threading.Lock()
+        self._changed = threading.Condition(lock)  # an item queued, or the batcher closed: for the thread
+        self._quiet = threading.Condition(lock)  # a batch finished: for idle()
+        self._running = False
         self._waiting: deque[_Pending] = deque()  # single items
         self._bulk: deque[_Pending] = deque()  # items of submit_many
         self._thread: threading.Thread | None = None
@@ -58,6 +66,8 @@ class Batcher(Generic[In, Out]):
         # Callers of the single-lane batch answered last that have not submitted again: while one is
         # missing, a gathering batch waits for it (within the gap). None: nobody is known to come back.
         self._missing: set[Hashable] | None = None
+        self._current: list[_Pending] | None = None  # the batch being run, and whether answer_now gave its answers
+        self._answered = False
         self.batches = 0  # batches run so far, and the items they held: what the metrics and tests read
         self.items = 0
 
@@ -99,6 +109,12 @@ class Batcher(Generic[In, Out]):
         if thread is not None:
             thread.join(timeout)
 
+    def idle(self, timeout: float | None = None) -> bool:
+        """Wait until no batch runs and none waits (every ``run`` done, also what it did after
+        :meth:`answer_now`): True, or False after ``timeout`` seconds."""
+        with self._changed:
+            return self._quiet.wait_for(lambda: not self._running and not self._waiting and not self._bulk, timeout)
+
     def _serve(self) -> None:
         bulk_last = False
         while True:
@@ -114,7 +130,13 @@ class Batcher(Generic[In, Out]):
                     self._gather()
                     lane = self._waiting
                 batch = [lane.popleft() for _ in range(min(self._max_size, len(lane)))]
-            self._answer(batch, expect_back=not bulk_last)
+                self._running = True
+            try:
+                self._answer(batch, expect_back=not bulk_last)
+            finally:
+                with self._changed:
+                    self._running = False
+                    self._quiet.notify_all()
 
     def _gather(self) -> None:
         """With the lock held and an item waiting: let more join while they keep coming, each within
@@ -136,27 +158,63 @@ class Batcher(Generic[In, Out]):
                 return  # none came within the gap: the burst is over
             seen = len(self._waiting)
 
+    def answer_now(self, answers: Sequence[Out | BaseException]) -> None:
+        """Give the batch being run its answers now, before ``run`` returns: called by ``run`` (or by code
+        it waits for in the event loop's thread, where the routes' futures are then settled at once, with
+        no hand-off). What ``run`` does afterwards (for decisions: the log write) then overlaps with the
+        routes' answers instead of delaying them. Answers that ``run`` returns later are not given again."""
+        batch = self._current
+        if batch is None or self._answered:
+            raise RuntimeError("answer_now() outside a batch's run, or twice in one")
+        if len(answers) != len(batch):
+            raise RuntimeError(f"batch of {len(batch)} items got {len(answers)} answers")
+        self._answered = True
+        _give(batch, answers)
+
     def _answer(self, batch: list[_Pending], expect_back: bool) -> None:
+        with self._changed:
+            self.batches += 1
+            self.items += len(batch)
+            if expect_back:  # set before any answer goes out: a caller may be back before run returns
+                self._missing = {caller for _, _, _, caller in batch if caller is not None} or None
+        self._current, self._answered = batch, False
         try:
             answers: Sequence[Out | BaseException] = self._run([item for item, _, _, _ in batch])
             if len(answers) != len(batch):
                 raise RuntimeError(f"batch of {len(batch)} items got {len(answers)} answers")
         except BaseException as exc:  # each route re-raises it in its own task
+            if self._answered:  # the callers have their answers: the failure after them is only logged
+                _log.exception("batch %s failed after its %d items were answered", self._name, len(batch))
+                return
             answers = [exc] * len(batch)
-        with self._changed:
-            self.batches += 1
-            self.items += len(batch)
-            if expect_back:  # before the answers go out: a caller may be back before this thread runs again
-                callers = {caller for _, _, _, caller in batch if caller is not None}
-                self._missing = callers or None
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
-        for (_, future, loop, _), answer in zip(batch, answers):
-            by_loop.setdefault(loop, []).append((future, answer))
-        for loop, settled in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle, settled)
-            except RuntimeError:  # that loop is closed: nobody is waiting for these answers any more
-                pass
+        finally:
+            self._current = None
+        if not self._answered:
+            _give(batch, answers)
+
+
+def _give(batch: Sequence[_Pending], answers: Sequence[object]) -> None:
+    """Settle each item's future with its answer: here if this thread runs that future's loop, else by a
+    callback into it (one per loop)."""
+    here = _running_loop()
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, object]]] = {}
+    for (_, future, loop, _), answer in zip(batch, answers):
+        by_loop.setdefault(loop, []).append((future, answer))
+    for loop, settled in by_loop.items():
+        if loop is here:
+            _settle(settled)
+            continue
+        try:
+            loop.call_soon_threadsafe(_settle, settled)
+        except RuntimeError:  # that loop is closed: nobody is waiting for these answers any more
+            pass
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _settle(settled: list[tuple[asyncio.Future, object]]) -> None:

@@ -156,18 +156,29 @@ class ServingContext:
     def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp | None, bool]]) -> list[Decision | Exception]:
         """The batcher's run: each item ``(request, now, record)``, ``now`` None for the clock read once
         here; those with ``record`` are counted and stored here, the others by their caller (a batch
-        request stores all of its decisions or none)."""
+        request stores all of its decisions or none). The decisions are counted and answered as soon as
+        the engine has made them, in the event loop's thread; the log write follows in this thread,
+        beside the routes' answers (a decision is in the log a fraction of a millisecond after its
+        answer went out: :meth:`logged` waits for it)."""
         self.metrics.decision_batch_size.observe(len(items))
         batch_now = self.now() if any(now is None for _, now, _ in items) else None
         dated = [(request, batch_now if now is None else now) for request, now, _ in items]
-        answers = self._decide_each(dated)
-        decided = [(answer, now) for answer, (_, now), (_, _, record) in zip(answers, dated, items)
+        recorded = [record for _, _, record in items]
+
+        def count_and_answer(answers: list[Decision | Exception]) -> None:
+            self._count_decisions([answer for answer, record in zip(answers, recorded) if record and not isinstance(answer, Exception)])
+            self.batcher.answer_now(answers)
+
+        answers = self._decide_each(dated, count_and_answer)
+        decided = [(answer, now) for answer, (_, now), record in zip(answers, dated, recorded)
                    if record and not isinstance(answer, Exception)]
-        self._record([d for d, _ in decided], [now for _, now in decided])
+        self._append_to_log([d for d, _ in decided], [now for _, now in decided])
         return answers
 
-    def _decide_each(self, items: list[tuple[DecisionRequest, pd.Timestamp]]) -> list[Decision | Exception]:
-        """Each request at its own ``now`` (the default as_of), with one model: each decision or its error."""
+    def _decide_each(self, items: list[tuple[DecisionRequest, pd.Timestamp]],
+                     then: Callable[[list[Decision | Exception]], None] | None = None) -> list[Decision | Exception]:
+        """Each request at its own ``now`` (the default as_of), with one model: each decision or its error;
+        ``then(answers)`` runs right after the engine, in the thread that ran it."""
         loaded = self.model()
         # One read of the store for the whole batch.
         live = self.store.get().rows_for_customers([request.customer_id for request, _ in items],
@@ -178,7 +189,12 @@ class ServingContext:
                                 live[request.customer_id], request.k, request.explain, decision_id)
                   for (request, now), decision_id in zip(items, ids)]
         engine = loaded.engine
-        return self._compute(lambda: engine.decide_each(inputs), len(inputs))
+        return self._compute(lambda: engine.decide_each(inputs), len(inputs), then)
+
+    def logged(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every decision answered so far is in the decision log (or failed to be): True, or
+        False after ``timeout`` seconds. Single decisions are answered before their log write ends."""
+        return self.batcher.idle(timeout)
 
     def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
         loaded = self.model()
@@ -192,13 +208,20 @@ class ServingContext:
         self._log_decisions(decisions)
         return loaded, decisions
 
-    def _compute(self, work: Callable[[], _T], decisions: int) -> _T:
+    def _compute(self, work: Callable[[], _T], decisions: int, then: Callable[[_T], None] | None = None) -> _T:
         """``work()`` (the engine deciding ``decisions`` decisions) in the event loop's thread if there are
-        at most ``[serving] loop_batch_max`` of them (:mod:`serving.loop_call`), else in this thread."""
+        at most ``[serving] loop_batch_max`` of them (:mod:`serving.loop_call`), else in this thread;
+        ``then(result)`` right after it, in the same thread."""
+        def work_then() -> _T:
+            result = work()
+            if then is not None:
+                then(result)
+            return result
+
         loop = self.loop
         if loop is None or decisions > self.serving.loop_batch_max:
-            return work()
-        return LoopCall(work).run(loop, given_up=lambda: self.loop is None)
+            return work_then()
+        return LoopCall(work_then).run(loop, given_up=lambda: self.loop is None)
 
     # ---- events
     def record_events(self, records: Sequence[Any], now: pd.Timestamp) -> AppendResult:
@@ -261,6 +284,10 @@ class ServingContext:
                                           "served": [x.message_id for x in d.messages]})
 
     def _record(self, decisions: Sequence[Decision], now: pd.Timestamp | Sequence[pd.Timestamp]) -> None:
+        self._count_decisions(decisions)
+        self._append_to_log(decisions, now)
+
+    def _count_decisions(self, decisions: Sequence[Decision]) -> None:
         m = self.metrics
         for d in decisions:
             m.decisions.labels(channel=d.channel).inc()
@@ -270,12 +297,14 @@ class ServingContext:
                 m.messages_served.labels(channel=d.channel, message_id=message.message_id).inc()
             for rule, count in d.suppressed.items():
                 m.suppressions.labels(rule=rule).inc(count)
+
+    def _append_to_log(self, decisions: Sequence[Decision], now: pd.Timestamp | Sequence[pd.Timestamp]) -> None:
         if self.decision_log is None or not decisions:
             return
         try:  # the decision stands even if it cannot be logged: serving matters more than the log
             self.decision_log.get().append(decisions, now)
         except StoreUnavailableError as exc:
-            m.decision_log_failures.inc(len(decisions))
+            self.metrics.decision_log_failures.inc(len(decisions))
             _log.error("%d decision(s) served but not logged: %s", len(decisions), exc)
 
 

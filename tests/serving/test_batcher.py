@@ -282,3 +282,45 @@ def test_a_batch_waits_for_a_missing_caller_and_not_for_callers_it_never_answere
     assert gate.batches == [[0, 2, 4]]
     assert batcher._missing == {"a", "b", "x"}  # the callers of this batch are the next ones awaited
     batcher.close()
+
+
+def test_answer_now_answers_the_callers_while_run_goes_on_and_idle_waits_for_the_rest():
+    after_answers = threading.Event()
+    done: list[list[int]] = []
+    batcher: Batcher
+
+    def run(items: list[int]) -> list[int]:
+        answers = [i * 10 for i in items]
+        batcher.answer_now(answers)
+        assert after_answers.wait(30)  # the work after the answers (the decision log's write)
+        done.append(items)
+        return [-1] * len(items)  # not given again: the callers already have theirs
+
+    batcher = Batcher(run, max_size=10)
+
+    async def ask() -> list[object]:  # queued together (submit_many): one batch
+        return await asyncio.wait_for(batcher.submit_many([1, 2]), 30)
+
+    assert asyncio.run(ask()) == [10, 20]  # answered while run still waits
+    assert done == [] and not batcher.idle(timeout=0.1)
+    after_answers.set()
+    assert batcher.idle(timeout=30) and done == [[1, 2]]
+    batcher.close()
+
+
+def test_a_failure_after_answer_now_is_logged_and_the_callers_keep_their_answers(caplog):
+    batcher: Batcher
+
+    def run(items: list[int]) -> list[int]:
+        batcher.answer_now([i * 10 for i in items])
+        batcher.answer_now([0] * len(items))  # a second time is a bug of run's
+
+    batcher = Batcher(run, max_size=10)
+    with caplog.at_level("ERROR"):
+        assert asyncio.run(asyncio.wait_for(batcher.submit(3), 30)) == 30
+        assert batcher.idle(timeout=30)
+    failures = [r for r in caplog.records if "failed after its 1 items were answered" in r.getMessage()]
+    assert len(failures) == 1 and "twice in one" in str(failures[0].exc_info[1])
+    with pytest.raises(RuntimeError, match="outside a batch's run"):
+        batcher.answer_now([1])
+    batcher.close()

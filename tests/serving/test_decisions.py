@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 import pytest
 
@@ -106,6 +108,7 @@ def test_a_batch_over_the_limit_gets_413_and_an_empty_one_422(make_client):
 def test_every_decision_is_logged_with_its_candidates(client, tmp_path, bundle_facts):
     single = client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "email", "k": 2}).json()
     client.post("/v1/decisions/batch", json={"requests": [{"customer_id": "c1", "channel": "web"}, {"customer_id": "c2", "channel": "app"}]})
+    assert client.app.state.nbm.logged()  # a single decision is answered before its log write ends
     with SqliteDecisionLog(store_path(tmp_path / "home"), read_only=True) as log:
         assert log.count() == 3
         rows = pd.concat(list(log.since(None)))
@@ -120,9 +123,35 @@ def test_every_decision_is_logged_with_its_candidates(client, tmp_path, bundle_f
     assert (mine["decided_at"] == bundle_facts["now"]).all()
 
 
-def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_path, bundle_facts):
-    import threading
+class _HeldLog:
+    """A decision log whose appends wait until the test releases them."""
 
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.appended: list[str] = []
+
+    def append(self, decisions, decided_at):
+        assert self.release.wait(30)
+        self.appended += [d.decision_id for d in decisions]
+        return len(decisions)
+
+    def close(self):
+        pass
+
+
+def test_a_decision_is_answered_and_counted_before_its_log_write_ends_and_logged_waits_for_it(make_client, bundle_facts):
+    held = _HeldLog()
+    client = make_client(decision_log=held)
+    answer = client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "email"})
+    assert answer.status_code == 200  # answered while the log write is held
+    assert 'nbm_decisions_total{channel="email"} 1.0' in client.get("/metrics").text
+    assert not client.app.state.nbm.logged(timeout=0.2) and held.appended == []
+    held.release.set()
+    assert client.app.state.nbm.logged()
+    assert held.appended == [answer.json()["decision_id"]]
+
+
+def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_path, bundle_facts):
     customers = [f"c{i}" for i in range(1, 13)]
     answers: dict[str, dict] = {}
 
@@ -136,6 +165,7 @@ def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_p
     for thread in threads:
         thread.join(30)
     assert {c: (a["status"], a["customer_id"], a["channel"]) for c, a in answers.items()} == {c: (200, c, "email") for c in customers}
+    assert client.app.state.nbm.logged()
     with SqliteDecisionLog(store_path(tmp_path / "home"), read_only=True) as log:
         rows = pd.concat(list(log.since(None)))
     logged = rows.drop_duplicates("decision_id").set_index("decision_id")["customer_id"].to_dict()
