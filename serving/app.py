@@ -60,7 +60,7 @@ def create_app(
     log_slot = None
     if serving.log_decisions:
         log_slot = Slot("decision log", (lambda: decision_log) if decision_log is not None else
-                        (lambda: SqliteDecisionLog(store_path(home), busy_timeout_s=timeout)))
+                        (lambda: SqliteDecisionLog(store_path(home), busy_timeout_s=timeout, **_retention(serving, clock))))
     context = ServingContext(settings, serving, holder, store_slot, log_slot, metrics, clock)
 
     @asynccontextmanager
@@ -119,6 +119,11 @@ def _engine_factory(settings: Settings, seed: int) -> EngineFactory:
         return DecisionEngine(bundle, settings, seed=seed)
 
     return build
+
+
+def _retention(serving: ServingSettings, clock: Callable[[], pd.Timestamp]) -> dict[str, object]:
+    days = serving.decision_log_retention_days
+    return {"retention": pd.Timedelta(days=days), "clock": clock} if days > 0 else {}
 
 
 def _utc_now() -> pd.Timestamp:

@@ -139,3 +139,53 @@ def test_the_wal_stays_bounded_while_decisions_keep_coming(tmp_path):
     assert largest < logged_bytes / 4, f"the WAL reached {largest:,} bytes of {logged_bytes:,} logged"
     with SqliteDecisionLog(path, read_only=True) as reader:
         assert reader.count() == decisions
+
+
+def _logged_ids(log: SqliteDecisionLog) -> list[str]:
+    frame = pd.concat(list(log.since(None)))
+    return frame.drop_duplicates("decision_id")["decision_id"].tolist()
+
+
+def test_prune_deletes_the_decisions_made_before_its_time_in_chunks_and_keeps_the_rest(tmp_path):
+    with SqliteDecisionLog(tmp_path / "events.db", checkpoint_every_s=3600) as log:
+        # d0..d6 made one hour apart from AT; the cut at AT + 4 h 30 min leaves d5 and d6.
+        for i in range(7):
+            log.append([_decision(i)], AT + pd.Timedelta(hours=i))
+        assert log.prune(AT + pd.Timedelta(hours=4, minutes=30), chunk_rows=2) == 5  # chunks of 2, 2 and 1
+        assert _logged_ids(log) == ["d5", "d6"]
+        assert log.prune(AT + pd.Timedelta(hours=5)) == 0  # strictly before: d5, made at that instant, stays
+        assert log.prune(AT + pd.Timedelta(days=1)) == 2 and log.count() == 0
+
+
+def test_the_checkpoint_thread_deletes_the_decisions_older_than_the_retention(tmp_path):
+    now = AT + pd.Timedelta(days=10)
+    log = SqliteDecisionLog(tmp_path / "events.db", checkpoint_every_s=0.02, retention=pd.Timedelta(days=2),
+                            clock=lambda: now, prune_every_s=0)
+    ages = {"d0": pd.Timedelta(days=5), "d1": pd.Timedelta(days=2, seconds=1), "d2": pd.Timedelta(days=1, hours=23), "d3": pd.Timedelta(0)}
+    for i, age in enumerate(ages.values()):
+        log.append([_decision(i)], now - age)
+    deadline = time.monotonic() + 30
+    while log.count() > 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _logged_ids(log) == ["d2", "d3"]  # made within the last 2 days of the log's clock
+    log.close()
+
+
+def test_a_retention_needs_a_clock_and_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="retention and clock go together"):
+        SqliteDecisionLog(tmp_path / "a.db", retention=pd.Timedelta(days=1))
+    with pytest.raises(ValueError, match="retention must be positive"):
+        SqliteDecisionLog(tmp_path / "b.db", retention=pd.Timedelta(0), clock=lambda: AT)
+
+
+def test_the_retention_setting_reaches_the_servers_decision_log_and_bad_values_are_refused(make_client, tmp_path):
+    from engine.errors import ConfigError
+
+    default = make_client().app.state.nbm.decision_log.get()
+    assert default.retention == pd.Timedelta(days=30) and default._clock is not None
+    week = make_client("[serving]\ndecision_log_retention_days = 7.5\n", home=tmp_path / "week").app.state.nbm.decision_log.get()
+    assert week.retention == pd.Timedelta(days=7, hours=12)
+    keep_all = make_client("[serving]\ndecision_log_retention_days = 0\n", home=tmp_path / "all").app.state.nbm.decision_log.get()
+    assert keep_all.retention is None
+    with pytest.raises(ConfigError, match="serving.decision_log_retention_days: Input should be greater than or equal to 0"):
+        make_client("[serving]\ndecision_log_retention_days = -1\n", home=tmp_path / "bad")
