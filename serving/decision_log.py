@@ -8,8 +8,9 @@ logged decision survives a killed process; a power cut may lose the last few. Sy
 (FULL, as the event store must for acknowledged events) cost about 35 ms per decision on a test disk,
 NORMAL about 1 ms. A single decision is answered before its batch is written here (a fraction of a
 millisecond later, :meth:`serving.context.ServingContext.logged` waits for it): a process killed in
-between loses that batch's rows, the same kind of loss as NORMAL's, for 8% more decisions per second. The events table's schema version (``PRAGMA user_version``) belongs to
-:mod:`serving.store` and is not touched.
+between loses that batch's rows, the same kind of loss as NORMAL's, for 8% more decisions per second.
+The events table's schema version (``PRAGMA user_version``) belongs to :mod:`serving.store` and is not
+touched.
 
 Its commits never checkpoint the WAL: a thread of its own does, every ``checkpoint_every_s``
 (``PRAGMA wal_checkpoint(PASSIVE)``, which never blocks a writer). A checkpoint copies the WAL into the
