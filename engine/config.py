@@ -231,7 +231,7 @@ class ServingSettings(_Section):
     log_decisions: bool = True  # append every decision to the decision log (events.db) for off-policy evaluation
     # Decisions older than this are deleted from the log (checked every minute); 0: keep them all. At full
     # load a day of decisions can take hundreds of GB (docs/operations.md, "Where state lives").
-    decision_log_retention_days: float = Field(default=30.0, ge=0)
+    decision_log_retention_days: float = Field(default=30.0, ge=0, le=36_500, allow_inf_nan=False)
     seed: int = 0  # of the decision engine's exploration
     store_busy_timeout_seconds: float = Field(default=5.0, gt=0)
 

@@ -187,5 +187,7 @@ def test_the_retention_setting_reaches_the_servers_decision_log_and_bad_values_a
     assert week.retention == pd.Timedelta(days=7, hours=12)
     keep_all = make_client("[serving]\ndecision_log_retention_days = 0\n", home=tmp_path / "all").app.state.nbm.decision_log.get()
     assert keep_all.retention is None
-    with pytest.raises(ConfigError, match="serving.decision_log_retention_days: Input should be greater than or equal to 0"):
-        make_client("[serving]\ndecision_log_retention_days = -1\n", home=tmp_path / "bad")
+    for value, reason in (("-1", "greater than or equal to 0"), ("inf", "a finite number"), ("nan", "a finite number"),
+                          ("1e9", "less than or equal to 36500")):  # 1e9 days would overflow a timedelta
+        with pytest.raises(ConfigError, match=f"serving.decision_log_retention_days: Input should be {reason}"):
+            make_client(f"[serving]\ndecision_log_retention_days = {value}\n", home=tmp_path / "bad")
