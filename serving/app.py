@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from fastapi import FastAPI
 
-from engine.config import Settings, load_settings
+from engine.config import ServingSettings, Settings, load_settings
 from engine.eventstore import EventStore
 from engine.model.bundle import Bundle
 from serving.context import ServingContext, Slot
@@ -60,7 +60,7 @@ def create_app(
     log_slot = None
     if serving.log_decisions:
         log_slot = Slot("decision log", (lambda: decision_log) if decision_log is not None else
-                        (lambda: SqliteDecisionLog(store_path(home), busy_timeout_s=timeout, **_retention(serving, clock))))
+                        (lambda: SqliteDecisionLog(store_path(home), busy_timeout_s=timeout, **_retention(serving, clock, metrics))))
     context = ServingContext(settings, serving, holder, store_slot, log_slot, metrics, clock)
 
     @asynccontextmanager
@@ -121,9 +121,11 @@ def _engine_factory(settings: Settings, seed: int) -> EngineFactory:
     return build
 
 
-def _retention(serving: ServingSettings, clock: Callable[[], pd.Timestamp]) -> dict[str, object]:
+def _retention(serving: ServingSettings, clock: Callable[[], pd.Timestamp], metrics: Metrics) -> dict[str, object]:
     days = serving.decision_log_retention_days
-    return {"retention": pd.Timedelta(days=days), "clock": clock} if days > 0 else {}
+    if days <= 0:
+        return {}
+    return {"retention": pd.Timedelta(days=days), "clock": clock, "on_pruned": metrics.decisions_pruned.inc}
 
 
 def _utc_now() -> pd.Timestamp:

@@ -104,9 +104,9 @@ class SqliteDecisionLog(SqliteFile):
     def __init__(self, path: Path | str, *, busy_timeout_s: float = 5.0, read_only: bool = False,
                  checkpoint_every_s: float = 1.0, restart_wal_frames: int = RESTART_WAL_FRAMES,
                  retention: pd.Timedelta | None = None, clock: Callable[[], pd.Timestamp] | None = None,
-                 prune_every_s: float = 60.0) -> None:
+                 prune_every_s: float = 60.0, on_pruned: Callable[[int], None] | None = None) -> None:
         """``retention``: the checkpoint thread deletes decisions made longer ago than this by ``clock``
-        (None: keep every decision)."""
+        (None: keep every decision), and tells ``on_pruned`` how many (a metric)."""
         if (retention is None) != (clock is None):
             raise ValueError("retention and clock go together")
         if retention is not None and retention <= pd.Timedelta(0):
@@ -116,6 +116,7 @@ class SqliteDecisionLog(SqliteFile):
         self.retention = retention
         self.prune_every_s = prune_every_s
         self._clock = clock
+        self._on_pruned = on_pruned
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         super().__init__(path, busy_timeout_s=busy_timeout_s, read_only=read_only)
@@ -180,6 +181,8 @@ class SqliteDecisionLog(SqliteFile):
         before = pd.Timestamp(self._clock()) - self.retention
         deleted = self.prune(before)
         if deleted:
+            if self._on_pruned is not None:
+                self._on_pruned(deleted)
             logging.getLogger(LOGGER).info("decision log: deleted %d decision(s) made before %s (retention %s)",
                                            deleted, before.isoformat(), self.retention)
 

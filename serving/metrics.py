@@ -37,6 +37,8 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.decision_log_failures = Counter("nbm_decision_log_failures", "Decisions served but not logged (store down).",
                                              registry=r)
+        self.decisions_pruned = Counter("nbm_decision_log_pruned", "Decisions deleted from the decision log by its "
+                                        "retention ([serving] decision_log_retention_days).", registry=r)
 
     def set_model(self, version: str) -> None:
         self.model_info.clear()

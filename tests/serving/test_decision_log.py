@@ -159,8 +159,9 @@ def test_prune_deletes_the_decisions_made_before_its_time_in_chunks_and_keeps_th
 
 def test_the_checkpoint_thread_deletes_the_decisions_older_than_the_retention(tmp_path):
     now = AT + pd.Timedelta(days=10)
+    pruned: list[int] = []
     log = SqliteDecisionLog(tmp_path / "events.db", checkpoint_every_s=0.02, retention=pd.Timedelta(days=2),
-                            clock=lambda: now, prune_every_s=0)
+                            clock=lambda: now, prune_every_s=0, on_pruned=pruned.append)
     ages = {"d0": pd.Timedelta(days=5), "d1": pd.Timedelta(days=2, seconds=1), "d2": pd.Timedelta(days=1, hours=23), "d3": pd.Timedelta(0)}
     for i, age in enumerate(ages.values()):
         log.append([_decision(i)], now - age)
@@ -169,6 +170,7 @@ def test_the_checkpoint_thread_deletes_the_decisions_older_than_the_retention(tm
         time.sleep(0.02)
     assert _logged_ids(log) == ["d2", "d3"]  # made within the last 2 days of the log's clock
     log.close()
+    assert pruned == [2]  # told once, with the count
 
 
 def test_a_retention_needs_a_clock_and_must_be_positive(tmp_path):
@@ -191,3 +193,22 @@ def test_the_retention_setting_reaches_the_servers_decision_log_and_bad_values_a
                           ("1e9", "less than or equal to 36500")):  # 1e9 days would overflow a timedelta
         with pytest.raises(ConfigError, match=f"serving.decision_log_retention_days: Input should be {reason}"):
             make_client(f"[serving]\ndecision_log_retention_days = {value}\n", home=tmp_path / "bad")
+
+
+def test_the_server_prunes_its_decision_log_by_its_clock_and_counts_it_in_the_metrics(make_client, tmp_path, bundle_facts):
+    from serving.store import store_path
+
+    home = tmp_path / "pruning"
+    now = bundle_facts["now"]
+    with SqliteDecisionLog(store_path(home)) as log:  # three decisions from before the week the server keeps
+        for i in range(3):
+            log.append([_decision(i)], now - pd.Timedelta(days=8 + i))
+    client = make_client("[serving]\ndecision_log_retention_days = 7\n", home=home)
+    kept = client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "email"}).json()
+    deadline = time.monotonic() + 30  # the log's thread checkpoints (and first prunes) a second after it starts
+    while "nbm_decision_log_pruned_total 3.0" not in client.get("/metrics").text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "nbm_decision_log_pruned_total 3.0" in client.get("/metrics").text
+    assert client.app.state.nbm.logged()
+    with SqliteDecisionLog(store_path(home), read_only=True) as log:
+        assert _logged_ids(log) == [kept["decision_id"]]
