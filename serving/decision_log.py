@@ -106,7 +106,7 @@ class SqliteDecisionLog(SqliteFile):
                  retention: pd.Timedelta | None = None, clock: Callable[[], pd.Timestamp] | None = None,
                  prune_every_s: float = 60.0, on_pruned: Callable[[int], None] | None = None) -> None:
         """``retention``: the checkpoint thread deletes decisions made longer ago than this by ``clock``
-        (None: keep every decision), and tells ``on_pruned`` how many (a metric)."""
+        (None: keep every decision), and tells ``on_pruned`` how many after each transaction (a metric)."""
         if (retention is None) != (clock is None):
             raise ValueError("retention and clock go together")
         if retention is not None and retention <= pd.Timedelta(0):
@@ -173,6 +173,8 @@ class SqliteDecisionLog(SqliteFile):
                 with transaction(connection):
                     gone = connection.execute(_PRUNE, (int(before.value), int(chunk_rows))).rowcount
                 deleted += gone
+                if gone and self._on_pruned is not None:  # per transaction: a later failure keeps this count
+                    self._on_pruned(gone)
                 if gone < chunk_rows or self._stop.wait(_PRUNE_PAUSE_S):
                     return deleted
 
@@ -181,8 +183,6 @@ class SqliteDecisionLog(SqliteFile):
         before = pd.Timestamp(self._clock()) - self.retention
         deleted = self.prune(before)
         if deleted:
-            if self._on_pruned is not None:
-                self._on_pruned(deleted)
             logging.getLogger(LOGGER).info("decision log: deleted %d decision(s) made before %s (retention %s)",
                                            deleted, before.isoformat(), self.retention)
 
