@@ -22,6 +22,7 @@ Everything that does not depend on the request is prepared once per bundle in ``
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,12 @@ import numpy as np
 import pandas as pd
 
 from engine.config import Settings
-from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_snapshot
+from engine.features.build import (CatalogTable, CustomerColumns, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features,
+                                   family_columns, make_snapshot)
+from engine.features.context import FamilyContext
+from engine.features.history import Requests
+from engine.features.program import customer_program
+from engine.timeutil import NS_PER_DAY
 from engine.errors import NbmError
 from engine.ids import random_ids
 from engine.features.state import StaleRequestError
@@ -50,6 +56,7 @@ from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, req
 __all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
 EXPLAIN_TOP = 3  # reasons per served message
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,7 +108,41 @@ class DecisionEngine:
         # and what rules read; the feature code may leave the others NaN (FamilyContext.wanted).
         self._wanted = bundle.split_features | {JOURNEY_STAGE, DAYS_SINCE_PURCHASE}
         self._contact_reads_impressions = reads_impressions(settings.policy.contact)
+        self._customer_columns: CustomerColumns = family_columns
         self._check_features()
+        # Compiled after the check above, which the families pass: the compiled columns are then checked
+        # against them.
+        self._customer_columns, self.features_kind = self._compiled_families()
+
+    def _compiled_families(self) -> tuple[CustomerColumns, str]:
+        """The customer families compiled (:mod:`engine.features.kernel`) when they give exactly the
+        families' columns on a sample of the bundle's customers (at three instants: within the shortest
+        windows, past the short one, past the long one), else the families themselves: ("compiled" or
+        "numpy"), with a log line saying why."""
+        spec = self._spec
+        try:
+            from engine.features.kernel import CompiledFamilies, first_difference  # numba: imported only to serve
+
+            compiled = CompiledFamilies(customer_program(spec.vocab, spec.settings, spec.message_stages))
+            problem = first_difference(compiled, self._sample_contexts())
+        except Exception as exc:  # no numba here, settings the program does not state, a failed compile
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is None:
+            return compiled, CompiledFamilies.kind
+        _log.warning("model %s: customer features computed by the numpy families, not compiled: %s", self.model_version, problem)
+        return family_columns, "numpy"
+
+    def _sample_contexts(self, customers: int = 48) -> list[FamilyContext]:
+        known = np.asarray(self.bundle.state.log.customers.values)
+        sample = [str(c) for c in known[np.linspace(0, len(known) - 1, min(customers, len(known))).astype(int)]] if len(known) else []
+        batch = self._customers.events_of_each([*sample, ""], [None] * (len(sample) + 1))  # "": an unknown customer
+        s = self._spec.settings
+        contexts = []
+        for days in (0.5, s.windows_days[0] + 1.5, s.max_window_days + 1.5):
+            as_of = np.full(len(batch), self.bundle.state.cutoff_ns + int(days * NS_PER_DAY), dtype=np.int64)
+            contexts.append(FamilyContext(make_snapshot(batch.log, self._spec, as_of), Requests(np.arange(len(batch)), as_of),
+                                          self._spec.vocab, s))
+        return contexts
 
     @property
     def model_version(self) -> str:
@@ -322,7 +363,8 @@ class DecisionEngine:
         history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
         return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
                                       np.full(n, events.profile, np.int64), dtype=np.float64 if every_column else np.float32,
-                                      precise=self._precise, wanted=None if every_column else self._wanted)
+                                      precise=self._precise, wanted=None if every_column else self._wanted,
+                                      customer_columns=self._customer_columns)
 
     def _build_batch(self, batch: BatchEvents, as_of: np.ndarray, sizes: Sequence[int], codes: np.ndarray) -> FeatureMatrix:
         """Features of each request's candidate codes (``sizes[i]`` rows for request i, customer code i of
@@ -332,7 +374,8 @@ class DecisionEngine:
             return FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names))))
         request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
         return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
-                                      codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted)
+                                      codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted,
+                                      customer_columns=self._customer_columns)
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:

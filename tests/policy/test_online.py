@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from engine.config import ContactSettings, MessageRule, PolicySettings, Settings, StageTargetingSettings
 from engine.contract.schema import JOURNEY_STAGES
 from engine.eventstore import contract_rows
+from engine.features.build import family_columns
 from engine.policy.online import DecisionEngine, DecisionInput, StaleRequestError, UnknownChannelError
 from engine.policy.rules import stage_matrix
 from tests.policy.conftest import COSTLY_ROW_FEATURES
@@ -393,3 +396,37 @@ def test_a_batch_weighs_each_requests_candidates_as_a_request_alone_does(online_
     alone = [engine.decide_each([request])[0] for request in inputs]
     assert together == alone
     assert len({d.messages[0].message_id for d in together if d.messages}) > 3
+
+
+def _busy_batch(world) -> list[DecisionInput]:
+    as_of = CUTOFF + pd.Timedelta(days=1)
+    live = world.live([at(HOUR, "c1", "click", channel="email", message_id="e1"), at(2 * HOUR, "heavy", "purchase", value=42.5),
+                       at(3 * HOUR, "c4", "survey", value=9.0), at(4 * HOUR, "c4", "visit", topic="travel")])
+    return [DecisionInput(c, channel, as_of + i * HOUR, live, k=2, decision_id=f"d{i}-{channel}")
+            for i, c in enumerate(["c1", "c4", "heavy", "nobody", "old_unsub"]) for channel in ("sms", "email", "push")]
+
+
+def test_the_engine_decides_with_compiled_customer_features_as_with_the_families(online_world):
+    engine = _engine(online_world)
+    assert engine.features_kind == "compiled"
+    inputs = _busy_batch(online_world)
+    compiled = engine.decide_each(inputs)
+    engine._customer_columns = family_columns
+    assert engine.decide_each(inputs) == compiled
+    assert sum(len(d.candidates.score) for d in compiled) > 20
+
+
+def test_the_engine_keeps_the_families_when_the_compiled_columns_differ(online_world, monkeypatch, caplog):
+    import engine.features.kernel as kernel
+
+    monkeypatch.setattr(kernel, "first_difference", lambda compiled, contexts: "column 'x' differs from the families'")
+    engine = _engine(online_world)
+    assert engine.features_kind == "numpy" and engine._customer_columns is family_columns
+    assert "column 'x' differs" in caplog.text and "numpy families" in caplog.text
+
+
+def test_without_the_compiler_the_engine_serves_with_the_families(online_world, monkeypatch):
+    monkeypatch.setitem(sys.modules, "engine.features.kernel", None)  # as if numba could not be imported
+    engine = _engine(online_world)
+    assert engine.features_kind == "numpy"
+    assert engine.decide("c1", "email", as_of=CUTOFF + HOUR, live_events=None).messages
