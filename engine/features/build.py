@@ -30,9 +30,6 @@ from engine.features.voice import voice_features
 from engine.timeutil import to_ns
 
 CUSTOMER_FAMILIES = (rfm_features, engagement_features, affinity_features, journey_features, voice_features, pressure_features)
-# What computes the customer-level columns of a chunk: the families (the definition), or for serving the
-# same columns compiled (engine.features.kernel), checked against them when a model loads.
-CustomerColumns = Callable[[FamilyContext], Mapping[str, np.ndarray]]
 
 
 def family_columns(ctx: FamilyContext) -> Columns:
@@ -42,24 +39,6 @@ def family_columns(ctx: FamilyContext) -> Columns:
     for family in CUSTOMER_FAMILIES:
         columns.update(family(ctx))
     return columns
-
-
-class ColumnBlock(Mapping[str, np.ndarray]):
-    """Named columns kept as rows of one float64 array (``block[index[name]]``, one value per
-    (customer, as_of) pair): what the compiled families give, assembled into the matrix in one copy
-    rather than a column at a time. Rows past the named ones may hold intermediate values."""
-
-    def __init__(self, names: tuple[str, ...], index: Mapping[str, int], block: np.ndarray) -> None:
-        self.names, self.index, self.block = names, index, block
-
-    def __getitem__(self, name: str) -> np.ndarray:
-        return self.block[self.index[name]]
-
-    def __iter__(self):
-        return iter(self.names)
-
-    def __len__(self) -> int:
-        return len(self.names)
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,13 +164,12 @@ def _chunk_parts(
     message: np.ndarray,
     profile: np.ndarray,
     wanted: frozenset[str] | None = None,
-    customer_columns: CustomerColumns = family_columns,
-) -> tuple[Mapping[str, np.ndarray], np.ndarray, Columns]:
+) -> tuple[Columns, np.ndarray, Columns]:
     """(customer-level columns per distinct (customer, as_of) pair, each row's pair, per-row columns):
     the features in column order are the first then the last. ``wanted``: :attr:`FamilyContext.wanted`."""
     pair, pair_customer, pair_as_of = _pairs(customer, as_of)
     pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings, wanted)
-    per_pair = customer_columns(pair_ctx)
+    per_pair = family_columns(pair_ctx)
     row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings, wanted)
     row_columns = candidate_features(row_ctx, _candidates(message, catalog), per_pair, pair)
     row_columns.update(attributes.columns(profile, message, as_of))
@@ -280,27 +258,24 @@ class EncodedTables:
 
 def build_encoded_features(history: History, tables: EncodedTables, customer: np.ndarray, as_of_ns: np.ndarray,
                            message: np.ndarray, profile: np.ndarray, *, dtype: type = np.float32,
-                           precise: Sequence[str] = (), wanted: frozenset[str] | None = None,
-                           customer_columns: CustomerColumns = family_columns) -> FeatureMatrix:
+                           precise: Sequence[str] = (), wanted: frozenset[str] | None = None) -> FeatureMatrix:
     """:func:`build_features` for requests already encoded, without pandas: customer codes of
     ``history.log`` (-1: unknown), ``as_of`` in ns, message codes of the spec (-1: none) and profile rows
     (-1: none). The same family code, so the same columns and values; assembled as blocks, not column by
     column, because serving calls it for a few dozen rows at a time. The columns named in ``precise``
     are also kept in float64 (:attr:`FeatureMatrix.precise`); a column not in ``wanted`` (None: all)
-    may be left NaN (:attr:`FamilyContext.wanted`). ``customer_columns``: what computes the customer-level
-    columns (:func:`family_columns`, or the same compiled)."""
+    may be left NaN (:attr:`FamilyContext.wanted`). Serving builds its batches' matrices compiled
+    (:class:`engine.features.kernel.CompiledFeatures`), checked against this when a model loads."""
     per_pair, pair, row_columns = _chunk_parts(
         history, tables.catalog, tables.spec, tables.attributes, np.asarray(customer, dtype=np.int64),
         np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64), np.asarray(profile, dtype=np.int64),
-        wanted, customer_columns)
+        wanted)
     names = (*per_pair, *row_columns)
     values = np.empty((len(message), len(names)), dtype=dtype)
     if per_pair:
         # One array of the pair columns (rows: columns), in the matrix's dtype so that each row is a plain
         # copy; np.column_stack costs 3x more here.
-        block = (per_pair.block[: len(per_pair)].astype(dtype) if isinstance(per_pair, ColumnBlock)
-                 else np.array(list(per_pair.values()), dtype=dtype))
-        _gather_rows(block.T, pair, out=values[:, : len(per_pair)])
+        _gather_rows(np.array(list(per_pair.values()), dtype=dtype).T, pair, out=values[:, : len(per_pair)])
     if row_columns:
         # Column by column into a block of columns, then one transposed copy: a column written straight
         # into the row-major matrix touches every row's cache line (1.7x slower at 2,000 rows).

@@ -1,4 +1,6 @@
-"""Run a :class:`~engine.features.program.CustomerProgram` over a serving batch in one compiled pass.
+"""A serving batch's feature matrix in one compiled pass: :class:`CompiledFeatures` runs the customer
+families' program (:mod:`engine.features.program`) and the row program (:mod:`engine.features.
+candidate_program`), the matrix :func:`engine.features.build.build_encoded_features` gives, to the bit.
 
 Compiled by numba. Per customer, one pass over its few dozen events fills small tables: weighted
 counts per window, event type and code (channel, topic or journey stage), value sums per window and
@@ -20,51 +22,91 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
-from engine.features.build import ColumnBlock, family_columns
-from engine.features.context import FamilyContext
+from engine.features.build import EncodedTables, FeatureMatrix, _pairs, build_encoded_features
 from engine.features.history import _DECAY_SCALE, _VALUE_SCALE, DECAY_ANCHOR_NS
 from engine.features.log import EVENT_CODE
 from engine.features.program import (
     COUNT, DAYS, DECAYED, DETRACTOR, DIFFERENCE, LAST_VALUE, PROMOTER, RATE, SHARE, STAGE, VALUE_SUM,
-    CustomerProgram,
+    CustomerProgram, UnsupportedProgram,
+)
+from engine.features.candidate_program import (
+    CHANNEL as R_CHANNEL, DAYS_SINCE_SHOWN as R_DAYS_SINCE_SHOWN, DAYS_SINCE_VALID_FROM as R_DAYS_SINCE_VALID_FROM, GAP as R_GAP,
+    MESSAGE_ATTRIBUTE as R_MESSAGE_ATTRIBUTE, PICK as R_PICK, PROFILE_ATTRIBUTE as R_PROFILE_ATTRIBUTE, RANK as R_RANK,
+    SEEN_COUNT as R_SEEN_COUNT, STAGE as R_STAGE, STAGE_GAP as R_STAGE_GAP, STAGE_MATCH as R_STAGE_MATCH, TOPIC as R_TOPIC,
+    TOPIC_DAYS_SINCE_SHOWN as R_TOPIC_DAYS_SINCE_SHOWN, VALUE as R_VALUE, RowProgram,
 )
 from engine.features.snapshot import SnapshotHistory
 from engine.features.voice import DETRACTOR_MAX, PROMOTER_MIN
 from engine.timeutil import NS_PER_DAY
 
 
-class CompiledFamilies:
-    """:func:`engine.features.build.family_columns` on a snapshot history, from the families' program
-    (:func:`engine.features.program.customer_program`) run compiled: the same columns in one
-    :class:`~engine.features.build.ColumnBlock`. Each request must ask at its customer's snapshot instant,
-    as serving's do (the snapshot's queries check it; the program reads the instant from the request)."""
+class CompiledFeatures:
+    """:func:`engine.features.build.build_encoded_features` for a serving batch on a snapshot history,
+    compiled: the customer program for each (customer, as_of) pair, then each row's columns written
+    straight into the matrix (``rows``, built for one ``wanted``). Columns kept in float64 (``precise``)
+    must be customer-level ones."""
 
     kind = "compiled"
 
-    def __init__(self, program: CustomerProgram) -> None:
-        self.program = program
-        self._index = {name: row for row, name in enumerate(program.names)}
+    def __init__(self, customers: CustomerProgram, rows: RowProgram) -> None:
+        clash = set(customers.names) & set(rows.names)
+        if clash:
+            raise UnsupportedProgram(f"feature families define the same column twice: {sorted(clash)[:5]}")
+        self.customers, self.rows = customers, rows
+        self.names = (*customers.names, *rows.names)
+        self._index = {name: at for at, name in enumerate(customers.names)}
+        # The costly row columns (the candidate's impressions) are computed only when the model reads them.
+        self.reads_impressions = bool(np.isin(rows.code[:, 0], (R_SEEN_COUNT, R_DAYS_SINCE_SHOWN, R_TOPIC_DAYS_SINCE_SHOWN)).any())
 
-    def __call__(self, ctx: FamilyContext) -> ColumnBlock:
-        if not isinstance(ctx.history, SnapshotHistory):
-            raise TypeError("the compiled families read a snapshot history (a serving batch's)")
-        block = run_program(self.program, ctx.history, ctx.requests.customer, ctx.requests.as_of)
-        return ColumnBlock(self.program.names, self._index, block)
+    def build(self, history: SnapshotHistory, customer: np.ndarray, as_of: np.ndarray, message: np.ndarray, profile: np.ndarray,
+              *, dtype: type = np.float32, precise: Sequence[str] = ()) -> FeatureMatrix:
+        """As build_encoded_features(history, tables, customer, as_of, message, profile, dtype=dtype,
+        precise=precise, wanted=the rows' wanted), every customer asked at its snapshot instant."""
+        missing = [name for name in precise if name not in self._index]
+        if missing:
+            raise ValueError(f"only customer-level columns are kept in float64 here, not {missing}")
+        customer, as_of = np.asarray(customer, dtype=np.int64), np.asarray(as_of, dtype=np.int64)
+        pair, pair_customer, pair_as_of = _pairs(customer, as_of)
+        block = run_program(self.customers, history, pair_customer, pair_as_of)
+        rows, log = self.rows, history.log
+        pairs = len(pair_customer)
+        if self.reads_impressions:
+            seen = np.zeros((pairs, rows.messages))
+            last_message = np.full((pairs, rows.messages), -1, dtype=np.int64)
+            last_topic = np.full((pairs, rows.topics), -1, dtype=np.int64)
+            _impressions(EVENT_CODE["impression"], log.customer, log.ts, log.event_type, log.topic, log.message, log.weight,
+                         pair_customer, pair_as_of, rows.messages, rows.topics, seen, last_message, last_topic)
+        else:
+            seen, last_message, last_topic = np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.int64)
+        values = np.empty((len(customer), len(self.names)), dtype=dtype)
+        _fill_rows(rows.code, rows.lines, rows.data, rows.channel, rows.topic, rows.stage, rows.value, rows.valid_from_ns,
+                   rows.stage_column, block, len(self.customers.names), pair, np.asarray(message, dtype=np.int64),
+                   np.asarray(profile, dtype=np.int64), as_of, log.ts, seen, last_message, last_topic, values)
+        return FeatureMatrix(self.names, values, {name: block[self._index[name]][pair] for name in precise})
 
 
-def first_difference(compiled: CompiledFamilies, contexts: Sequence[FamilyContext]) -> str | None:
-    """Where the compiled columns differ from the families' on these requests (names, order, or a value;
-    NaN equal to NaN), or None: what the decision engine checks before serving with them."""
-    for ctx in contexts:
-        expected, got = family_columns(ctx), compiled(ctx)
-        if tuple(expected) != tuple(got):
-            first = next(((e, g) for e, g in zip(expected, got) if e != g), (f"{len(expected)} columns", f"{len(got)} columns"))
+def first_difference(compiled: CompiledFeatures, tables: EncodedTables, batches: Sequence[tuple], precise: Sequence[str],
+                     wanted: frozenset[str] | None) -> str | None:
+    """Where the compiled matrix differs from build_encoded_features' (the families'), both in float64,
+    on each batch ``(history, customer, as_of, message, profile)``: a column's name or place, a value (NaN
+    equal to NaN) or a precise column; None if nowhere. What the decision engine checks before serving
+    with it."""
+    for history, customer, as_of, message, profile in batches:
+        expected = build_encoded_features(history, tables, customer, as_of, message, profile, dtype=np.float64, precise=precise,
+                                          wanted=wanted)
+        got = compiled.build(history, customer, as_of, message, profile, dtype=np.float64, precise=precise)
+        if expected.names != got.names:
+            first = next(((e, g) for e, g in zip(expected.names, got.names) if e != g),
+                         (f"{len(expected.names)} columns", f"{len(got.names)} columns"))
             return f"the columns differ from the families' (first: {first[0]!r} against {first[1]!r})"
-        for name, column in expected.items():
-            want, have = np.asarray(column, dtype=np.float64), got[name]
-            differ = ~((want == have) | (np.isnan(want) & np.isnan(have)))
-            if differ.any():
-                return f"column {name!r} differs from the families' for {int(differ.sum())} of {len(want)} requests"
+        same = (expected.values == got.values) | (np.isnan(expected.values) & np.isnan(got.values))
+        if not same.all():
+            column = int(np.flatnonzero(~same.all(axis=0))[0])
+            return (f"column {expected.names[column]!r} differs from the families' in {int((~same[:, column]).sum())} of "
+                    f"{len(same)} rows")
+        for name in precise:
+            if not np.array_equal(expected.precise[name], got.precise[name], equal_nan=True):
+                return f"the float64 column {name!r} differs from the families'"
     return None
 
 
@@ -222,3 +264,95 @@ def _run(code, constants, count_limits, decay_limits, epoch_ns, message_stage, c
                     out[target, p] = 1.0 if score <= DETRACTOR_MAX else 0.0
                 else:
                     out[target, p] = 1.0 if score >= PROMOTER_MIN else 0.0
+
+
+@njit(cache=True, nogil=True)
+def _impressions(impression, log_customer, ts, event_type, topic, message, weight, pair_customer, pair_as_of, messages, topics,
+                 seen, last_message, last_topic):
+    """Per pair: impressions of each message before as_of (weighted), and the log row of the last one
+    of each message and of each topic (-1: none), as the snapshot's queries by message and by topic."""
+    for p in range(len(pair_customer)):
+        c = pair_customer[p]
+        if c < 0:
+            continue
+        for e in range(np.searchsorted(log_customer, c, side="left"), np.searchsorted(log_customer, c, side="right")):
+            if np.int64(event_type[e]) != impression or pair_as_of[p] - ts[e] <= 0:
+                continue
+            m, t = message[e], topic[e]
+            if 0 <= m < messages:
+                seen[p, m] += weight[e]
+                last_message[p, m] = e  # the log is in time order: the greatest row is the latest
+            if 0 <= t < topics:
+                last_topic[p, t] = e
+
+
+@njit(cache=True, nogil=True)
+def _fill_rows(code, lines, data, cat_channel, cat_topic, cat_stage, cat_value, cat_valid_from, stage_column, block, names,
+               pair, message, profile, as_of, ts, seen, last_message, last_topic, values):
+    """Each row's customer-level columns (its pair's, from ``block``) and then its row columns."""
+    for i in range(len(pair)):
+        p, m = pair[i], message[i]
+        for j in range(names):
+            values[i, j] = block[j, p]
+        has = m >= 0
+        channel = cat_channel[m] if has else -1
+        topic = cat_topic[m] if has else -1
+        stage = cat_stage[m] if has else -1
+        for k in range(code.shape[0]):
+            op = code[k, 0]
+            v = np.nan
+            if op == R_CHANNEL:
+                if has:
+                    v = float(channel)
+            elif op == R_TOPIC:
+                if has:
+                    v = float(topic)
+            elif op == R_STAGE:
+                if has and stage >= 0:
+                    v = float(stage)
+            elif op == R_VALUE:
+                if has:
+                    v = cat_value[m]
+            elif op == R_DAYS_SINCE_VALID_FROM:
+                v = (float(as_of[i]) - (cat_valid_from[m] if has else np.nan)) / _NS_PER_DAY
+            elif op == R_SEEN_COUNT:
+                if 0 <= m < seen.shape[1]:
+                    v = seen[p, m]
+            elif op == R_DAYS_SINCE_SHOWN or op == R_TOPIC_DAYS_SINCE_SHOWN:
+                row = -1
+                if op == R_DAYS_SINCE_SHOWN and 0 <= m < last_message.shape[1]:
+                    row = last_message[p, m]
+                elif op == R_TOPIC_DAYS_SINCE_SHOWN and 0 <= topic < last_topic.shape[1]:
+                    row = last_topic[p, topic]
+                if row >= 0:
+                    v = (as_of[i] - ts[row]) / _NS_PER_DAY
+            elif op == R_PICK or op == R_GAP or op == R_RANK:
+                source, at, width = code[k, 1], code[k, 2], code[k, 3]
+                own = channel if source == 0 else topic if source == 1 else stage
+                if 0 <= own < width:
+                    if op == R_PICK:
+                        v = block[lines[at + own], p]
+                    else:
+                        # Among the customer's codes, NaN counted as 0 (engine.features.candidate._standing).
+                        mine = block[lines[at + own], p]
+                        mine = 0.0 if np.isnan(mine) else mine
+                        best, above = -np.inf, 0
+                        for n in range(width):
+                            other = block[lines[at + n], p]
+                            other = 0.0 if np.isnan(other) else other
+                            best = max(best, other)
+                            if other > mine:
+                                above += 1
+                        v = mine - best if op == R_GAP else float(above) + 1.0
+            elif op == R_STAGE_MATCH or op == R_STAGE_GAP:
+                if has and stage >= 0:
+                    customer_stage = block[stage_column, p]
+                    v = (1.0 if stage == customer_stage else 0.0) if op == R_STAGE_MATCH else stage - customer_stage
+            elif op == R_PROFILE_ATTRIBUTE or op == R_MESSAGE_ATTRIBUTE:
+                at, length = code[k, 4], code[k, 5]
+                row = profile[i] if op == R_PROFILE_ATTRIBUTE else m
+                if 0 <= row < length:
+                    v = data[at + row]
+                if code[k, 6]:
+                    v = (as_of[i] - v) / _NS_PER_DAY
+            values[i, names + k] = v

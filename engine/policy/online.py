@@ -25,15 +25,14 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from engine.config import Settings
-from engine.features.build import (CatalogTable, CustomerColumns, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features,
-                                   family_columns, make_snapshot)
-from engine.features.context import FamilyContext
-from engine.features.history import Requests
+from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_snapshot
+from engine.features.candidate_program import row_program
 from engine.features.program import customer_program
 from engine.timeutil import NS_PER_DAY
 from engine.errors import NbmError
@@ -52,6 +51,9 @@ from engine.policy.online_decision import Decision, DecisionInput, Reason, Serve
 from engine.policy.online_state import BatchEvents, CustomerEvents, CustomerStates, LiveEvents
 from engine.policy.scored import ScoredCandidates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
+
+if TYPE_CHECKING:
+    from engine.features.kernel import CompiledFeatures
 
 __all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
@@ -108,41 +110,48 @@ class DecisionEngine:
         # and what rules read; the feature code may leave the others NaN (FamilyContext.wanted).
         self._wanted = bundle.split_features | {JOURNEY_STAGE, DAYS_SINCE_PURCHASE}
         self._contact_reads_impressions = reads_impressions(settings.policy.contact)
-        self._customer_columns: CustomerColumns = family_columns
+        self._compiled: CompiledFeatures | None = None
         self._check_features()
-        # Compiled after the check above, which the families pass: the compiled columns are then checked
-        # against them.
-        self._customer_columns, self.features_kind = self._compiled_families()
+        # Compiled after the check above, which the families pass: the compiled matrix is then checked
+        # against theirs.
+        self._compiled, self.features_kind = self._compiled_features()
 
-    def _compiled_families(self) -> tuple[CustomerColumns, str]:
-        """The customer families compiled (:mod:`engine.features.kernel`) when they give exactly the
-        families' columns on a sample of the bundle's customers (at three instants: within the shortest
-        windows, past the short one, past the long one), else the families themselves: ("compiled" or
-        "numpy"), with a log line saying why."""
-        spec = self._spec
+    def _compiled_features(self) -> tuple[CompiledFeatures | None, str]:
+        """The feature matrix compiled (:mod:`engine.features.kernel`) when it is exactly the families'
+        on a sample of the bundle's customers and messages (at three instants: within the shortest
+        window, past it, past the longest), else None: serve with the families. With what serves
+        ("compiled" or "numpy"), and a log line saying why not."""
         try:
-            from engine.features.kernel import CompiledFamilies, first_difference  # numba: imported only to serve
+            from engine.features.kernel import CompiledFeatures, first_difference  # numba: imported only to serve
 
-            compiled = CompiledFamilies(customer_program(spec.vocab, spec.settings, spec.message_stages))
-            problem = first_difference(compiled, self._sample_contexts())
-        except Exception as exc:  # no numba here, settings the program does not state, a failed compile
+            spec = self._spec
+            customers = customer_program(spec.vocab, spec.settings, spec.message_stages)
+            rows = row_program(self._tables, {name: at for at, name in enumerate(customers.names)}, self._wanted)
+            compiled = CompiledFeatures(customers, rows)
+            problem = first_difference(compiled, self._tables, self._sample_batches(), self._precise, self._wanted)
+        except Exception as exc:  # no numba here, settings a program does not state, a failed compile
             problem = f"{type(exc).__name__}: {exc}"
         if problem is None:
-            return compiled, CompiledFamilies.kind
-        _log.warning("model %s: customer features computed by the numpy families, not compiled: %s", self.model_version, problem)
-        return family_columns, "numpy"
+            return compiled, CompiledFeatures.kind
+        _log.warning("model %s: features computed by the numpy families, not compiled: %s", self.model_version, problem)
+        return None, "numpy"
 
-    def _sample_contexts(self, customers: int = 48) -> list[FamilyContext]:
+    def _sample_batches(self, customers: int = 48, messages: int = 40) -> list[tuple]:
+        """build_encoded_features' arguments for a sample of the state's customers and an unknown one, each
+        with a slice of the catalog (and one row without a message), at three instants."""
         known = np.asarray(self.bundle.state.log.customers.values)
-        sample = [str(c) for c in known[np.linspace(0, len(known) - 1, min(customers, len(known))).astype(int)]] if len(known) else []
-        batch = self._customers.events_of_each([*sample, ""], [None] * (len(sample) + 1))  # "": an unknown customer
-        s = self._spec.settings
-        contexts = []
-        for days in (0.5, s.windows_days[0] + 1.5, s.max_window_days + 1.5):
+        picked = known[np.linspace(0, len(known) - 1, min(customers, len(known))).astype(int)] if len(known) else known
+        batch = self._customers.events_of_each([*map(str, picked), ""], [None] * (len(picked) + 1))  # "": unknown
+        codes = len(self._spec.vocab.messages)
+        request = np.repeat(np.arange(len(batch), dtype=np.int64), messages)
+        message = (np.arange(len(request), dtype=np.int64) * 7) % max(codes, 1) if codes else np.full(len(request), -1)
+        message[0] = -1
+        settings = self._spec.settings
+        samples = []
+        for days in (0.5, settings.windows_days[0] + 1.5, settings.max_window_days + 1.5):
             as_of = np.full(len(batch), self.bundle.state.cutoff_ns + int(days * NS_PER_DAY), dtype=np.int64)
-            contexts.append(FamilyContext(make_snapshot(batch.log, self._spec, as_of), Requests(np.arange(len(batch)), as_of),
-                                          self._spec.vocab, s))
-        return contexts
+            samples.append((make_snapshot(batch.log, self._spec, as_of), request, as_of[request], message, batch.profile[request]))
+        return samples
 
     @property
     def model_version(self) -> str:
@@ -361,10 +370,12 @@ class DecisionEngine:
         every feature, in float64 (:meth:`features`)."""
         n = len(codes)
         history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
-        return build_encoded_features(history, self._tables, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), codes,
-                                      np.full(n, events.profile, np.int64), dtype=np.float64 if every_column else np.float32,
-                                      precise=self._precise, wanted=None if every_column else self._wanted,
-                                      customer_columns=self._customer_columns)
+        arguments = (history, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), np.asarray(codes, dtype=np.int64),
+                     np.full(n, events.profile, np.int64))
+        if self._compiled is not None and not every_column:
+            return self._compiled.build(*arguments, precise=self._precise)
+        return build_encoded_features(arguments[0], self._tables, *arguments[1:], dtype=np.float64 if every_column else np.float32,
+                                      precise=self._precise, wanted=None if every_column else self._wanted)
 
     def _build_batch(self, batch: BatchEvents, as_of: np.ndarray, sizes: Sequence[int], codes: np.ndarray) -> FeatureMatrix:
         """Features of each request's candidate codes (``sizes[i]`` rows for request i, customer code i of
@@ -373,9 +384,12 @@ class DecisionEngine:
         if not len(codes):
             return FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names))))
         request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-        return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
-                                      codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted,
-                                      customer_columns=self._customer_columns)
+        history = make_snapshot(batch.log, self._spec, as_of)
+        if self._compiled is not None:
+            return self._compiled.build(history, request, as_of[request], codes.astype(np.int64), batch.profile[request],
+                                        precise=self._precise)
+        return build_encoded_features(history, self._tables, request, as_of[request], codes.astype(np.int64), batch.profile[request],
+                                      precise=self._precise, wanted=self._wanted)
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:

@@ -1,10 +1,9 @@
-"""The customer families' program, compiled (engine/features/program.py, kernel.py), against the
-families themselves on snapshot histories: the same column names in the same order, and every value
-identical to the last bit (NaN where they give NaN)."""
+"""The feature families as programs run compiled (engine/features/program.py, candidate_program.py,
+kernel.py) against the families themselves on snapshot histories: the same column names in the same
+order, and every value identical to the last bit (NaN where they give NaN)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -14,7 +13,7 @@ from engine.config import FeatureSettings
 from engine.features.build import family_columns, make_snapshot
 from engine.features.context import FamilyContext
 from engine.features.history import NS_PER_DAY, Requests
-from engine.features.kernel import CompiledFamilies, first_difference
+from engine.features.kernel import run_program
 from engine.features.log import EventLog
 from engine.features.program import UnsupportedProgram, customer_program
 from engine.features.spec import FeatureSpec
@@ -23,8 +22,19 @@ from tests.features.test_families import AS_OF, CUSTOMERS, EVENTS, MESSAGES, SET
 from tests.features.test_snapshot import _world
 
 
-def _compiled(spec: FeatureSpec) -> CompiledFamilies:
-    return CompiledFamilies(customer_program(spec.vocab, spec.settings, spec.message_stages))
+class _Compiled:
+    """The customer program run compiled, its output columns by name."""
+
+    def __init__(self, spec: FeatureSpec, program=None) -> None:
+        self.program = program or customer_program(spec.vocab, spec.settings, spec.message_stages)
+
+    def __call__(self, ctx: FamilyContext) -> dict[str, np.ndarray]:
+        block = run_program(self.program, ctx.history, ctx.requests.customer, ctx.requests.as_of)
+        return dict(zip(self.program.names, block))
+
+
+def _compiled(spec: FeatureSpec) -> _Compiled:
+    return _Compiled(spec)
 
 
 def _context(spec: FeatureSpec, log: EventLog, as_of: np.ndarray) -> FamilyContext:
@@ -32,7 +42,7 @@ def _context(spec: FeatureSpec, log: EventLog, as_of: np.ndarray) -> FamilyConte
     return FamilyContext(make_snapshot(log, spec, as_of), Requests(customer, as_of), spec.vocab, spec.settings)
 
 
-def _assert_same(compiled: CompiledFamilies, ctx: FamilyContext) -> None:
+def _assert_same(compiled: _Compiled, ctx: FamilyContext) -> None:
     expected, got = family_columns(ctx), compiled(ctx)
     assert tuple(got) == tuple(expected)
     for name, column in expected.items():
@@ -44,7 +54,6 @@ def test_every_column_is_the_families_to_the_bit(seed):
     # Events on window edges and at the decay epoch's start, compacted records weighing 2-4 events, as_of
     # at one of the customer's own event times (_world, shared with the snapshot's tests).
     spec, log, as_of = _world(seed, customers=8, n=600)
-    assert first_difference(_compiled(spec), [_context(spec, log, as_of)]) is None
     _assert_same(_compiled(spec), _context(spec, log, as_of))
 
 
@@ -110,19 +119,6 @@ def test_an_unknown_customer_gets_what_the_families_give_it():
     _assert_same(_compiled(spec), unknown)
     got = _compiled(spec)(unknown)
     assert got["visit_count_90d"][0] == 0.0 and np.isnan(got["days_since_last_visit"][0])
-
-
-def test_a_family_that_changes_is_caught():
-    spec, log, as_of = _world(9, customers=4, n=200)
-    compiled = _compiled(spec)
-    ctx = _context(spec, log, as_of)
-    program = compiled.program
-    # A program one instruction off (the smoothed rates' prior strength) is no longer the families'.
-    constants = program.constants.copy()
-    constants[:, 1] = np.where(constants[:, 1] > 0, constants[:, 1] + 1.0, 0.0)
-    changed = CompiledFamilies(replace(program, constants=constants))
-    problem = first_difference(changed, [ctx])
-    assert problem is not None and "rate" in problem
 
 
 def test_settings_the_program_cannot_state_are_refused():

@@ -11,7 +11,6 @@ import pytest
 from engine.config import ContactSettings, MessageRule, PolicySettings, Settings, StageTargetingSettings
 from engine.contract.schema import JOURNEY_STAGES
 from engine.eventstore import contract_rows
-from engine.features.build import family_columns
 from engine.policy.online import DecisionEngine, DecisionInput, StaleRequestError, UnknownChannelError
 from engine.policy.rules import stage_matrix
 from tests.policy.conftest import COSTLY_ROW_FEATURES
@@ -236,23 +235,27 @@ def test_decisions_score_what_the_model_gives_every_feature(world, skipped, requ
     asked_by = _record_history_keys(monkeypatch)
     as_of = CUTOFF + pd.Timedelta(days=1)
     live = world.live([at(HOUR, "c1", "impression", channel="email", message_id="e1", topic="deals")])
-    engine = _engine(world)
+    compiled, families = _engine(world), _engine(world)
+    families._compiled = None  # the feature families themselves, as without numba
+    assert compiled.features_kind == "compiled" and compiled._compiled.reads_impressions == (not skipped)
     for customer in ("c1", "c3", "heavy", "nobody"):
-        ids, features = engine.features(customer, "email", as_of=as_of, live_events=live)
+        ids, features = compiled.features(customer, "email", as_of=as_of, live_events=live)
         x = features.values.astype(np.float32)
         for name in skipped:  # the complete matrix has them: the model just does not read them
             assert customer == "nobody" or not np.isnan(x[:, bundle.feature_names.index(name)]).all()
-        asked_by.clear()
-        decision = engine.decide(customer, "email", k=2, as_of=as_of, live_events=live, explain=True)
-        assert ("message" in asked_by) == (not skipped)  # the per-row queries by message: made only when read
-        assert decision.candidates.message_id.tolist() == list(ids)
-        np.testing.assert_allclose(decision.candidates.score, bundle.booster.predict(x, num_threads=1), rtol=1e-6)
-        contrib = bundle.booster.predict(x, pred_contrib=True, num_threads=1)
-        assert all(served.reasons for served in decision.messages)
-        for served in decision.messages:
-            row = contrib[list(ids).index(served.message_id)]
-            for reason in served.reasons:
-                assert reason.contribution == pytest.approx(row[bundle.feature_names.index(reason.feature)], rel=1e-6)
+        for engine in (compiled, families):
+            asked_by.clear()
+            decision = engine.decide(customer, "email", k=2, as_of=as_of, live_events=live, explain=True)
+            if engine is families:
+                assert ("message" in asked_by) == (not skipped)  # the per-row queries by message: made only when read
+            assert decision.candidates.message_id.tolist() == list(ids)
+            np.testing.assert_allclose(decision.candidates.score, bundle.booster.predict(x, num_threads=1), rtol=1e-6)
+            contrib = bundle.booster.predict(x, pred_contrib=True, num_threads=1)
+            assert all(served.reasons for served in decision.messages)
+            for served in decision.messages:
+                row = contrib[list(ids).index(served.message_id)]
+                for reason in served.reasons:
+                    assert reason.contribution == pytest.approx(row[bundle.feature_names.index(reason.feature)], rel=1e-6)
 
 
 def test_decisions_taken_together_equal_decisions_taken_one_by_one(online_world):
@@ -406,12 +409,12 @@ def _busy_batch(world) -> list[DecisionInput]:
             for i, c in enumerate(["c1", "c4", "heavy", "nobody", "old_unsub"]) for channel in ("sms", "email", "push")]
 
 
-def test_the_engine_decides_with_compiled_customer_features_as_with_the_families(online_world):
+def test_the_engine_decides_with_compiled_features_as_with_the_families(online_world):
     engine = _engine(online_world)
     assert engine.features_kind == "compiled"
     inputs = _busy_batch(online_world)
     compiled = engine.decide_each(inputs)
-    engine._customer_columns = family_columns
+    engine._compiled = None  # the families, as without numba
     assert engine.decide_each(inputs) == compiled
     assert sum(len(d.candidates.score) for d in compiled) > 20
 
@@ -419,9 +422,9 @@ def test_the_engine_decides_with_compiled_customer_features_as_with_the_families
 def test_the_engine_keeps_the_families_when_the_compiled_columns_differ(online_world, monkeypatch, caplog):
     import engine.features.kernel as kernel
 
-    monkeypatch.setattr(kernel, "first_difference", lambda compiled, contexts: "column 'x' differs from the families'")
+    monkeypatch.setattr(kernel, "first_difference", lambda *args: "column 'x' differs from the families'")
     engine = _engine(online_world)
-    assert engine.features_kind == "numpy" and engine._customer_columns is family_columns
+    assert engine.features_kind == "numpy" and engine._compiled is None
     assert "column 'x' differs" in caplog.text and "numpy families" in caplog.text
 
 
