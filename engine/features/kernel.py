@@ -24,7 +24,7 @@ from numba import njit
 
 from engine.features.build import EncodedTables, FeatureMatrix, _pairs, build_encoded_features
 from engine.features.history import _DECAY_SCALE, _VALUE_SCALE, DECAY_ANCHOR_NS
-from engine.features.log import EVENT_CODE
+from engine.features.log import EVENT_CODE, EventLog
 from engine.features.program import (
     COUNT, DAYS, DECAYED, DETRACTOR, DIFFERENCE, LAST_VALUE, PROMOTER, RATE, SHARE, STAGE, VALUE_SUM,
     CustomerProgram, UnsupportedProgram,
@@ -35,7 +35,6 @@ from engine.features.candidate_program import (
     SEEN_COUNT as R_SEEN_COUNT, STAGE as R_STAGE, STAGE_GAP as R_STAGE_GAP, STAGE_MATCH as R_STAGE_MATCH, TOPIC as R_TOPIC,
     TOPIC_DAYS_SINCE_SHOWN as R_TOPIC_DAYS_SINCE_SHOWN, VALUE as R_VALUE, RowProgram,
 )
-from engine.features.snapshot import SnapshotHistory
 from engine.features.voice import DETRACTOR_MAX, PROMOTER_MIN
 from engine.timeutil import NS_PER_DAY
 
@@ -58,17 +57,18 @@ class CompiledFeatures:
         # The costly row columns (the candidate's impressions) are computed only when the model reads them.
         self.reads_impressions = bool(np.isin(rows.code[:, 0], (R_SEEN_COUNT, R_DAYS_SINCE_SHOWN, R_TOPIC_DAYS_SINCE_SHOWN)).any())
 
-    def build(self, history: SnapshotHistory, customer: np.ndarray, as_of: np.ndarray, message: np.ndarray, profile: np.ndarray,
+    def build(self, log: EventLog, customer: np.ndarray, as_of: np.ndarray, message: np.ndarray, profile: np.ndarray,
               *, dtype: type = np.float32, precise: Sequence[str] = ()) -> FeatureMatrix:
         """As build_encoded_features(history, tables, customer, as_of, message, profile, dtype=dtype,
-        precise=precise, wanted=the rows' wanted), every customer asked at its snapshot instant."""
+        precise=precise, wanted=the rows' wanted) on a snapshot history of ``log`` that asks each
+        customer at its row's instant (a customer's rows must share one)."""
         missing = [name for name in precise if name not in self._index]
         if missing:
             raise ValueError(f"only customer-level columns are kept in float64 here, not {missing}")
         customer, as_of = np.asarray(customer, dtype=np.int64), np.asarray(as_of, dtype=np.int64)
         pair, pair_customer, pair_as_of = _pairs(customer, as_of)
-        block = run_program(self.customers, history, pair_customer, pair_as_of)
-        rows, log = self.rows, history.log
+        block = run_program(self.customers, log, pair_customer, pair_as_of)
+        rows = self.rows
         pairs = len(pair_customer)
         if self.reads_impressions:
             seen = np.zeros((pairs, rows.messages))
@@ -94,7 +94,7 @@ def first_difference(compiled: CompiledFeatures, tables: EncodedTables, batches:
     for history, customer, as_of, message, profile in batches:
         expected = build_encoded_features(history, tables, customer, as_of, message, profile, dtype=np.float64, precise=precise,
                                           wanted=wanted)
-        got = compiled.build(history, customer, as_of, message, profile, dtype=np.float64, precise=precise)
+        got = compiled.build(history.log, customer, as_of, message, profile, dtype=np.float64, precise=precise)
         if expected.names != got.names:
             first = next(((e, g) for e, g in zip(expected.names, got.names) if e != g),
                          (f"{len(expected.names)} columns", f"{len(got.names)} columns"))
@@ -110,11 +110,10 @@ def first_difference(compiled: CompiledFeatures, tables: EncodedTables, batches:
     return None
 
 
-def run_program(program: CustomerProgram, history: SnapshotHistory, customer: np.ndarray, as_of: np.ndarray) -> np.ndarray:
-    """The program's columns for each request ``(customer[i], as_of[i])`` (customer codes of the
-    snapshot's log, each asked at its snapshot instant): float64, shape (program.columns, requests), the
-    output columns first."""
-    log = history.log
+def run_program(program: CustomerProgram, log: EventLog, customer: np.ndarray, as_of: np.ndarray) -> np.ndarray:
+    """The program's columns for each request ``(customer[i], as_of[i])`` (customer codes of ``log``, as a
+    snapshot history of it asks them: one instant per customer): float64, shape (program.columns,
+    requests), the output columns first."""
     customer = np.asarray(customer, dtype=np.int64)
     as_of = np.asarray(as_of, dtype=np.int64)
     limits = program.decay_limits

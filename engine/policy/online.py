@@ -369,12 +369,11 @@ class DecisionEngine:
         rules read also in float64), those the model never splits on possibly NaN; ``every_column``:
         every feature, in float64 (:meth:`features`)."""
         n = len(codes)
-        history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
-        arguments = (history, np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), np.asarray(codes, dtype=np.int64),
-                     np.full(n, events.profile, np.int64))
+        rows = (np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), np.asarray(codes, dtype=np.int64), np.full(n, events.profile, np.int64))
         if self._compiled is not None and not every_column:
-            return self._compiled.build(*arguments, precise=self._precise)
-        return build_encoded_features(arguments[0], self._tables, *arguments[1:], dtype=np.float64 if every_column else np.float32,
+            return self._compiled.build(events.log, *rows, precise=self._precise)
+        history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
+        return build_encoded_features(history, self._tables, *rows, dtype=np.float64 if every_column else np.float32,
                                       precise=self._precise, wanted=None if every_column else self._wanted)
 
     def _build_batch(self, batch: BatchEvents, as_of: np.ndarray, sizes: Sequence[int], codes: np.ndarray) -> FeatureMatrix:
@@ -384,12 +383,11 @@ class DecisionEngine:
         if not len(codes):
             return FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names))))
         request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-        history = make_snapshot(batch.log, self._spec, as_of)
-        if self._compiled is not None:
-            return self._compiled.build(history, request, as_of[request], codes.astype(np.int64), batch.profile[request],
+        if self._compiled is not None:  # reads the log itself: no snapshot's tables to build
+            return self._compiled.build(batch.log, request, as_of[request], codes.astype(np.int64), batch.profile[request],
                                         precise=self._precise)
-        return build_encoded_features(history, self._tables, request, as_of[request], codes.astype(np.int64), batch.profile[request],
-                                      precise=self._precise, wanted=self._wanted)
+        return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
+                                      codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted)
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:

@@ -45,7 +45,7 @@ def _assert_same(spec: FeatureSpec, batch: tuple, wanted: frozenset[str] | None,
     history, customer, as_of, message, profile = batch
     expected = build_encoded_features(history, _tables(spec), customer, as_of, message, profile, dtype=dtype, precise=PRECISE,
                                       wanted=wanted)
-    got = _compiled(spec, wanted).build(history, customer, as_of, message, profile, dtype=dtype, precise=PRECISE)
+    got = _compiled(spec, wanted).build(history.log, customer, as_of, message, profile, dtype=dtype, precise=PRECISE)
     assert got.names == expected.names and got.values.dtype == expected.values.dtype
     for j, name in enumerate(expected.names):
         np.testing.assert_array_equal(got.values[:, j], expected.values[:, j], err_msg=name)
@@ -72,7 +72,8 @@ def test_costly_columns_not_wanted_are_nan_and_not_computed():
     cheap = frozenset(n for n in _compiled(spec, None).names if n not in COSTLY)
     compiled = _compiled(spec, cheap)
     assert not compiled.reads_impressions and _compiled(spec, None).reads_impressions
-    matrix = compiled.build(*_batch(spec, log, as_of))
+    history, *rows = _batch(spec, log, as_of)
+    matrix = compiled.build(history.log, *rows)
     for name in COSTLY:
         assert np.isnan(matrix.values[:, matrix.names.index(name)]).all()
 
@@ -94,4 +95,5 @@ def test_a_program_off_from_the_families_is_caught():
 def test_only_customer_columns_are_kept_in_float64():
     spec, log, as_of = _world(6, customers=2, n=50)
     with pytest.raises(ValueError, match="msg_value"):
-        _compiled(spec, None).build(*_batch(spec, log, as_of), precise=("msg_value",))
+        history, *rows = _batch(spec, log, as_of)
+        _compiled(spec, None).build(history.log, *rows, precise=("msg_value",))

@@ -4,7 +4,6 @@ order, and every value identical to the last bit (NaN where they give NaN)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -29,7 +28,7 @@ class _Compiled:
         self.program = program or customer_program(spec.vocab, spec.settings, spec.message_stages)
 
     def __call__(self, ctx: FamilyContext) -> dict[str, np.ndarray]:
-        block = run_program(self.program, ctx.history, ctx.requests.customer, ctx.requests.as_of)
+        block = run_program(self.program, ctx.history.log, ctx.requests.customer, ctx.requests.as_of)
         return dict(zip(self.program.names, block))
 
 
