@@ -284,6 +284,28 @@ def test_a_batch_waits_for_a_missing_caller_and_not_for_callers_it_never_answere
     batcher.close()
 
 
+def test_only_what_the_gathering_thread_waits_for_wakes_it():
+    # A wake-up per item cost the event loop the GIL at every request; the others are counted when the
+    # gap ends. Here the gap is an hour: only the last missing caller can end the gather.
+    gate = _Gate(hold_first=False)
+    batcher = Batcher(gate, max_size=10, gather_gap_seconds=3600.0, gather_max_seconds=3600.0)
+    batcher._missing = {"a", "b", "c"}  # white box: "a", "b" and "c" were answered last
+    wakes: list[int] = []  # the queue's length at each wake-up
+    notify = batcher._changed.notify
+    batcher._changed.notify = lambda n=1: (wakes.append(len(batcher._waiting)), notify(n))[-1]
+
+    async def arrivals() -> list[object]:
+        answers = [asyncio.ensure_future(batcher.submit(i, caller=c)) for i, c in ((0, "a"), (2, "x"), (4, "b"))]
+        await _wait_until_queued(batcher, 3)
+        answers.append(asyncio.ensure_future(batcher.submit(6, caller="c")))
+        return [await asyncio.wait_for(a, 60) for a in answers]
+
+    assert asyncio.run(arrivals()) == [0, 20, 40, 60]
+    assert wakes == [1, 4]  # the first item and the last caller back; not the stranger "x", not "b"
+    assert gate.batches == [[0, 2, 4, 6]]
+    batcher.close()
+
+
 def test_answer_now_answers_the_callers_while_run_goes_on_and_idle_waits_for_the_rest():
     after_answers = threading.Event()
     done: list[list[int]] = []
