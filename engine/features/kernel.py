@@ -58,10 +58,11 @@ class CompiledFeatures:
         self.reads_impressions = bool(np.isin(rows.code[:, 0], (R_SEEN_COUNT, R_DAYS_SINCE_SHOWN, R_TOPIC_DAYS_SINCE_SHOWN)).any())
 
     def build(self, log: EventLog, customer: np.ndarray, as_of: np.ndarray, message: np.ndarray, profile: np.ndarray,
-              *, dtype: type = np.float32, precise: Sequence[str] = ()) -> FeatureMatrix:
+              *, dtype: type = np.float32, precise: Sequence[str] = (), rounded: bool = False) -> FeatureMatrix:
         """As build_encoded_features(history, tables, customer, as_of, message, profile, dtype=dtype,
         precise=precise, wanted=the rows' wanted) on a snapshot history of ``log`` that asks each
-        customer at its row's instant (a customer's rows must share one)."""
+        customer at its row's instant (a customer's rows must share one). ``rounded``: the values of the
+        float32 matrix, held in ``dtype`` (float64: what the compiled model reads, without a copy)."""
         missing = [name for name in precise if name not in self._index]
         if missing:
             raise ValueError(f"only customer-level columns are kept in float64 here, not {missing}")
@@ -81,7 +82,7 @@ class CompiledFeatures:
         values = np.empty((len(customer), len(self.names)), dtype=dtype)
         _fill_rows(rows.code, rows.lines, rows.data, rows.channel, rows.topic, rows.stage, rows.value, rows.valid_from_ns,
                    rows.stage_column, block, len(self.customers.names), pair, np.asarray(message, dtype=np.int64),
-                   np.asarray(profile, dtype=np.int64), as_of, log.ts, seen, last_message, last_topic, values)
+                   np.asarray(profile, dtype=np.int64), as_of, log.ts, seen, last_message, last_topic, rounded, values)
         return FeatureMatrix(self.names, values, {name: block[self._index[name]][pair] for name in precise})
 
 
@@ -287,12 +288,47 @@ def _impressions(impression, log_customer, ts, event_type, topic, message, weigh
 
 @njit(cache=True, nogil=True)
 def _fill_rows(code, lines, data, cat_channel, cat_topic, cat_stage, cat_value, cat_valid_from, stage_column, block, names,
-               pair, message, profile, as_of, ts, seen, last_message, last_topic, values):
+               pair, message, profile, as_of, ts, seen, last_message, last_topic, rounded, values):
     """Each row's customer-level columns (its pair's, from ``block``) and then its row columns."""
+    pairs = block.shape[1]
+    # Per pair first: its customer columns as one row of the matrix's dtype, and the picks, gaps and ranks
+    # of each code (a pair has hundreds of candidate rows but a few codes); then each row copies them.
+    own_row = np.empty((pairs, names), dtype=values.dtype)
+    for p in range(pairs):
+        for j in range(names):
+            own_row[p, j] = np.float32(block[j, p]) if rounded else block[j, p]
+    widest = 0
+    for k in range(code.shape[0]):
+        widest = max(widest, code[k, 3])
+    by_code = np.full((code.shape[0], pairs, max(widest, 1)), np.nan)
+    for k in range(code.shape[0]):
+        op, at, width = code[k, 0], code[k, 2], code[k, 3]
+        if op != R_PICK and op != R_GAP and op != R_RANK:
+            continue
+        for p in range(pairs):
+            best = -np.inf
+            for n in range(width):
+                other = block[lines[at + n], p]
+                best = max(best, 0.0 if np.isnan(other) else other)
+            for own in range(width):
+                mine = block[lines[at + own], p]
+                if op == R_PICK:
+                    by_code[k, p, own] = mine
+                    continue
+                # Among the customer's codes, NaN counted as 0 (engine.features.candidate._standing).
+                mine = 0.0 if np.isnan(mine) else mine
+                if op == R_GAP:
+                    by_code[k, p, own] = mine - best
+                else:
+                    above = 0
+                    for n in range(width):
+                        other = block[lines[at + n], p]
+                        if (0.0 if np.isnan(other) else other) > mine:
+                            above += 1
+                    by_code[k, p, own] = float(above) + 1.0
     for i in range(len(pair)):
         p, m = pair[i], message[i]
-        for j in range(names):
-            values[i, j] = block[j, p]
+        values[i, :names] = own_row[p]
         has = m >= 0
         channel = cat_channel[m] if has else -1
         topic = cat_topic[m] if has else -1
@@ -326,23 +362,10 @@ def _fill_rows(code, lines, data, cat_channel, cat_topic, cat_stage, cat_value, 
                 if row >= 0:
                     v = (as_of[i] - ts[row]) / _NS_PER_DAY
             elif op == R_PICK or op == R_GAP or op == R_RANK:
-                source, at, width = code[k, 1], code[k, 2], code[k, 3]
+                source, width = code[k, 1], code[k, 3]
                 own = channel if source == 0 else topic if source == 1 else stage
                 if 0 <= own < width:
-                    if op == R_PICK:
-                        v = block[lines[at + own], p]
-                    else:
-                        # Among the customer's codes, NaN counted as 0 (engine.features.candidate._standing).
-                        mine = block[lines[at + own], p]
-                        mine = 0.0 if np.isnan(mine) else mine
-                        best, above = -np.inf, 0
-                        for n in range(width):
-                            other = block[lines[at + n], p]
-                            other = 0.0 if np.isnan(other) else other
-                            best = max(best, other)
-                            if other > mine:
-                                above += 1
-                        v = mine - best if op == R_GAP else float(above) + 1.0
+                    v = by_code[k, p, own]
             elif op == R_STAGE_MATCH or op == R_STAGE_GAP:
                 if has and stage >= 0:
                     customer_stage = block[stage_column, p]
@@ -354,4 +377,4 @@ def _fill_rows(code, lines, data, cat_channel, cat_topic, cat_stage, cat_value, 
                     v = data[at + row]
                 if code[k, 6]:
                     v = (as_of[i] - v) / _NS_PER_DAY
-            values[i, names + k] = v
+            values[i, names + k] = np.float32(v) if rounded else v

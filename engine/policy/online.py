@@ -104,7 +104,7 @@ class DecisionEngine:
         # A ranking objective gives raw scores; arbitration needs a probability, and a logistic keeps the order.
         self._probability = bundle.metadata.get("objective", "binary") == "binary"
         self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
-        # The matrix is built in float32, as the model reads it; rules compare these columns in float64.
+        # The matrix holds float32 values, as the model reads them; rules compare these columns in float64.
         self._precise = (JOURNEY_STAGE, DAYS_SINCE_PURCHASE) if self._rules_apply else ()
         # What decisions build: the features the model splits on (no score or contribution reads another)
         # and what rules read; the feature code may leave the others NaN (FamilyContext.wanted).
@@ -277,7 +277,7 @@ class DecisionEngine:
 
     def _slates(self, job: _Job) -> tuple[list[_Slate], np.ndarray]:
         """One customer on several channels: validity, consent, rules and contact policy, one feature build
-        and one model call. Returns the job's slates and its scored rows' matrix (float32)."""
+        and one model call. Returns the job's slates and its scored rows' matrix (float32 values)."""
         positions, suppressed, codes = self._valid_candidates(job)
         matrix = (self._build(job.events, codes, job.as_of_ns) if len(codes)
                   else FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names)))))
@@ -293,15 +293,16 @@ class DecisionEngine:
 
     def _score_rows(self, values: np.ndarray, bounds: np.ndarray, verdicts: Sequence[Verdict | None]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """The rows each verdict allows (``values[bounds[i]:bounds[i + 1]]`` are job i's; None allows
-        all), in one float32 matrix (the model was trained on float32), and one model call for all:
+        all), in one matrix of float32 values (the model was trained on float32; the compiled features
+        hold them in float64, which the compiled model reads without a copy), and one model call for all:
         each job's matrix and scores."""
         if all(verdict is None for verdict in verdicts):
-            every_row = np.asarray(values, dtype=np.float32)  # the matrix itself when built in float32
+            every_row = values  # float32, or float64 holding float32 values
         else:
             allowed = [values[a:b] if v is None or v.allowed.all() else values[a:b][v.allowed]
                        for v, a, b in zip(verdicts, bounds[:-1], bounds[1:])]
             bounds = np.cumsum([0, *(len(rows) for rows in allowed)])
-            every_row = np.empty((bounds[-1], values.shape[1]), np.float32)
+            every_row = np.empty((bounds[-1], values.shape[1]), values.dtype)
             for rows, start, stop in zip(allowed, bounds[:-1], bounds[1:]):
                 every_row[start:stop] = rows
         scores = self._predict(every_row)
@@ -365,13 +366,13 @@ class DecisionEngine:
         return greedy_slates([slate.priority for slate in slates], ks)
 
     def _build(self, events: CustomerEvents, codes: np.ndarray, as_of_ns: int, every_column: bool = False) -> FeatureMatrix:
-        """The features of one customer's candidates, in float32 as the model reads them (the columns
+        """The features of one customer's candidates, float32 values as the model reads them (the columns
         rules read also in float64), those the model never splits on possibly NaN; ``every_column``:
         every feature, in float64 (:meth:`features`)."""
         n = len(codes)
         rows = (np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), np.asarray(codes, dtype=np.int64), np.full(n, events.profile, np.int64))
         if self._compiled is not None and not every_column:
-            return self._compiled.build(events.log, *rows, precise=self._precise)
+            return self._compiled.build(events.log, *rows, dtype=np.float64, rounded=True, precise=self._precise)
         history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
         return build_encoded_features(history, self._tables, *rows, dtype=np.float64 if every_column else np.float32,
                                       precise=self._precise, wanted=None if every_column else self._wanted)
@@ -385,7 +386,7 @@ class DecisionEngine:
         request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
         if self._compiled is not None:  # reads the log itself: no snapshot's tables to build
             return self._compiled.build(batch.log, request, as_of[request], codes.astype(np.int64), batch.profile[request],
-                                        precise=self._precise)
+                                        dtype=np.float64, rounded=True, precise=self._precise)
         return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
                                       codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted)
 

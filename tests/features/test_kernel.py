@@ -67,6 +67,18 @@ def test_the_hand_made_history_of_the_family_tests():
     _assert_same(spec, _batch(spec, log, np.array([pd.Timestamp(AS_OF).value], dtype=np.int64)), None, np.float64)
 
 
+def test_rounded_values_are_the_float32_matrix_held_in_float64():
+    # What the decision engine builds: the compiled model reads float64, the model was trained on float32.
+    spec, log, as_of = _world(7, customers=4, n=300)
+    history, customer, at, message, profile = _batch(spec, log, as_of)
+    expected = build_encoded_features(history, _tables(spec), customer, at, message, profile, dtype=np.float32, precise=PRECISE)
+    got = _compiled(spec, None).build(history.log, customer, at, message, profile, dtype=np.float64, rounded=True, precise=PRECISE)
+    assert got.values.dtype == np.float64
+    np.testing.assert_array_equal(got.values, expected.values.astype(np.float64))
+    for name in PRECISE:  # kept in float64 as they are, not rounded
+        np.testing.assert_array_equal(got.precise[name], expected.precise[name])
+
+
 def test_costly_columns_not_wanted_are_nan_and_not_computed():
     spec, log, as_of = _world(4, customers=3, n=200)
     cheap = frozenset(n for n in _compiled(spec, None).names if n not in COSTLY)
