@@ -10,6 +10,7 @@ import pytest
 from engine.errors import ConfigError
 from serving.app import create_app
 from serving.logs import JsonFormatter
+from serving.middleware import _RequestIds
 from tests.serving.conftest import ADMIN_KEY, API_KEY, settings_for
 
 DECISION = {"customer_id": "c1", "channel": "email"}
@@ -101,6 +102,10 @@ def test_request_ids_are_echoed_or_made(client):
     made = client.get("/healthz", headers={"X-Request-ID": "no spaces allowed"}).headers["x-request-id"]
     assert made != "no spaces allowed" and len(made) == 32
     assert len(client.get("/healthz").headers["x-request-id"]) == 32
+    made = {client.get("/healthz").headers["x-request-id"] for _ in range(50)}
+    assert len(made) == 50 and all(len(i) == 32 and int(i, 16) >= 0 for i in made)
+    # Each worker process (each middleware) draws its own prefix: ids stay unique across workers.
+    assert _RequestIds()()[:16] != _RequestIds()()[:16]
 
 
 def test_unknown_routes_and_methods_get_404_and_405(client):
