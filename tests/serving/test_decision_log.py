@@ -26,6 +26,18 @@ def test_packed_candidates_read_back_exactly():
     assert unpack_candidates(pack_candidates(())) == []
 
 
+def test_packing_the_same_ids_again_gives_each_list_its_own_ids():
+    # The ids' packed text is cached by the ids array's bytes and dtype: ["a", "b"] (<U1) and ["ab"] (<U2)
+    # have the same bytes; lists with the same ids and other scores share the ids only.
+    lists = [(("a", 1.0, 0.5), ("b", 2.0, 0.5)), (("ab", 3.0, 1.0),), (("a", 9.0, 0.25), ("b", 8.0, 0.75))]
+    assert np.array(["a", "b"]).tobytes() == np.array(["ab"]).tobytes()
+    for _ in range(2):
+        for candidates in lists:
+            ids, scores, first = (np.array(column) for column in zip(*candidates))
+            scored = ScoredCandidates(ids, scores.astype(float), first.astype(float))
+            assert unpack_candidates(pack_candidates(scored)) == [list(c) for c in candidates]
+
+
 def test_json_candidates_of_older_rows_read_back_the_same():
     assert unpack_candidates(json.dumps([list(c) for c in CANDIDATES])) == unpack_candidates(pack_candidates(CANDIDATES))
 
