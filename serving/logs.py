@@ -11,6 +11,10 @@ import hashlib
 import json
 import logging
 import logging.config
+import os
+import sys
+import threading
+import time
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
@@ -43,14 +47,73 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+class BufferedStderrHandler(logging.StreamHandler):
+    """Lines to stderr in blocks. A line below WARNING waits until ``max_bytes`` are pending or for at most
+    ``flush_seconds`` (a timer thread writes them); a WARNING or worse is written at once, after every
+    line before it. At exit (``logging.shutdown``) what waits is written.
+
+    Why: stderr writes (a system call) at every line, so the access log cost one per request, and each
+    released the GIL, where the decision batcher's thread took it from the event loop. Access logs are
+    commonly buffered this way (nginx's ``access_log ... buffer= flush=``); a process killed outright
+    loses at most ``flush_seconds`` of lines below WARNING."""
+
+    def __init__(self, max_bytes: int = 64 * 1024, flush_seconds: float = 0.5) -> None:
+        super().__init__(sys.stderr)
+        self.max_bytes = max_bytes
+        self.flush_seconds = flush_seconds
+        self._pending: list[str] = []
+        self._size = 0
+        self._waiting = threading.Event()  # set while lines wait for the timer
+        self._timer_pid: int | None = None  # the process whose timer thread runs (a forked child starts its own)
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # noqa: BLE001 - as StreamHandler: a broken record must not break the caller
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._size += len(line)
+        if record.levelno >= logging.WARNING or self._size >= self.max_bytes:
+            self._write()
+            return
+        if self._timer_pid != os.getpid():
+            self._timer_pid = os.getpid()
+            threading.Thread(target=self._flush_later, name="nbm-log-flush", daemon=True).start()
+        self._waiting.set()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write()
+
+    def _write(self) -> None:
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._size = 0
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:  # noqa: BLE001 - stderr gone: nothing left to tell it to
+            pass
+
+    def _flush_later(self) -> None:
+        while True:
+            self._waiting.wait()
+            time.sleep(self.flush_seconds)
+            self._waiting.clear()
+            self.flush()
+
+
 def configure_logging(level: str = "info") -> dict[str, Any]:
-    """Send nbm's and uvicorn's logs to stderr as JSON lines; returns the dictConfig for uvicorn's
-    ``log_config`` so that its worker processes log the same way."""
+    """Send nbm's and uvicorn's logs to stderr as JSON lines (:class:`BufferedStderrHandler`); returns the
+    dictConfig for uvicorn's ``log_config`` so that its worker processes log the same way."""
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "handlers": {"stderr": {"class": f"{__name__}.BufferedStderrHandler", "formatter": "json"}},
         "loggers": {
             "nbm": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
