@@ -175,7 +175,6 @@ class _Builder:
         self._max_window = settings.max_window_days
         self._rows: list[tuple[list[int], tuple[float, float]]] = []
         self._output: dict[str, int] = {}  # name -> instruction row that writes it (the last one)
-        self._scratch = 0
         self.decay_windows: list[int] = []
         self.count_windows: list[int] = []
 
@@ -185,7 +184,6 @@ class _Builder:
 
     def scratch(self, op: int, types: tuple[str, ...], window: int = LIFETIME, by: str = "customer", sub: int = 0) -> int:
         """An intermediate column (no name); returns its row."""
-        self._scratch += 1
         return self._append(self._read(op, types, window, by, sub), (0.0, 0.0))
 
     def derive(self, name: str, op: int, *inputs: int, constants: tuple[float, float] = (0.0, 0.0)) -> int:
