@@ -47,20 +47,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, ensure_ascii=False)
 
 
+ACCESS_LOGGER = f"{LOGGER}.access"
+
+
 class BufferedStderrHandler(logging.StreamHandler):
-    """Lines to stderr in blocks. A line below WARNING waits until ``max_bytes`` are pending or for at most
-    ``flush_seconds`` (a timer thread writes them); a WARNING or worse is written at once, after every
-    line before it. At exit (``logging.shutdown``) what waits is written.
+    """Lines to stderr in blocks. The per-request lines (an INFO from ``buffered_loggers``, the access log,
+    or any DEBUG) wait until ``max_bytes`` are pending or for at most ``flush_seconds`` (a timer thread
+    writes them); any other line is written at once, after every line before it. At exit
+    (``logging.shutdown``) what waits is written.
 
     Why: stderr writes (a system call) at every line, so the access log cost one per request, and each
     released the GIL, where the decision batcher's thread took it from the event loop. Access logs are
-    commonly buffered this way (nginx's ``access_log ... buffer= flush=``); a process killed outright
-    loses at most ``flush_seconds`` of lines below WARNING."""
+    commonly buffered this way (nginx's ``access_log ... buffer= flush=``). Lifecycle lines are not
+    buffered because a process may end without ``logging.shutdown``: uvicorn re-raises SIGTERM after its
+    graceful shutdown, so a worker dies of the signal and skips ``atexit``; its "Shutting down" and
+    "Finished server process" lines carry the waiting access lines out first. A process killed
+    outright loses at most ``flush_seconds`` of access lines."""
 
-    def __init__(self, max_bytes: int = 64 * 1024, flush_seconds: float = 0.5) -> None:
+    def __init__(self, max_bytes: int = 64 * 1024, flush_seconds: float = 0.5,
+                 buffered_loggers: tuple[str, ...] = (ACCESS_LOGGER,)) -> None:
         super().__init__(sys.stderr)
         self.max_bytes = max_bytes
         self.flush_seconds = flush_seconds
+        self.buffered_loggers = frozenset(buffered_loggers)
         self._pending: list[str] = []
         self._size = 0
         self._waiting = threading.Event()  # set while lines wait for the timer
@@ -74,13 +83,18 @@ class BufferedStderrHandler(logging.StreamHandler):
             return
         self._pending.append(line)
         self._size += len(line)
-        if record.levelno >= logging.WARNING or self._size >= self.max_bytes:
+        if not self._waits(record) or self._size >= self.max_bytes:
             self._write()
             return
         if self._timer_pid != os.getpid():
             self._timer_pid = os.getpid()
             threading.Thread(target=self._flush_later, name="nbm-log-flush", daemon=True).start()
         self._waiting.set()
+
+    def _waits(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return True
+        return record.levelno < logging.WARNING and record.name in self.buffered_loggers
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]

@@ -24,7 +24,7 @@ from typing import Any
 
 from starlette.routing import compile_path
 
-from serving.logs import LOGGER, request_fields_var, request_id_var
+from serving.logs import ACCESS_LOGGER, LOGGER, request_fields_var, request_id_var
 from serving.metrics import Metrics
 
 Scope = MutableMapping[str, Any]
@@ -36,7 +36,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _log = logging.getLogger(LOGGER)
-_access = logging.getLogger(f"{LOGGER}.access")
+_access = logging.getLogger(ACCESS_LOGGER)
 
 
 class _TooLarge(Exception):
