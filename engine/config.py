@@ -40,6 +40,9 @@ class SimulationSettings(_Section):
     end: AwareDatetime = datetime(2026, 6, 30, tzinfo=timezone.utc)
 
 
+MAX_HALF_LIVES_PER_WINDOW = 20
+
+
 class FeatureSettings(_Section):
     """Definitions of the customer features (docs/features.md)."""
 
@@ -61,6 +64,20 @@ class FeatureSettings(_Section):
         if not windows or any(w <= 0 for w in windows) or list(windows) != sorted(set(windows)):
             raise ValueError("windows_days must be positive, unique and ascending, e.g. [7, 30, 90]")
         return windows
+
+    @model_validator(mode="after")
+    def _decay_fits_its_fixed_point(self) -> FeatureSettings:
+        # Decayed weights grow as 2^(age in the epoch / half-life) over an epoch of the longest window and
+        # are summed in int64 fixed point at 2^32 (engine.features.history): 2^20 x 2^32 leaves 2^11 events
+        # at the heaviest weight per customer x topic and window before a sum could overflow. Events 20
+        # half-lives old weigh under a millionth anyway.
+        half_lives = self.max_window_days / self.affinity_half_life_days
+        if half_lives > MAX_HALF_LIVES_PER_WINDOW:
+            raise ValueError(
+                f"affinity_half_life_days = {self.affinity_half_life_days:g} is too short for the longest window of "
+                f"{self.max_window_days} days ({half_lives:.1f} half-lives; at most {MAX_HALF_LIVES_PER_WINDOW}): "
+                f"use at least {self.max_window_days / MAX_HALF_LIVES_PER_WINDOW:g} days")
+        return self
 
     @property
     def max_window_days(self) -> int:

@@ -39,6 +39,9 @@ def test_settings_are_frozen():
         ("[validation]\nmax_rejects = 1\n", "validation.max_rejects: Extra inputs are not permitted"),
         ("[validation]\nmax_reject_share = 2\n", "validation.max_reject_share: Input should be less than or equal to 1"),
         ("[validation\n", "not valid TOML"),
+        ("[features]\nwindows_days = [7, 180]\naffinity_half_life_days = 5\n",
+         "features: Value error, affinity_half_life_days = 5 is too short for the longest window of 180 days "
+         "(36.0 half-lives; at most 20): use at least 9 days"),
     ],
 )
 def test_invalid_files_name_the_file_and_the_key(tmp_path, text, message):
@@ -53,3 +56,9 @@ def test_invalid_files_name_the_file_and_the_key(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="configuration file not found"):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_a_half_life_of_a_twentieth_of_the_longest_window_is_accepted(tmp_path):
+    path = tmp_path / "nbm.toml"
+    path.write_text("[features]\nwindows_days = [7, 180]\naffinity_half_life_days = 9\n")
+    assert load_settings(path, environ=False).features.affinity_half_life_days == 9
