@@ -5,12 +5,22 @@ lleaves-compiled model answers the same rows in ~0.02 ms, equal to 1e-15 (measur
 model). Training compiles the model once into the bundle (``model.so``), with the CPU it was compiled
 for; loading uses that file on the same CPU, compiles again in memory on another one, and falls back to
 ``Booster.predict`` when lleaves is missing or fails: the model is the same either way.
+
+lleaves runs the trees in blocks (``fblocksize``, 34 by default), each block over every row: the
+matrix of a decision batch (2,000-2,400 rows of 166 float64 at 279-330 candidates, 3 MB) is read once
+per block, while a block's machine code stays in the instruction cache. :func:`compile_options` makes the
+fewest blocks of at most :data:`TREES_PER_BLOCK` trees. Measured on the bench models (scoring the
+rows of 30 decision batches of 8, each option compiled in the same process, in turns): 55 trees at
+2,041 rows per batch, 555 us per batch in blocks of 34, 430 in one block; 79 trees at 418 rows, 236
+and 220 us (one block), 223 (blocks of 64). A forest of 150 trees on 2,000 rows took 4.6 ms in blocks of 34,
+4.8 in blocks of 50, 5.0 in blocks of 64 and 6.1 ms in one block: beyond some 64 trees, blocks pay.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +31,7 @@ import numpy as np
 
 COMPILED_FILE = "model.so"
 TARGET_FILE = "model.target.json"
+TREES_PER_BLOCK = 64
 _log = logging.getLogger(__name__)
 
 
@@ -50,12 +61,20 @@ class CompiledPredictor:
         return self.model.predict(np.ascontiguousarray(x, dtype=np.float64), n_jobs=1)
 
 
-def host_target() -> dict[str, str]:
-    """What a compiled model is only valid for: this CPU and the compiler's versions."""
+def compile_options(num_trees: int) -> dict[str, int]:
+    """lleaves' compile options for a forest of ``num_trees``: the fewest blocks of at most
+    :data:`TREES_PER_BLOCK` trees, of equal size (module docstring)."""
+    blocks = max(1, math.ceil(num_trees / TREES_PER_BLOCK))
+    return {"fblocksize": max(1, math.ceil(num_trees / blocks))}
+
+
+def host_target(options: dict[str, int] | None = None) -> dict[str, object]:
+    """What a compiled model is only valid for: this CPU, the compiler's versions and the compile
+    ``options``."""
     import llvmlite.binding as llvm
 
     return {"cpu": llvm.get_host_cpu_name(), "features": llvm.get_host_cpu_features().flatten(),
-            "lleaves": metadata.version("lleaves"), "llvmlite": metadata.version("llvmlite")}
+            "lleaves": metadata.version("lleaves"), "llvmlite": metadata.version("llvmlite"), "options": options or {}}
 
 
 def compile_into(folder: Path, model_file: str = "model.txt") -> bool:
@@ -65,8 +84,10 @@ def compile_into(folder: Path, model_file: str = "model.txt") -> bool:
     try:
         import lleaves
 
-        lleaves.Model(model_file=str(folder / model_file)).compile(cache=str(folder / COMPILED_FILE))
-        (folder / TARGET_FILE).write_text(json.dumps(host_target(), indent=2))
+        model = lleaves.Model(model_file=str(folder / model_file))
+        options = compile_options(model.num_trees())
+        model.compile(cache=str(folder / COMPILED_FILE), **options)
+        (folder / TARGET_FILE).write_text(json.dumps(host_target(options), indent=2))
         return True
     except Exception as exc:  # an optional speed-up: never a reason to fail a training run
         _log.warning("the model is not compiled (serving will use LightGBM's predict): %s: %s", type(exc).__name__, exc)
@@ -81,12 +102,13 @@ def load_predictor(folder: Path, booster: lgb.Booster, model_file: str = "model.
         import lleaves
 
         model = lleaves.Model(model_file=str(folder / model_file))
+        options = compile_options(model.num_trees())
         cached = folder / COMPILED_FILE
         target = folder / TARGET_FILE
-        if cached.is_file() and target.is_file() and json.loads(target.read_text()) == host_target():
-            model.compile(cache=str(cached))
-        else:  # compiled elsewhere (or not at all): compile for this CPU, in memory (bundles are read-only)
-            model.compile()
+        if cached.is_file() and target.is_file() and json.loads(target.read_text()) == host_target(options):
+            model.compile(cache=str(cached), **options)
+        else:  # compiled elsewhere, otherwise or not at all: compile for this CPU, in memory (bundles are read-only)
+            model.compile(**options)
         return CompiledPredictor(model)
     except Exception as exc:
         _log.warning("LightGBM's predict serves %s (the compiled model cannot be used: %s: %s)", folder, type(exc).__name__, exc)

@@ -10,7 +10,9 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from engine.model.compiled import COMPILED_FILE, TARGET_FILE, BoosterPredictor, compile_into, host_target, load_predictor
+from engine.model.compiled import (
+    COMPILED_FILE, TARGET_FILE, BoosterPredictor, compile_into, compile_options, host_target, load_predictor,
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +42,7 @@ def _rows() -> np.ndarray:
 def test_the_compiled_model_predicts_what_lightgbm_predicts(folder, booster):
     assert compile_into(folder)
     assert (folder / COMPILED_FILE).stat().st_size > 0
-    assert json.loads((folder / TARGET_FILE).read_text()) == host_target()
+    assert json.loads((folder / TARGET_FILE).read_text()) == host_target({"fblocksize": 30})  # 30 trees: one block
     predictor = load_predictor(folder, booster)
     assert predictor.kind == "lleaves"
     np.testing.assert_allclose(predictor.predict(_rows()), booster.predict(_rows()), rtol=0, atol=1e-12)
@@ -50,6 +52,22 @@ def test_a_model_compiled_for_another_cpu_is_compiled_again_not_loaded(folder, b
     assert compile_into(folder)
     (folder / TARGET_FILE).write_text(json.dumps({**host_target(), "cpu": "some-other-cpu"}))
     (folder / COMPILED_FILE).write_bytes(b"not machine code for this cpu")  # loading it would crash
+    predictor = load_predictor(folder, booster)
+    assert predictor.kind == "lleaves"
+    np.testing.assert_allclose(predictor.predict(_rows()), booster.predict(_rows()), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(("trees", "block"), [(1, 1), (30, 30), (64, 64), (65, 33), (128, 64), (129, 43), (150, 50), (400, 58)])
+def test_trees_run_in_the_fewest_equal_blocks_of_at_most_64(trees, block):
+    assert compile_options(trees) == {"fblocksize": block}
+
+
+def test_a_model_compiled_with_other_options_is_compiled_again_not_loaded(folder, booster):
+    # A bundle trained before the options were recorded (lleaves' default blocks of 34 trees).
+    assert compile_into(folder)
+    target = json.loads((folder / TARGET_FILE).read_text())
+    (folder / TARGET_FILE).write_text(json.dumps({**target, "options": {}}))
+    (folder / COMPILED_FILE).write_bytes(b"not the machine code of these options")  # loading it would crash
     predictor = load_predictor(folder, booster)
     assert predictor.kind == "lleaves"
     np.testing.assert_allclose(predictor.predict(_rows()), booster.predict(_rows()), rtol=0, atol=1e-12)
