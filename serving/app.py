@@ -20,6 +20,7 @@ from engine.config import ServingSettings, Settings, load_settings
 from engine.eventstore import EventStore
 from engine.model.bundle import Bundle
 from serving.context import ServingContext, Slot
+from serving.decision_lane import DecisionLane
 from serving.decision_log import SqliteDecisionLog
 from serving.errors import install_error_handlers
 from serving.logs import LOGGER
@@ -101,6 +102,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     paths = [route.path for router in routers for route in router.routes if hasattr(route, "path")]
+    app.add_middleware(DecisionLane)  # added first: RequestMiddleware, added next, wraps it
     app.add_middleware(RequestMiddleware, max_body_bytes=serving.max_body_bytes, metrics=metrics, route_paths=paths)
     return app
 

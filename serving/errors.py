@@ -72,6 +72,11 @@ def _detail(error: NbmError) -> object:
 
 async def _nbm_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, NbmError)
+    return nbm_error_response(error)
+
+
+def nbm_error_response(error: NbmError) -> JSONResponse:
+    """The answer to an NbmError (logged): its status (:data:`STATUS`) and message; 503s ask to retry."""
     status = status_of(error)
     level = logging.ERROR if status >= 500 else logging.INFO
     _log.log(level, "%s: %s", type(error).__name__, error, extra={"status": status})

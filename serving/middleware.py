@@ -81,7 +81,7 @@ class RequestMiddleware:
             except _Disconnected:
                 response["status"] = 499  # the client went away; nothing to answer
             else:
-                await self.app(scope, _replay(body, receive), send_with_id)
+                await self.app(scope, replay(body, receive), send_with_id)
         except Exception:
             _log.exception("unhandled error in %s %s", scope["method"], _route(scope, self.templates), extra={"request_id": request_id})
             if not response["started"]:
@@ -98,7 +98,7 @@ class RequestMiddleware:
             request_id_var.reset(id_token)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        length = _header(scope, b"content-length")
+        length = header_value(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             raise _TooLarge
         chunks, size = [], 0
@@ -115,7 +115,7 @@ class RequestMiddleware:
                 return b"".join(chunks)
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     sent = False
 
     async def replay() -> Message:
@@ -148,11 +148,11 @@ class _RequestIds:
 
 
 def _request_id(scope: Scope, made: _RequestIds) -> str:
-    given = _header(scope, REQUEST_ID_HEADER.lower().encode())
+    given = header_value(scope, REQUEST_ID_HEADER.lower().encode())
     return given if given is not None and _SAFE_REQUEST_ID.fullmatch(given) else made()
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def header_value(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key.lower() == name:
             return value.decode("latin-1").strip()

@@ -20,8 +20,14 @@ async def decide(body: DecisionRequest, request: Request) -> Response:
     # largest cost after its body.
     # Decided in the batcher's thread, out of the event loop. The connection (client address and port)
     # names the caller: it sends its next request only once answered, so a batch waits for it, not longer.
-    client = request.scope.get("client")  # (host, port), a list in some servers: made hashable
-    decision = await context_of(request).decide_one(body, tuple(client) if client else None)
+    # Well-formed requests are answered by serving/decision_lane.py before FastAPI, with answer_decision.
+    return await answer_decision(context_of(request), body, request.scope.get("client"))
+
+
+async def answer_decision(context: ServingContext, body: DecisionRequest, client: object) -> Response:
+    """POST /v1/decisions' answer, for the route and for :class:`serving.decision_lane.DecisionLane`.
+    ``client``: the scope's (host, port), a list in some servers, made hashable: the caller."""
+    decision = await context.decide_one(body, tuple(client) if client else None)  # type: ignore[arg-type]
     return json_answer(DecisionResponse.of(decision))
 
 
