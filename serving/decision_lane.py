@@ -25,12 +25,10 @@ The OpenAPI schema is still the route's.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
 from fastapi import HTTPException
 from pydantic import ValidationError
 from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.errors import NbmError
 from serving.deps import context_of, require_api_key
@@ -38,12 +36,6 @@ from serving.errors import nbm_error_response
 from serving.middleware import header_value, replay
 from serving.routers.decisions import answer_decision
 from serving.schemas import DecisionRequest
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DECISIONS_PATH = "/v1/decisions"
 
