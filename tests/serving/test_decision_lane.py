@@ -10,7 +10,7 @@ import json
 import pytest
 
 import serving.app
-from serving.decision_lane import DecisionLane
+from serving.decision_lane import DECISIONS_PATH, DecisionLane
 
 API_KEY = "lane-test-api-key-0001"
 
@@ -153,3 +153,16 @@ def test_lane_answers_carry_the_request_id_and_are_counted_and_logged(apps, bund
     assert with_lane.app.state.nbm.decision_log.get().count() == 1
     metrics = with_lane.get("/metrics").text
     assert 'nbm_http_requests_total{method="POST",route="/v1/decisions",status="200"} 1.0' in metrics
+
+
+def test_the_lane_mirrors_the_routes_parameters():
+    # The lane checks the key, reads the body and calls answer_decision itself: a dependency or
+    # parameter added to the route would be skipped for the requests the lane answers. Change both.
+    from serving.deps import require_api_key
+    from serving.routers import decisions
+
+    (route,) = [r for r in decisions.router.routes if r.path == DECISIONS_PATH and "POST" in r.methods]
+    dependant = route.dependant
+    assert [d.call for d in dependant.dependencies] == [require_api_key]
+    assert [p.name for p in dependant.body_params] == ["body"] and dependant.request_param_name == "request"
+    assert not (dependant.query_params or dependant.header_params or dependant.cookie_params or dependant.path_params)
