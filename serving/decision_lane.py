@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException
 from pydantic import ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.errors import NbmError
@@ -55,8 +55,9 @@ class DecisionLane:
         except HTTPException:
             await self.app(scope, receive, send)  # FastAPI raises the same, and answers it
             return
-        body = await _body(receive)
-        if body is None:
+        try:
+            body = await request.body()
+        except ClientDisconnect:
             return  # the client left: nothing to answer (RequestMiddleware reads the body first, so never in practice)
         try:
             decision_request = DecisionRequest.model_validate_json(body)
@@ -74,14 +75,3 @@ def _is_json(scope: Scope) -> bool:
     content_type = header_value(scope, b"content-type")
     return content_type is not None and content_type.split(";", 1)[0].strip().lower() == "application/json"
 
-
-async def _body(receive: Receive) -> bytes | None:
-    """The whole body; None if the client disconnected first."""
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return None
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return b"".join(chunks)
