@@ -212,7 +212,7 @@ class DecisionEngine:
             contacts.append(self._contact_history(events))
             verdicts.append(self._policy_verdict(events, contacts[-1], [messages], [positions[i]],
                                                  matrix.rows(bounds[i], bounds[i + 1]), as_of_ns))
-        xs, scores = self._score_rows(matrix.values, bounds, verdicts)
+        xs, scores = self._score_rows(matrix.values, bounds)
         slates = self._scored_slates([(messages, positions[i], suppressed[i], verdicts[i], scores[i], 0)
                                       for i, (_, _, _, messages) in enumerate(asked)])
         fresh = iter(random_ids(sum(not request.decision_id for _, request, _, _ in asked)))
@@ -282,31 +282,21 @@ class DecisionEngine:
         matrix = (self._build(job.events, codes, job.as_of_ns) if len(codes)
                   else FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names)))))
         verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns) if len(codes) else None
-        (x,), (score,) = self._score_rows(matrix.values, np.array([0, len(codes)]), [verdict])
-        pieces, start, row = [], 0, 0
+        (x,), (score,) = self._score_rows(matrix.values, np.array([0, len(codes)]))
+        pieces, start = [], 0
         for messages, at, removed in zip(job.channels, positions, suppressed):
             own = None if verdict is None else Verdict(verdict.allowed[start : start + len(at)], verdict.reason[start : start + len(at)])
-            allowed = len(at) if own is None else int(own.allowed.sum())
-            pieces.append((messages, at, removed, own, score[row : row + allowed], row))
-            start, row = start + len(at), row + allowed
+            pieces.append((messages, at, removed, own, score[start : start + len(at)], start))
+            start += len(at)
         return self._scored_slates(pieces), x
 
-    def _score_rows(self, values: np.ndarray, bounds: np.ndarray, verdicts: Sequence[Verdict | None]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """The rows each verdict allows (``values[bounds[i]:bounds[i + 1]]`` are job i's; None allows
-        all), in one matrix of float32 values (the model was trained on float32; the compiled features
-        hold them in float64, which the compiled model reads without a copy), and one model call for all:
-        each job's matrix and scores."""
-        if all(verdict is None for verdict in verdicts):
-            every_row = values  # float32, or float64 holding float32 values
-        else:
-            allowed = [values[a:b] if v is None or v.allowed.all() else values[a:b][v.allowed]
-                       for v, a, b in zip(verdicts, bounds[:-1], bounds[1:])]
-            bounds = np.cumsum([0, *(len(rows) for rows in allowed)])
-            every_row = np.empty((bounds[-1], values.shape[1]), values.dtype)
-            for rows, start, stop in zip(allowed, bounds[:-1], bounds[1:]):
-                every_row[start:stop] = rows
-        scores = self._predict(every_row)
-        return ([every_row[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
+    def _score_rows(self, values: np.ndarray, bounds: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Every row scored in one model call (``values[bounds[i]:bounds[i + 1]]`` are job i's; float32,
+        or float64 holding float32 values, which the compiled model reads without a copy): each job's
+        rows and scores. Rows a verdict refuses are scored too: gathering the allowed ones would copy
+        every job's rows (3 MB at 300 candidates and 8 requests), which cost more than scoring them."""
+        scores = self._predict(values)
+        return ([values[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
                 [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
 
     def _valid_candidates(self, job: _Job) -> tuple[list[np.ndarray], list[dict[str, int]], np.ndarray]:
@@ -332,12 +322,15 @@ class DecisionEngine:
 
     def _scored_slates(self, pieces: Sequence[tuple[ChannelMessages, np.ndarray, dict[str, int], Verdict | None, np.ndarray, int]]) -> list[_Slate]:
         """One slate per piece ``(messages, positions, suppressed, verdict, score, first_row)``: a channel's
-        candidates, what consent removed, the verdict on them (None: all allowed), the scores of those
-        allowed and where their rows start in the scored matrix. Priorities for all pieces in one call."""
+        candidates, what consent removed, the verdict on them (None: all allowed), the scores of all of
+        them and where their rows start in the scored matrix. Priorities for all pieces in one call."""
         if not pieces:
             return []
         kept = [at if verdict is None else at[verdict.allowed] for _, at, _, verdict, _, _ in pieces]
-        score = np.concatenate([score for *_, score, _ in pieces]) if len(pieces) > 1 else pieces[0][4]
+        rows = [first_row + (np.arange(len(at)) if verdict is None else np.flatnonzero(verdict.allowed))
+                for _, at, _, verdict, _, first_row in pieces]
+        scores = [score if verdict is None else score[verdict.allowed] for _, _, _, verdict, score, _ in pieces]
+        score = np.concatenate(scores) if len(pieces) > 1 else scores[0]
         probability = score if self._probability else 1.0 / (1.0 + np.exp(-score))
         levers = self._policy
         value = np.concatenate([m.value[k] for (m, *_), k in zip(pieces, kept)]) if levers.value_exponent > 0 else score
@@ -345,11 +338,10 @@ class DecisionEngine:
         channel = np.repeat([m.channel for m, *_ in pieces], [len(k) for k in kept]) if levers.channel_levers else score
         priority = arbitration_priority(probability, value, channel, topic, levers)  # the last three read only when configured
         slates, start = [], 0
-        for (messages, _, removed, verdict, own_score, first_row), own in zip(pieces, kept):
+        for (messages, _, removed, verdict, _, _), own, own_rows, own_score in zip(pieces, kept, rows, scores):
             stop = start + len(own)
             rejected = {} if verdict is None else verdict.counts()
-            slates.append(_Slate(messages, own, np.arange(first_row, first_row + len(own)), own_score, priority[start:stop],
-                                 {**removed, **rejected}))
+            slates.append(_Slate(messages, own, own_rows, own_score, priority[start:stop], {**removed, **rejected}))
             start = stop
         return slates
 

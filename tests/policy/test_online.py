@@ -283,6 +283,34 @@ def test_decisions_taken_together_equal_decisions_taken_one_by_one(online_world)
     assert together[0].messages and together[0].messages[0].reasons  # explained
 
 
+def test_explanations_and_scores_follow_the_rows_of_messages_a_rule_let_through(online_world):
+    # A cooldown refuses the first message for two customers of a batch (the rows after it shift):
+    # every served message must carry its own row's score and reasons, not a neighbour's.
+    engine = _engine(online_world, contact=ContactSettings(cooldown_days=1.0))
+    bundle, as_of = online_world.bundle, CUTOFF + pd.Timedelta(days=1)
+    customers = ("c1", "c3", "heavy", "c7")
+    shown = [at(HOUR, customer, "impression", channel="email", message_id=message, topic="deals")
+             for customer in ("c1", "heavy") for message in _valid(online_world, "email", as_of)[:1]]
+    live = online_world.live(shown)
+    answers = engine.decide_each([DecisionInput(customer, "email", as_of, live, k=3, decision_id=customer, explain=True)
+                                  for customer in customers])
+    for customer, decision in zip(customers, answers):
+        ids, features = engine.features(customer, "email", as_of=as_of, live_events=live)
+        x = features.values.astype(np.float32)
+        refused = {e["message_id"] for e in shown if e["customer_id"] == customer}
+        assert set(decision.candidates.message_id) == set(ids) - refused
+        assert decision.suppressed.get("cooldown", 0) == len(refused)
+        row = {message: i for i, message in enumerate(ids)}
+        kept = [row[m] for m in decision.candidates.message_id]
+        np.testing.assert_allclose(decision.candidates.score, bundle.booster.predict(x[kept], num_threads=1), rtol=1e-6)
+        contrib = bundle.booster.predict(x, pred_contrib=True, num_threads=1)
+        assert len(decision.messages) == 3
+        for served in decision.messages:
+            assert served.score == pytest.approx(float(bundle.booster.predict(x[[row[served.message_id]]], num_threads=1)[0]), rel=1e-6)
+            for reason in served.reasons:
+                assert reason.contribution == pytest.approx(contrib[row[served.message_id], bundle.feature_names.index(reason.feature)], rel=1e-6)
+
+
 def test_a_batch_log_holds_each_customers_own_events(online_world):
     from engine.policy.online_state import CustomerStates
 
