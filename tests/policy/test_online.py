@@ -309,6 +309,16 @@ def test_explanations_and_scores_follow_the_rows_of_messages_a_rule_let_through(
             assert served.score == pytest.approx(float(bundle.booster.predict(x[[row[served.message_id]]], num_threads=1)[0]), rel=1e-6)
             for reason in served.reasons:
                 assert reason.contribution == pytest.approx(contrib[row[served.message_id], bundle.feature_names.index(reason.feature)], rel=1e-6)
+    # One customer on every channel: one matrix for all channels, the refused email row among them.
+    for decision in engine.decide_all_channels("c1", as_of=as_of, live_events=live, explain=True):
+        ids, features = engine.features("c1", decision.channel, as_of=as_of, live_events=live)
+        x = features.values.astype(np.float32)
+        contrib = bundle.booster.predict(x, pred_contrib=True, num_threads=1)
+        for served in decision.messages:
+            at_row = list(ids).index(served.message_id)
+            assert served.score == pytest.approx(float(bundle.booster.predict(x[[at_row]], num_threads=1)[0]), rel=1e-6)
+            assert served.reasons and all(reason.contribution == pytest.approx(contrib[at_row, bundle.feature_names.index(reason.feature)], rel=1e-6)
+                                          for reason in served.reasons)
 
 
 def test_a_batch_log_holds_each_customers_own_events(online_world):
