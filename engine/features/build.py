@@ -27,6 +27,7 @@ from engine.features.snapshot import SnapshotHistory
 from engine.features.spec import FeatureSpec
 from engine.features.vocab import Vocabulary
 from engine.features.voice import voice_features
+from engine.features.workers import LookupThreads
 from engine.timeutil import to_ns
 
 CUSTOMER_FAMILIES = (rfm_features, engagement_features, affinity_features, journey_features, voice_features, pressure_features)
@@ -314,8 +315,9 @@ def _key_widths(spec: FeatureSpec) -> dict[str, int]:
     return {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages), "stage": len(JOURNEY_STAGES)}
 
 
-def make_history(log: EventLog, spec: FeatureSpec) -> History:
-    """A :class:`History` over ``log`` with the key widths and windows of ``spec``."""
+def make_history(log: EventLog, spec: FeatureSpec, workers: LookupThreads | None = None) -> History:
+    """A :class:`History` over ``log`` with the key widths and windows of ``spec``; its look-ups on
+    ``workers`` (default: ``spec``'s ``num_threads`` threads of its own)."""
     return History(
         log,
         _key_widths(spec),
@@ -323,6 +325,7 @@ def make_history(log: EventLog, spec: FeatureSpec) -> History:
         half_life_days=spec.settings.affinity_half_life_days,
         message_stage=np.asarray(spec.message_stages, dtype=np.int64),
         threads=spec.settings.num_threads,
+        workers=workers,
     )
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 from engine.features.log import EVENT_CODE, EventLog
 from engine.features.sorting import is_sorted, ranks_in, unique_sorted
 from engine.features.timecode import TimeCode, time_code_for
+from engine.features.workers import LookupThreads
 from engine.timeutil import NS_PER_DAY
 
 # Decay weights are taken relative to the start of fixed epochs counted from this instant, so that they
@@ -89,7 +90,7 @@ class _KeyedIndex:
     def positions(self, key: np.ndarray, rank: np.ndarray) -> np.ndarray:
         needles = np.multiply(key, self.stride, dtype=np.int64)
         needles += rank
-        return ranks_in(self.combined, needles, side="left", threads=self._history.threads)
+        return ranks_in(self.combined, needles, side="left", workers=self._history.workers)
 
     def cum_decay(self) -> np.ndarray:
         # Built on first use: most indexes never need it. Compacted records are never inside a window,
@@ -141,7 +142,7 @@ class _WideIndex:
         key = np.where(customer >= 0, customer, -1)
         needles = np.multiply(key, self.stride, dtype=np.int64)
         needles += rank
-        return ranks_in(self.combined, needles, side="left", threads=self._history.threads)
+        return ranks_in(self.combined, needles, side="left", workers=self._history.workers)
 
 
 class History:
@@ -149,12 +150,13 @@ class History:
 
     def __init__(self, log: EventLog, widths: dict[str, int], *, max_window_days: int, half_life_days: float,
                  message_stage: np.ndarray | None = None, threads: int = 1, time_code: TimeCode | None = None,
-                 customer_base: int = 0) -> None:
+                 customer_base: int = 0, workers: LookupThreads | None = None) -> None:
         self.log = log
         # Index keys count customers from this code (a partition's first): keys, and so the time codes
         # that fit beside them in 64 bits, stay as small as the partition.
         self.customer_base = int(customer_base)
-        self.threads = int(threads)
+        # ``threads`` look-up threads, or the ``workers`` of the History this one is a partition of.
+        self.workers = workers if workers is not None else LookupThreads(threads)
         self._message_stage = message_stage
         self._widths = {"customer": 1, **widths}
         self._given_time_code = time_code
@@ -196,8 +198,8 @@ class History:
         stop = int(np.searchsorted(customer, np.asarray(last, dtype=customer.dtype), side="right"))
         return History(self.log.take(slice(start, stop)), {k: v for k, v in self._widths.items() if k != "customer"},
                        max_window_days=self.max_window_days, half_life_days=self.half_life_days,
-                       message_stage=self._message_stage, threads=self.threads, time_code=self._given_time_code,
-                       customer_base=first)
+                       message_stage=self._message_stage, time_code=self._given_time_code, customer_base=first,
+                       workers=self.workers)
 
     def sub_keys(self, by: By, rows: np.ndarray) -> np.ndarray:
         """For the log events at ``rows``, their code under ``by`` (-1: none); "stage" is the stage of the

@@ -10,7 +10,6 @@ several threads. The seam for running them on several machines later.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -32,19 +31,14 @@ def customer_partitions(history: History, customer: np.ndarray, rows: int) -> It
 def per_partition(history: History, requests: Requests, query: Callable[[History, Requests], np.ndarray],
                   rows: int) -> np.ndarray:
     """``query`` (one answer per request) over runs of about ``rows`` requests sorted by customer, each on a
-    History of its own customers (:func:`customer_partitions`), the runs spread over ``history.threads``
-    threads: NumPy releases the GIL in the searches and arithmetic that make up a query."""
+    History of its own customers (:func:`customer_partitions`), the runs spread over the history's
+    look-up threads (``history.workers``): NumPy releases the GIL in the searches and arithmetic that make
+    up a query."""
     out = np.empty(len(requests), dtype=np.float64)
 
     def answer(run: tuple[int, int, History]) -> None:
         start, stop, part = run
         out[start:stop] = query(part, Requests(requests.customer[start:stop], requests.as_of[start:stop]))
 
-    runs = customer_partitions(history, requests.customer, rows)
-    if history.threads < 2 or len(requests) <= rows:
-        for run in runs:
-            answer(run)
-    else:
-        with ThreadPoolExecutor(history.threads) as pool:
-            list(pool.map(answer, runs))
+    history.workers.map(answer, customer_partitions(history, requests.customer, rows))
     return out

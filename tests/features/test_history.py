@@ -12,6 +12,7 @@ from engine.features.log import CatalogVocabularies, EventLog
 from engine.features.sorting import unique_sorted
 from engine.features.timecode import GranularTimeCode, RankTimeCode
 from engine.features.vocab import Vocabulary
+from engine.features.workers import LookupThreads
 
 VOCAB = CatalogVocabularies(Vocabulary(("email", "sms")), Vocabulary(("food", "travel")), Vocabulary(("m1", "m2", "m3")))
 T0 = pd.Timestamp("2026-03-01T12:00:00Z")
@@ -268,7 +269,7 @@ def test_a_partition_counts_its_keys_from_its_first_customer_so_exact_time_codes
 def test_a_query_per_partition_answers_as_over_the_whole_history(threads):
     frame = _random_log(8)
     h = _history(frame)
-    h.threads = threads
+    h.workers = LookupThreads(threads)
     customers = sorted(f"c{i}" for i in range(6) for _ in range(5)) + ["nobody"]
     as_of = [T0 - pd.Timedelta(days=int(d)) for d in np.random.default_rng(0).integers(0, 40, len(customers))]
     r = _requests(h, customers, as_of)
