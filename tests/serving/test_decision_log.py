@@ -147,8 +147,10 @@ def test_the_wal_stays_bounded_while_decisions_keep_coming(tmp_path):
     writer.join()
     log.close()
     logged_bytes = decisions * 8_000
-    # Without restarts the WAL holds all of it (and more: pages); with them, what comes between two.
-    assert largest < logged_bytes / 4, f"the WAL reached {largest:,} bytes of {logged_bytes:,} logged"
+    # Without restarts the WAL holds all of it (and more: pages); with them, what comes between two: about
+    # 0.9 MB here, 1.2 MB with the CPUs busy, and once 2.3 MB in a full suite run (the checkpoint thread
+    # left unscheduled for a while), so the bound is half of what was logged, not a quarter.
+    assert largest < logged_bytes / 2, f"the WAL reached {largest:,} bytes of {logged_bytes:,} logged"
     with SqliteDecisionLog(path, read_only=True) as reader:
         assert reader.count() == decisions
 
