@@ -124,9 +124,12 @@ class GroundTruth:
             customers[column] = lat.stage_entry_ns[:, i]
         customers.to_parquet(directory / _FILES["customers"], index=False)
         cat = self.catalog
-        pd.DataFrame({"message_id": self.message_ids, "channel_code": cat.channel, "topic_code": cat.topic,
-                      "stage_code": cat.stage, "value": cat.value, "valid_from_ns": cat.valid_from_ns,
-                      "valid_to_ns": cat.valid_to_ns}).to_parquet(directory / _FILES["messages"], index=False)
+        messages = pd.DataFrame({"message_id": self.message_ids, "channel_code": cat.channel, "topic_code": cat.topic,
+                                 "stage_code": cat.stage, "value": cat.value, "valid_from_ns": cat.valid_from_ns,
+                                 "valid_to_ns": cat.valid_to_ns})
+        if cat.attribution_days is not None:  # send-moment worlds only: daily worlds' files stay as they were
+            messages["attribution_days"] = cat.attribution_days
+        messages.to_parquet(directory / _FILES["messages"], index=False)
         scores = pd.DataFrame(self.logging_scores, columns=list(self.message_ids))
         scores.insert(0, "segment", list(self.params.segments))
         scores.to_parquet(directory / _FILES["logging"], index=False)
@@ -155,7 +158,9 @@ class GroundTruth:
                           topic=messages["topic_code"].to_numpy(np.int8),
                           stage=messages["stage_code"].to_numpy(np.int8), value=messages["value"].to_numpy(),
                           valid_from_ns=messages["valid_from_ns"].to_numpy(np.int64),
-                          valid_to_ns=messages["valid_to_ns"].to_numpy(np.int64))
+                          valid_to_ns=messages["valid_to_ns"].to_numpy(np.int64),
+                          attribution_days=(messages["attribution_days"].to_numpy(np.float64)
+                                            if "attribution_days" in messages else None))
         scores = pd.read_parquet(directory / _FILES["logging"])
         return cls(params=params, customer_ids=pd.Index(customers["customer_id"].astype(str)),
                    message_ids=pd.Index(messages["message_id"].astype(str)), latents=latents, catalog=catalog,

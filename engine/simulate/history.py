@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from engine.simulate.event_log import KIND, EventColumns, EventLog
-from engine.simulate.logging_policy import choice_distribution, choose, contacts
+from engine.simulate.logging_policy import choice_distribution, choose, contacts, uniform_choice
 from engine.simulate.organic import DayContext, OrganicDay, organic_day, stage_milestones
 from engine.simulate.outcomes import Impressions, sample_outcomes
 from engine.simulate.params import SimulationParams
@@ -105,9 +105,23 @@ def _contact_day(params: SimulationParams, latents: CustomerLatents, catalog: Ca
         times.append(day_start + rng.integers(0, _DAY_MS, size=len(who), dtype=np.int64) * MS_NS)
         propensities.append(propensity)
     if not customers:
-        empty = np.empty(0)
-        return empty.astype(np.int32), empty.astype(np.int32), empty.astype(np.int64), empty
+        return _no_contacts()
     return tuple(np.concatenate(parts) for parts in (customers, messages, times, propensities))
+
+
+def _send_moment(params: SimulationParams, catalog: Catalog, state: _CarriedState, day_start: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A send day: every customer one message drawn uniformly among those valid at the day's start on a
+    channel they are still subscribed to, at a random time of the day."""
+    eligible = catalog.valid_at(day_start)[None, :] & state.subscribed[:, catalog.channel]
+    who, message, propensity = uniform_choice(eligible, rng.random(params.customers))
+    times = day_start + rng.integers(0, _DAY_MS, size=len(who), dtype=np.int64) * MS_NS
+    return who.astype(np.int32), message.astype(np.int32), times, propensity
+
+
+def _no_contacts() -> tuple[np.ndarray, ...]:
+    empty = np.empty(0)
+    return empty.astype(np.int32), empty.astype(np.int32), empty.astype(np.int64), empty
 
 
 def _impressions_of_day(params: SimulationParams, coef: ResponseCoefficients, latents: CustomerLatents,
@@ -153,6 +167,8 @@ def generate_history(params: SimulationParams, latents: CustomerLatents, catalog
     all_customers_day_start = np.empty(params.customers, dtype=np.int64)
     truth_chunks: dict[str, list[np.ndarray]] = {field.name: [] for field in fields(ImpressionTruth)}
     next_decision = 0
+    send_days = set(params.send_days)
+    window_ns = None if catalog.attribution_days is None else (catalog.attribution_days * DAY_NS).astype(np.int64)
     if params.stage_milestones:  # stages entered before the start left their events in the earlier history
         stage_milestones(params, latents, topic_cumulative, ALWAYS_NS + 1, start, stream(params.seed, "milestones"), log)
     for day in range(params.days):
@@ -167,15 +183,18 @@ def generate_history(params: SimulationParams, latents: CustomerLatents, catalog
                              last_complaint_day=state.last_complaint_day)
         organic = organic_day(params, latents, topic_cumulative, context, stream(params.seed, "organic", day), log)
 
-        drawn = _contact_day(params, latents, catalog, logging_scores, state, day_start,
-                             stream(params.seed, "contacts", day))
+        contact_rng = stream(params.seed, "contacts", day)
+        if not params.send_days:
+            drawn = _contact_day(params, latents, catalog, logging_scores, state, day_start, contact_rng)
+        else:
+            drawn = _send_moment(params, catalog, state, day_start, contact_rng) if day in send_days else _no_contacts()
         impressions = _impressions_of_day(params, coef, latents, catalog, state, organic, drawn, next_decision)
         next_decision += len(impressions.ts)
         log.add("impression", impressions.customer, impressions.ts, channel=impressions.channel,
                 message=impressions.message, topic=impressions.topic, decision=impressions.decision,
                 propensity=impressions.propensity)
         effects = sample_outcomes(params, coef, impressions, catalog.value, end,
-                                  stream(params.seed, "outcomes", day), log)
+                                  stream(params.seed, "outcomes", day), log, window_ns=window_ns)
         state.close_day(day, impressions, organic, effects.complainers,
                         (effects.unsubscribed_customer, effects.unsubscribed_channel))
         day_truth = ImpressionTruth.of(impressions)

@@ -4,6 +4,9 @@ Per customer, channel and day it contacts a subscribed customer with the channel
 one message among that channel's messages valid at the instant by a softmax, at the exploration temperature,
 over a noisy segment x message score. The score only uses what a marketer sees (the segment), so a model
 that learns individual interests can beat it.
+
+A send-moment world (``SimulationParams.send_days``) has another rule, a randomised campaign: on each send
+day every customer gets one message drawn uniformly among those eligible (:func:`uniform_choice`).
 """
 
 from __future__ import annotations
@@ -68,3 +71,15 @@ def choose(distribution: ChoiceDistribution, segment: np.ndarray,
 def contacts(subscribed: np.ndarray, contact_rate: float, uniform: np.ndarray) -> np.ndarray:
     """Customer codes the policy contacts on a channel today: subscribed ones, each with ``contact_rate``."""
     return np.flatnonzero(subscribed & (uniform < contact_rate)).astype(np.int32)
+
+
+def uniform_choice(eligible: np.ndarray, uniform: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One message per row of the (customers, messages) mask ``eligible``, uniformly among the row's True
+    columns, by the row's ``uniform`` in [0, 1). Returns the rows that had any eligible message, the chosen
+    message codes and their propensities (1 / the row's eligible count)."""
+    count = eligible.sum(axis=1)
+    rows = np.flatnonzero(count > 0)
+    k = np.minimum((uniform[rows] * count[rows]).astype(np.int64), count[rows] - 1)  # the k-th eligible, from 0
+    rank = np.cumsum(eligible[rows], axis=1)  # eligible messages up to and including each column
+    message = (rank <= k[:, None]).sum(axis=1)  # the first column where the rank passes k
+    return rows, message, 1.0 / count[rows]

@@ -3,6 +3,11 @@
 One uniform per impression decides the nested outcomes (open if u < p_open, click if u < p_click,
 conversion if u < p_conversion), so click implies open and conversion implies click by construction.
 Delays are log-normal, capped, and shrunk near the end so that every event falls before ``end``.
+
+With per-message attribution windows (a send-moment world) the responses are timed within the window
+instead: open and click as above but never past the window's end, the conversion uniformly between the
+click and the window's end (an offer completed any time while it runs); and nothing is shrunk: a response
+at or after ``end`` is not in the data, as in a data set that stops while offers still run.
 """
 
 from __future__ import annotations
@@ -63,10 +68,37 @@ def _shrink(delays_ms: np.ndarray, available_ms: np.ndarray, cap_ms: int) -> np.
     return np.where(delays_ms <= available_ms, delays_ms, shrunk)
 
 
+def _response_times(imp: Impressions, open_ms: np.ndarray, click_ms: np.ndarray, conversion_ms: np.ndarray,
+                    end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Open, click and conversion times squeezed to fall before ``end_ns`` (the daily worlds)."""
+    available_ms = (end_ns - MS_NS - imp.ts) // MS_NS  # the last instant an event may take is end - 1 ms
+    chain_cap = _OPEN_CAP_MS + _CLICK_CAP_MS + _CONVERSION_CAP_MS
+    squeeze = np.where(open_ms + click_ms + conversion_ms <= available_ms, 1.0, available_ms / chain_cap)
+    last_ns = end_ns - MS_NS  # clipping is monotone, so open <= click <= conversion still holds
+    open_ts = np.minimum(imp.ts + (open_ms * squeeze).astype(np.int64) * MS_NS, last_ns)
+    click_ts = np.minimum(open_ts + (click_ms * squeeze).astype(np.int64) * MS_NS, last_ns)
+    conversion_ts = np.minimum(click_ts + (conversion_ms * squeeze).astype(np.int64) * MS_NS, last_ns)
+    return open_ts, click_ts, conversion_ts
+
+
+def windowed_response_times(ts: np.ndarray, window_ns: np.ndarray, open_ms: np.ndarray, click_ms: np.ndarray,
+                            conversion_u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Open, click and conversion times inside each impression's window [ts, ts + window): open and click
+    after their delays but at most the window's last millisecond, the conversion at ``conversion_u`` of the
+    way from the click to that millisecond (whole milliseconds; open <= click <= conversion)."""
+    last_ns = ts + window_ns - MS_NS
+    open_ts = np.minimum(ts + open_ms * MS_NS, last_ns)
+    click_ts = np.minimum(open_ts + click_ms * MS_NS, last_ns)
+    room_ms = (last_ns - click_ts) // MS_NS
+    conversion_ts = click_ts + (conversion_u * room_ms).astype(np.int64) * MS_NS
+    return open_ts, click_ts, conversion_ts
+
+
 def sample_outcomes(params: SimulationParams, coef: ResponseCoefficients, impressions: Impressions,
                     message_value: np.ndarray, end_ns: int, rng: np.random.Generator,
-                    log: EventLog) -> OutcomeEffects:
-    """Log the impressions' outcomes; return who unsubscribed from which channel and who complained."""
+                    log: EventLog, *, window_ns: np.ndarray | None = None) -> OutcomeEffects:
+    """Log the impressions' outcomes; return who unsubscribed from which channel and who complained.
+    ``window_ns``: each message's attribution window (module docstring), None in a daily world."""
     imp, size = impressions, len(impressions.ts)
     open_medians = np.array([params.channel(name).open_delay_minutes for name in params.channels])
     respond_u, unsubscribe_u, complaint_u = rng.random(size), rng.random(size), rng.random(size)
@@ -75,20 +107,18 @@ def sample_outcomes(params: SimulationParams, coef: ResponseCoefficients, impres
     conversion_ms = _delays_ms(rng, _CONVERSION_DELAY_MINUTES, _CONVERSION_CAP_MS, size)
     unsubscribe_ms = _delays_ms(rng, _UNSUBSCRIBE_DELAY_MINUTES, _UNSUBSCRIBE_CAP_MS, size)
     complaint_ms = _delays_ms(rng, _COMPLAINT_DELAY_MINUTES, _COMPLAINT_CAP_MS, size)
-
     available_ms = (end_ns - MS_NS - imp.ts) // MS_NS  # the last instant an event may take is end - 1 ms
-    chain_cap = _OPEN_CAP_MS + _CLICK_CAP_MS + _CONVERSION_CAP_MS
-    squeeze = np.where(open_ms + click_ms + conversion_ms <= available_ms, 1.0, available_ms / chain_cap)
-    last_ns = end_ns - MS_NS  # clipping is monotone, so open <= click <= conversion still holds
-    open_ts = np.minimum(imp.ts + (open_ms * squeeze).astype(np.int64) * MS_NS, last_ns)
-    click_ts = np.minimum(open_ts + (click_ms * squeeze).astype(np.int64) * MS_NS, last_ns)
-    conversion_ts = np.minimum(click_ts + (conversion_ms * squeeze).astype(np.int64) * MS_NS, last_ns)
+
+    if window_ns is None:
+        times = _response_times(imp, open_ms, click_ms, conversion_ms, end_ns)
+    else:  # drawn after every daily draw, so that the daily worlds' numbers do not move
+        times = windowed_response_times(imp.ts, window_ns[imp.message], open_ms, click_ms, rng.random(size))
 
     shared = {"channel": imp.channel, "message": imp.message, "topic": imp.topic, "decision": imp.decision}
-    for kind, happened, ts in (("open", respond_u < imp.p_open, open_ts),
-                               ("click", respond_u < imp.p_click, click_ts),
-                               ("conversion", respond_u < imp.p_conversion, conversion_ts)):
-        rows = np.flatnonzero(happened)
+    for kind, happened, ts in (("open", respond_u < imp.p_open, times[0]),
+                               ("click", respond_u < imp.p_click, times[1]),
+                               ("conversion", respond_u < imp.p_conversion, times[2])):
+        rows = np.flatnonzero(happened & (ts < end_ns))  # a daily world's times are always before the end
         extra = {"value": message_value[imp.message[rows]]} if kind == "conversion" else {}
         log.add(kind, imp.customer[rows], ts[rows], **{k: v[rows] for k, v in shared.items()}, **extra)
 

@@ -21,6 +21,7 @@ AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+"
 REGIONS: tuple[str, ...] = ("north", "south", "east", "west", "central")
 
 MIN_TOPICS = 8
+MIN_DAILY_MESSAGES = 40  # the daily logging policy's catalog; a send-moment world may have a handful
 
 
 class _Frozen(BaseModel):
@@ -61,7 +62,8 @@ class SimulationParams(_Frozen):
     # --- size, time and randomness
     customers: int = Field(20_000, ge=1, description="number of customers")
     days: int = Field(90, ge=1, description="number of simulated days, ending at `end`")
-    messages: int = Field(120, ge=40, description="catalog size; at least channels x topics")
+    messages: int = Field(120, ge=1, description=f"catalog size; daily worlds: at least {MIN_DAILY_MESSAGES} and "
+                                                 "channels x topics; send-moment worlds: at least channels and topics")
     seed: int = Field(0, ge=0, description="root seed; same params and seed give byte-identical output")
     end: datetime = Field(datetime(2026, 6, 30, tzinfo=timezone.utc),
                           description="end of the last simulated day (UTC midnight, exclusive)")
@@ -127,6 +129,17 @@ class SimulationParams(_Frozen):
     logging_noise: float = Field(0.5, ge=0, description="sd of the noise in the policy's segment x message scores")
     logging_value_weight: float = Field(0.3, ge=0, description="policy score per log(1 + message value)")
 
+    # --- send moments: the shape of a campaign data set (a few offers sent at random at a few moments)
+    send_days: tuple[int, ...] = Field(
+        (), description="days (0 = the first simulated day) on which every customer gets exactly one message, "
+                        "drawn uniformly among the messages valid then on a channel they are subscribed to "
+                        "(propensity 1 / eligible), and no other day; empty: the daily logging policy above")
+    attribution_days_range: tuple[int, int] = Field(
+        (3, 10), description="send-moment worlds: each message's attribution window in whole days, drawn "
+                             "uniformly in [low, high] and written to messages.attribution_days; a conversion "
+                             "falls uniformly inside its impression's window, and outcomes after `end` are "
+                             "not in the data")
+
     @field_validator("end")
     @classmethod
     def _end_is_utc_midnight(cls, end: datetime) -> datetime:
@@ -139,14 +152,15 @@ class SimulationParams(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulationParams:
-        if len(self.topics) < MIN_TOPICS:
-            raise ValueError(f"topics: need at least {MIN_TOPICS}, got {len(self.topics)}")
         if set(self.channel_params) != set(self.channels):
             raise ValueError(f"channel_params keys {sorted(self.channel_params)} must equal channels "
                              f"{sorted(self.channels)}")
-        if self.messages < len(self.channels) * len(self.topics):
-            raise ValueError(f"messages: need at least channels x topics = "
-                             f"{len(self.channels) * len(self.topics)} to cover every pair, got {self.messages}")
+        if not {"web", "app"} <= set(self.channels):
+            raise ValueError(f"channels must include web and app (organic visits come through them), got {self.channels}")
+        if self.send_days:
+            self._check_send_moments()
+        else:
+            self._check_daily_catalog()
         if abs(sum(self.stage_initial_share) - 1.0) > 1e-9:
             raise ValueError(f"stage_initial_share must sum to 1, got {sum(self.stage_initial_share)}")
         for name in ("channels", "topics", "segments", "age_bands", "regions"):
@@ -154,6 +168,29 @@ class SimulationParams(_Frozen):
             if len(set(values)) != len(values) or not values:
                 raise ValueError(f"{name} must be non-empty and unique, got {values}")
         return self
+
+    def _check_daily_catalog(self) -> None:
+        if len(self.topics) < MIN_TOPICS:
+            raise ValueError(f"topics: need at least {MIN_TOPICS}, got {len(self.topics)} (fewer only with send_days)")
+        if self.messages < MIN_DAILY_MESSAGES:
+            raise ValueError(f"messages: need at least {MIN_DAILY_MESSAGES} for the daily logging policy, got "
+                             f"{self.messages} (fewer only with send_days)")
+        if self.messages < len(self.channels) * len(self.topics):
+            raise ValueError(f"messages: need at least channels x topics = "
+                             f"{len(self.channels) * len(self.topics)} to cover every pair, got {self.messages}")
+
+    def _check_send_moments(self) -> None:
+        days = list(self.send_days)
+        if days != sorted(set(days)) or days[0] < 0 or days[-1] >= self.days:
+            raise ValueError(f"send_days must be unique, ascending and within 0..{self.days - 1} (days = {self.days}), "
+                             f"got {self.send_days}")
+        wanted = max(len(self.channels), len(self.topics))
+        if self.messages < wanted:
+            raise ValueError(f"messages: a send-moment world needs at least max(channels, topics) = {wanted} so that "
+                             f"every channel and topic has a message, got {self.messages}")
+        low, high = self.attribution_days_range
+        if not 1 <= low <= high:
+            raise ValueError(f"attribution_days_range must be whole days with 1 <= low <= high, got {self.attribution_days_range}")
 
     @property
     def stages(self) -> tuple[str, ...]:

@@ -150,6 +150,7 @@ class Catalog:
     value: np.ndarray  # (m,) float64 business value of a conversion
     valid_from_ns: np.ndarray  # (m,) int64, ALWAYS_NS when open-ended
     valid_to_ns: np.ndarray  # (m,) int64 exclusive, NEVER_NS when open-ended
+    attribution_days: np.ndarray | None = None  # (m,) float64 window of each message (send-moment worlds)
 
     def valid_at(self, ts_ns: int) -> np.ndarray:
         """Messages that may be sent at ``ts_ns``: valid_from <= ts < valid_to."""
@@ -171,9 +172,9 @@ def _validity(params: SimulationParams, n_extra: int, rng: np.random.Generator) 
     return valid_from, valid_to
 
 
-def build_catalog(params: SimulationParams) -> tuple[pd.DataFrame, Catalog]:
-    """The messages table and its codes; every channel x topic pair and every channel x stage pair exist."""
-    rng = stream(params.seed, "catalog")
+def _daily_layout(params: SimulationParams, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Channel, topic, stage, valid_from, valid_to of a daily world's catalog: every channel x topic pair
+    and every channel x stage pair exist, and some extra messages expire or start later."""
     n_channels, n_topics, m = len(params.channels), len(params.topics), params.messages
     n_base = n_channels * n_topics
     base = np.arange(n_base)
@@ -185,6 +186,24 @@ def build_catalog(params: SimulationParams) -> tuple[pd.DataFrame, Catalog]:
     # The base messages are open-ended, so every channel always has at least one message per topic.
     valid_from = np.concatenate([np.full(n_base, ALWAYS_NS, dtype=np.int64), valid_from])
     valid_to = np.concatenate([np.full(n_base, NEVER_NS, dtype=np.int64), valid_to])
+    return channel, topic, stage, valid_from, valid_to
+
+
+def _send_moment_layout(params: SimulationParams, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """A send-moment world's few offers: message i on channel i mod channels and topic i mod topics (every
+    channel and topic present), a random stage, all open-ended (every offer may go out at every moment)."""
+    m = params.messages
+    stage = rng.integers(0, 4, m)
+    always, never = np.full(m, ALWAYS_NS, dtype=np.int64), np.full(m, NEVER_NS, dtype=np.int64)
+    return np.arange(m) % len(params.channels), np.arange(m) % len(params.topics), stage, always, never
+
+
+def build_catalog(params: SimulationParams) -> tuple[pd.DataFrame, Catalog]:
+    """The messages table and its codes (see the two layouts); send-moment worlds add attribution_days."""
+    rng = stream(params.seed, "catalog")
+    m = params.messages
+    layout = _send_moment_layout if params.send_days else _daily_layout
+    channel, topic, stage, valid_from, valid_to = layout(params, rng)
 
     order = rng.permutation(m)  # ids must not reveal how a message was made
     channel, topic, stage = channel[order], topic[order], stage[order]
@@ -208,6 +227,11 @@ def build_catalog(params: SimulationParams) -> tuple[pd.DataFrame, Catalog]:
         "offer_type": pd.Series(offer_type, dtype=STRING_DTYPE),
         "is_promotional": is_promotional,
     })
+    attribution_days = None
+    if params.send_days:
+        low, high = params.attribution_days_range
+        attribution_days = rng.integers(low, high + 1, size=m).astype(np.float64)
+        frame["attribution_days"] = attribution_days
     catalog = Catalog(channel=channel.astype(np.int8), topic=topic.astype(np.int8), stage=stage.astype(np.int8),
-                      value=value, valid_from_ns=valid_from, valid_to_ns=valid_to)
+                      value=value, valid_from_ns=valid_from, valid_to_ns=valid_to, attribution_days=attribution_days)
     return frame, catalog

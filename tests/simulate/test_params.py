@@ -22,7 +22,7 @@ def test_defaults_are_valid_and_cover_the_required_vocabularies() -> None:
 @pytest.mark.parametrize(("update", "message"), [
     ({"end": datetime(2026, 6, 30)}, "timezone-aware"),
     ({"end": datetime(2026, 6, 30, 12, tzinfo=timezone.utc)}, "UTC midnight"),
-    ({"messages": 39}, "greater than or equal to 40"),
+    ({"messages": 39}, "need at least 40 for the daily logging policy"),
     ({"messages": 44, "topics": tuple("abcdefghi")}, "channels x topics = 45"),
     ({"topics": ("a", "b", "c")}, "at least 8"),
     ({"channel_params": {"email": DEFAULT_CHANNEL_PARAMS["email"]}}, "channel_params keys"),
