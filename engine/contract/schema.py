@@ -52,7 +52,7 @@ class TableSpec:
 MESSAGES = TableSpec(
     name="messages",
     required=("message_id", "channel", "topic"),
-    optional=("journey_stage", "value", "valid_from", "valid_to"),
+    optional=("journey_stage", "value", "valid_from", "valid_to", "offer_id"),
     key="message_id",
     formats=(".csv", ".parquet"),
 )

@@ -25,6 +25,9 @@ from engine.contract.schema import (
 )
 
 _JSONL_ERROR = "_jsonl_error"
+# An event_id repeated with the same content is a duplicate (kept once); with other content, a conflict.
+DUPLICATE_EVENT_ID = "duplicate_event_id"
+CONFLICTING_EVENT_ID = "conflicting_event_id"
 _BOOKKEEPING = (SOURCE_COLUMN, ROW_COLUMN, _JSONL_ERROR)
 
 
@@ -91,6 +94,7 @@ def validate_messages(raw: pd.DataFrame) -> TableResult:
     value, bad_value = parse_number(_column(raw, "value"))
     valid_from, bad_from = parse_timestamp(_column(raw, "valid_from"), source=source, name="valid_from")
     valid_to, bad_to = parse_timestamp(_column(raw, "valid_to"), source=source, name="valid_to")
+    offer_id = parse_text(_column(raw, "offer_id"))
 
     verdicts.reject(message_id.isna(), "missing_message_id", "message_id is empty")
     verdicts.reject(channel.isna(), "missing_channel", "channel is empty")
@@ -112,6 +116,7 @@ def validate_messages(raw: pd.DataFrame) -> TableResult:
         "valid_to",
     )
     verdicts.reject_duplicates(message_id, "duplicate_message_id", "message_id")
+    _reject_offer_twice_on_a_channel(verdicts, offer_id, channel)
 
     extras = [c for c in raw.columns if c not in MESSAGES.required + MESSAGES.optional and c not in _BOOKKEEPING]
     canonical = pd.DataFrame(
@@ -123,11 +128,25 @@ def validate_messages(raw: pd.DataFrame) -> TableResult:
             "value": value.fillna(DEFAULT_MESSAGE_VALUE),
             "valid_from": valid_from,
             "valid_to": valid_to,
+            "offer_id": offer_id,
         }
     )
     for name in extras:
         canonical[name] = raw[name].to_numpy()
     return _finish(raw, verdicts, canonical, MESSAGES.name)
+
+
+def _reject_offer_twice_on_a_channel(verdicts: RowVerdicts, offer_id: pd.Series, channel: pd.Series) -> None:
+    """An offer is one message per channel (the same offer sent by email, app and web): a second message
+    of an offer on a channel that already has one (in an earlier clean row) is rejected. Coordination and
+    the offer spacing rule block an offer on the OTHER channels; two messages of one offer on one channel
+    could fill two slots of one slate."""
+    clean = pd.Series(verdicts.ok, index=offer_id.index) & offer_id.notna() & channel.notna()
+    pair = (offer_id + "\x1f" + channel).where(clean)
+    repeated = clean & pair.duplicated(keep="first")
+    verdicts.reject(repeated.to_numpy(dtype=bool), "offer_on_one_channel_twice",
+                    "offer_id={value} already has a message on this channel in an earlier row; an offer has one message per channel",
+                    "offer_id")
 
 
 def validate_customers(raw: pd.DataFrame) -> TableResult:

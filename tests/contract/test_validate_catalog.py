@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine.config import ValidationSettings
+from engine.config import FeatureSettings, ValidationSettings
 from engine.contract.load import load_dataset
+from engine.features.spec import FeatureSpec
 from tests.builders import event, make_data_dir
 
 OK = {"message_id": "ok", "channel": "email", "topic": "travel"}
@@ -76,3 +77,27 @@ def test_customer_rules_and_profile_attributes(tmp_path):
     # An event for a customer without a profile is kept, and the report says so.
     assert len(dataset.events) == 2
     assert "1 events name 1 customers that have no row in the customers table" in " ".join(dataset.report.notes)
+
+
+def test_one_offer_on_several_channels(tmp_path):
+    # One offer by email, app and web; o2 on email twice: the second is refused. An offer id is trimmed
+    # text, empty = the message is its own offer, and it is no message attribute.
+    messages = [
+        {"message_id": "o1-email", "channel": "email", "topic": "travel", "offer_id": " o1 "},
+        {"message_id": "o1-app", "channel": "app", "topic": "travel", "offer_id": "o1"},
+        {"message_id": "o1-web", "channel": "web", "topic": "travel", "offer_id": "o1"},
+        {"message_id": "solo", "channel": "email", "topic": "food", "offer_id": ""},
+        {"message_id": "o2-a", "channel": "email", "topic": "food", "offer_id": "o2"},
+        {"message_id": "o2-b", "channel": " Email ", "topic": "food", "offer_id": "o2"},
+    ]
+    dataset = load_dataset(make_data_dir(tmp_path, [event("2026-02-10")], messages=messages), ValidationSettings())
+    frame = dataset.messages.set_index("message_id")
+    assert list(frame.index) == ["o1-email", "o1-app", "o1-web", "solo", "o2-a"]
+    assert list(frame["offer_id"].fillna("-")) == ["o1", "o1", "o1", "-", "o2"]
+    reject = dataset.report.rejects.iloc[0]
+    assert (len(dataset.report.rejects), reject["row_number"], reject["reason"]) == (1, 6, "offer_on_one_channel_twice")
+    assert reject["detail"] == ("offer_id='o2' already has a message on this channel in an earlier row; an offer has one "
+                                "message per channel")
+    # Not a msg_attr_ feature: the offer is a feature of its own (docs/features.md).
+    spec = FeatureSpec.fit(dataset.messages, dataset.customers, FeatureSettings())
+    assert "offer_id" not in [e.column for e in spec.message_encoders]
