@@ -70,6 +70,9 @@ class CatalogTable:
     value: np.ndarray
     valid_from_ns: np.ndarray
     attributes: pd.DataFrame
+    # The spec's offer code of each message (FeatureSpec.message_offers); empty when no offer is shared:
+    # then there are no per-offer columns.
+    offer: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @classmethod
     def from_messages(cls, messages: pd.DataFrame, spec: FeatureSpec) -> CatalogTable:
@@ -84,6 +87,7 @@ class CatalogTable:
             value=by_id["value"].to_numpy(dtype=np.float64, na_value=np.nan),
             valid_from_ns=ns,
             attributes=by_id.reset_index(),
+            offer=np.asarray(spec.message_offers, dtype=np.int64),
         )
 
 
@@ -221,6 +225,7 @@ def _candidates(message: np.ndarray, catalog: CatalogTable) -> Candidates:
         stage=take(catalog.stage, -1).astype(np.int64),
         value=take(catalog.value, np.nan),
         valid_from_ns=take(catalog.valid_from_ns, np.nan),
+        offer=take(catalog.offer, -1).astype(np.int64) if len(catalog.offer) else None,
     )
 
 
@@ -312,7 +317,9 @@ def _rows(columns: Columns, names: tuple[str, ...], n: int, dtype: type) -> np.n
 
 def _key_widths(spec: FeatureSpec) -> dict[str, int]:
     vocab = spec.vocab
-    return {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages), "stage": len(JOURNEY_STAGES)}
+    # Offer codes are message codes (the first message of each offer): as many as messages at most.
+    return {"channel": len(vocab.channels), "topic": len(vocab.topics), "message": len(vocab.messages), "stage": len(JOURNEY_STAGES),
+            "offer": len(vocab.messages)}
 
 
 def make_history(log: EventLog, spec: FeatureSpec, workers: LookupThreads | None = None) -> History:
@@ -326,6 +333,7 @@ def make_history(log: EventLog, spec: FeatureSpec, workers: LookupThreads | None
         message_stage=np.asarray(spec.message_stages, dtype=np.int64),
         threads=spec.settings.num_threads,
         workers=workers,
+        message_offer=np.asarray(spec.message_offers, dtype=np.int64),
     )
 
 
@@ -334,4 +342,5 @@ def make_snapshot(log: EventLog, spec: FeatureSpec, as_of_ns: np.ndarray) -> Sna
     ``as_of_ns[c]`` only (:mod:`engine.features.snapshot`)."""
     return SnapshotHistory(log, _key_widths(spec), as_of_ns, max_window_days=spec.settings.max_window_days,
                            half_life_days=spec.settings.affinity_half_life_days,
-                           message_stage=np.asarray(spec.message_stages, dtype=np.int64))
+                           message_stage=np.asarray(spec.message_stages, dtype=np.int64),
+                           message_offer=np.asarray(spec.message_offers, dtype=np.int64))

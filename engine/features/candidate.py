@@ -27,6 +27,7 @@ class Candidates:
     stage: np.ndarray
     value: np.ndarray
     valid_from_ns: np.ndarray  # NaN when open-ended
+    offer: np.ndarray | None = None  # the offer code (-1: no candidate); None when no offer is shared: no offer columns
 
 
 def _at(rows: np.ndarray, codes: np.ndarray, width: int, pairs: int) -> np.ndarray:
@@ -79,6 +80,22 @@ def _standing(lines: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return gaps.ravel()[at], ranks.ravel()[at]
 
 
+def offer_impression_columns(windows: tuple[int, ...]) -> tuple[str, ...]:
+    """The per-offer columns, one per window: impressions of the candidate's offer on any channel."""
+    return tuple(f"msg_offer_impressions_{w}d" for w in windows)
+
+
+def _offer_impressions(ctx: FamilyContext, cand: Candidates, has: np.ndarray, unasked: np.ndarray) -> Columns:
+    """Impressions of the candidate's offer (its message on every channel) in each window; no columns when
+    the catalog shares no offer (each message its own: ``msg_seen_count`` already says it)."""
+    if cand.offer is None:
+        return {}
+    names = offer_impression_columns(ctx.settings.windows_days)
+    return {name: (np.where(has, ctx.history.count(("impression",), ctx.requests, window_days=w, by="offer", sub=cand.offer), np.nan)
+                   if ctx.wants(name) else unasked)
+            for name, w in zip(names, ctx.settings.windows_days)}
+
+
 def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, pair: np.ndarray) -> Columns:
     """``ctx.requests`` are the request rows; ``customer`` holds customer-level columns per (customer,
     as_of) pair and ``pair`` maps each row to its pair."""
@@ -115,6 +132,7 @@ def candidate_features(ctx: FamilyContext, cand: Candidates, customer: Columns, 
                                      if ctx.wants("msg_days_since_shown") else unasked),
             "msg_topic_days_since_shown": (h.days_since_last(("impression",), r, by="topic", sub=cand.topic)
                                            if ctx.wants("msg_topic_days_since_shown") else unasked),
+            **_offer_impressions(ctx, cand, has, unasked),
             "msg_topic_impressions_7d": _pick(customer, "topic_{}_impressions_7d", topics, pairs, topic_at),
             "msg_channel_impressions_1d": _pick(customer, "{}_impressions_1d", channels, pairs, channel_at),
             "msg_topic_affinity": affinities.ravel()[topic_at],

@@ -19,7 +19,9 @@ import numpy as np
 
 from engine.contract.schema import JOURNEY_STAGES
 from engine.features.build import EncodedTables
+from engine.features.candidate import offer_impression_columns
 from engine.features.program import UnsupportedProgram
+from engine.timeutil import NS_PER_DAY
 
 # Instructions (the OP field); each writes one row column, NaN where the family gives NaN.
 CHANNEL, TOPIC, STAGE, VALUE, DAYS_SINCE_VALID_FROM = 0, 1, 2, 3, 4
@@ -34,12 +36,13 @@ STAGE_MATCH = 12  # 1 when the message's stage is the customer's journey stage
 STAGE_GAP = 13  # the message's stage minus the customer's
 PROFILE_ATTRIBUTE = 14  # an encoded profile attribute (DATA: its values per profile row)
 MESSAGE_ATTRIBUTE = 15  # an encoded message attribute (DATA: per message code)
+OFFER_IMPRESSIONS = 16  # impressions of the candidate's offer on any channel in a window (WINDOW: of offer_limits)
 
 # Fields of an instruction (int64): op, the code it reads (SOURCE: 0 channel, 1 topic, 2 stage), where its
-# customer columns are in LINES and how many, where its attribute values are in DATA and how many, and
-# whether an attribute is a date (shown as days before as_of).
-OP, SOURCE, LINES_AT, WIDTH, DATA_AT, DATA_LENGTH, RELATIVE = range(7)
-_FIELDS = 7
+# customer columns are in LINES and how many, where its attribute values are in DATA and how many,
+# whether an attribute is a date (shown as days before as_of), and the window of a per-offer count.
+OP, SOURCE, LINES_AT, WIDTH, DATA_AT, DATA_LENGTH, RELATIVE, WINDOW = range(8)
+_FIELDS = 8
 _SOURCES = {"channel": 0, "topic": 1, "stage": 2}
 
 
@@ -57,6 +60,8 @@ class RowProgram:
     stage_column: int  # the customer program's journey_stage column
     messages: int  # message codes: the width of the per-message impression tables
     topics: int
+    message_offer: np.ndarray  # the offer code of each message code (empty: no offer columns)
+    offer_limits: np.ndarray  # per window of the OFFER_IMPRESSIONS instructions: its length in ns
 
 
 def row_program(tables: EncodedTables, customer_index: Mapping[str, int], wanted: frozenset[str] | None) -> RowProgram:
@@ -80,6 +85,9 @@ def row_program(tables: EncodedTables, customer_index: Mapping[str, int], wanted
     for name, op in (("msg_seen_count", SEEN_COUNT), ("msg_days_since_shown", DAYS_SINCE_SHOWN),
                      ("msg_topic_days_since_shown", TOPIC_DAYS_SINCE_SHOWN)):
         b.put(name, op if wants(name) else UNASKED)
+    if len(catalog.offer):  # as candidate._offer_impressions: only when the catalog shares an offer
+        for window, name in enumerate(offer_impression_columns(windows)):
+            b.put(name, OFFER_IMPRESSIONS if wants(name) else UNASKED, window=window)
     shares = [f"topic_{t}_visit_share_{long}d" for t in topics]
     affinities = [f"topic_{t}_affinity" for t in topics]
     stage_rates = [f"stage_{s}_click_rate_{short}d" for s in JOURNEY_STAGES]
@@ -108,7 +116,8 @@ def row_program(tables: EncodedTables, customer_index: Mapping[str, int], wanted
                       np.concatenate([np.zeros(0), *b.data]), np.asarray(catalog.channel, dtype=np.int64),
                       np.asarray(catalog.topic, dtype=np.int64), np.asarray(catalog.stage, dtype=np.int64),
                       np.asarray(catalog.value, dtype=np.float64), np.asarray(catalog.valid_from_ns, dtype=np.float64),
-                      customer_index["journey_stage"], len(spec.vocab.messages), len(topics))
+                      customer_index["journey_stage"], len(spec.vocab.messages), len(topics),
+                      np.asarray(catalog.offer, dtype=np.int64), np.array([w * NS_PER_DAY for w in windows], dtype=np.int64))
 
 
 class _Builder:
@@ -120,8 +129,8 @@ class _Builder:
         self.data: list[np.ndarray] = []
         self._data_length = 0
 
-    def put(self, name: str, op: int) -> None:
-        self._emit(name, [op, 0, 0, 0, 0, 0, 0])
+    def put(self, name: str, op: int, window: int = 0) -> None:
+        self._emit(name, [op, 0, 0, 0, 0, 0, 0, window])
 
     def lines(self, name: str, op: int, source: str, columns: list[str]) -> None:
         missing = [c for c in columns if c not in self._customer]
@@ -129,10 +138,10 @@ class _Builder:
             raise UnsupportedProgram(f"{name} reads customer columns the program does not write: {missing[:3]}")
         at = len(self.line_columns)
         self.line_columns.extend(self._customer[c] for c in columns)
-        self._emit(name, [op, _SOURCES[source], at, len(columns), 0, 0, 0])
+        self._emit(name, [op, _SOURCES[source], at, len(columns), 0, 0, 0, 0])
 
     def attribute(self, name: str, op: int, encoded: np.ndarray, relative: bool) -> None:
-        self._emit(name, [op, 0, 0, 0, self._data_length, len(encoded), int(relative)])
+        self._emit(name, [op, 0, 0, 0, self._data_length, len(encoded), int(relative), 0])
         self.data.append(encoded)
         self._data_length += len(encoded)
 

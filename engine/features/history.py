@@ -32,7 +32,7 @@ DECAY_ANCHOR_NS = int(pd.Timestamp("2000-01-01", tz="UTC").value)
 _VALUE_SCALE = 10_000  # amounts are exact to 1/10,000 of a unit
 _DECAY_SCALE = float(2**32)
 
-By = Literal["customer", "channel", "topic", "message", "stage"]
+By = Literal["customer", "channel", "topic", "message", "stage", "offer"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,7 +150,7 @@ class History:
 
     def __init__(self, log: EventLog, widths: dict[str, int], *, max_window_days: int, half_life_days: float,
                  message_stage: np.ndarray | None = None, threads: int = 1, time_code: TimeCode | None = None,
-                 customer_base: int = 0, workers: LookupThreads | None = None) -> None:
+                 customer_base: int = 0, workers: LookupThreads | None = None, message_offer: np.ndarray | None = None) -> None:
         self.log = log
         # Index keys count customers from this code (a partition's first): keys, and so the time codes
         # that fit beside them in 64 bits, stay as small as the partition.
@@ -158,6 +158,7 @@ class History:
         # ``threads`` look-up threads, or the ``workers`` of the History this one is a partition of.
         self.workers = workers if workers is not None else LookupThreads(threads)
         self._message_stage = message_stage
+        self._message_offer = message_offer
         self._widths = {"customer": 1, **widths}
         self._given_time_code = time_code
         self.epoch_ns = int(max_window_days) * NS_PER_DAY
@@ -199,18 +200,15 @@ class History:
         return History(self.log.take(slice(start, stop)), {k: v for k, v in self._widths.items() if k != "customer"},
                        max_window_days=self.max_window_days, half_life_days=self.half_life_days,
                        message_stage=self._message_stage, time_code=self._given_time_code, customer_base=first,
-                       workers=self.workers)
+                       workers=self.workers, message_offer=self._message_offer)
 
     def sub_keys(self, by: By, rows: np.ndarray) -> np.ndarray:
-        """For the log events at ``rows``, their code under ``by`` (-1: none); "stage" is the stage of the
-        event's message."""
+        """For the log events at ``rows``, their code under ``by`` (-1: none); "stage" and "offer" are the
+        stage and the offer of the event's message."""
         if by == "customer":
             return np.zeros(len(rows), dtype=np.int64)
-        if by == "stage":
-            if self._message_stage is None or not len(self._message_stage):
-                return np.full(len(rows), -1, dtype=np.int64)
-            message = self.log.message[rows].astype(np.int64)
-            return np.where(message >= 0, self._message_stage[np.maximum(message, 0)], -1)
+        if by in ("stage", "offer"):
+            return of_message(self._message_stage if by == "stage" else self._message_offer, self.log.message[rows])
         return getattr(self.log, by)[rows].astype(np.int64)
 
     def type_mask(self, types: tuple[str, ...]) -> np.ndarray:
@@ -411,6 +409,15 @@ def _type_table(types: tuple[str, ...]) -> np.ndarray:
     wanted[[EVENT_CODE[t] for t in types]] = True
     wanted.flags.writeable = False
     return wanted
+
+
+def of_message(table: np.ndarray | None, message: np.ndarray) -> np.ndarray:
+    """``table[message]`` for each message code (a code per message: its stage, its offer), -1 where the
+    message is none or the table is absent."""
+    message = np.asarray(message).astype(np.int64)
+    if table is None or not len(table):
+        return np.full(len(message), -1, dtype=np.int64)
+    return np.where(message >= 0, np.asarray(table, dtype=np.int64)[np.maximum(message, 0)], -1)
 
 
 def _all_equal(values: np.ndarray) -> bool:

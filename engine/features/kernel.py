@@ -31,7 +31,7 @@ from engine.features.program import (
 )
 from engine.features.candidate_program import (
     CHANNEL as R_CHANNEL, DAYS_SINCE_SHOWN as R_DAYS_SINCE_SHOWN, DAYS_SINCE_VALID_FROM as R_DAYS_SINCE_VALID_FROM, GAP as R_GAP,
-    MESSAGE_ATTRIBUTE as R_MESSAGE_ATTRIBUTE, PICK as R_PICK, PROFILE_ATTRIBUTE as R_PROFILE_ATTRIBUTE, RANK as R_RANK,
+    MESSAGE_ATTRIBUTE as R_MESSAGE_ATTRIBUTE, OFFER_IMPRESSIONS as R_OFFER_IMPRESSIONS, PICK as R_PICK, PROFILE_ATTRIBUTE as R_PROFILE_ATTRIBUTE, RANK as R_RANK,
     SEEN_COUNT as R_SEEN_COUNT, STAGE as R_STAGE, STAGE_GAP as R_STAGE_GAP, STAGE_MATCH as R_STAGE_MATCH, TOPIC as R_TOPIC,
     TOPIC_DAYS_SINCE_SHOWN as R_TOPIC_DAYS_SINCE_SHOWN, VALUE as R_VALUE, RowProgram,
 )
@@ -56,6 +56,7 @@ class CompiledFeatures:
         self._index = {name: at for at, name in enumerate(customers.names)}
         # The costly row columns (the candidate's impressions) are computed only when the model reads them.
         self.reads_impressions = bool(np.isin(rows.code[:, 0], (R_SEEN_COUNT, R_DAYS_SINCE_SHOWN, R_TOPIC_DAYS_SINCE_SHOWN)).any())
+        self.reads_offers = bool(np.isin(rows.code[:, 0], (R_OFFER_IMPRESSIONS,)).any())
 
     def build(self, log: EventLog, customer: np.ndarray, as_of: np.ndarray, message: np.ndarray, profile: np.ndarray,
               *, dtype: type = np.float32, precise: Sequence[str] = (), rounded: bool = False) -> FeatureMatrix:
@@ -79,10 +80,15 @@ class CompiledFeatures:
                          pair_customer, pair_as_of, rows.messages, rows.topics, seen, last_message, last_topic)
         else:
             seen, last_message, last_topic = np.zeros((0, 0)), np.zeros((0, 0), dtype=np.int64), np.zeros((0, 0), dtype=np.int64)
+        offers = np.zeros((pairs, len(rows.offer_limits), rows.messages) if self.reads_offers else (0, 0, 0))
+        if self.reads_offers:
+            _offer_impressions(EVENT_CODE["impression"], log.customer, log.ts, log.event_type, log.message, log.weight,
+                               rows.message_offer, rows.offer_limits, pair_customer, pair_as_of, offers)
         values = np.empty((len(customer), len(self.names)), dtype=dtype)
         _fill_rows(rows.code, rows.lines, rows.data, rows.channel, rows.topic, rows.stage, rows.value, rows.valid_from_ns,
                    rows.stage_column, block, len(self.customers.names), pair, np.asarray(message, dtype=np.int64),
-                   np.asarray(profile, dtype=np.int64), as_of, log.ts, seen, last_message, last_topic, rounded, values)
+                   np.asarray(profile, dtype=np.int64), as_of, log.ts, seen, last_message, last_topic, rows.message_offer, offers,
+                   rounded, values)
         return FeatureMatrix(self.names, values, {name: block[self._index[name]][pair] for name in precise})
 
 
@@ -287,8 +293,30 @@ def _impressions(impression, log_customer, ts, event_type, topic, message, weigh
 
 
 @njit(cache=True, nogil=True)
+def _offer_impressions(impression, log_customer, ts, event_type, message, weight, message_offer, limits, pair_customer, pair_as_of,
+                       offers):
+    """Per pair, window and offer: impressions of the offer's messages in the window (weighted), as the
+    snapshot's count by offer: ``0 < as_of - ts <= window``, summed in event order."""
+    for p in range(len(pair_customer)):
+        c = pair_customer[p]
+        if c < 0:
+            continue
+        for e in range(np.searchsorted(log_customer, c, side="left"), np.searchsorted(log_customer, c, side="right")):
+            age = pair_as_of[p] - ts[e]
+            m = message[e]
+            if np.int64(event_type[e]) != impression or age <= 0 or m < 0 or m >= len(message_offer):
+                continue
+            o = message_offer[m]
+            if o < 0 or o >= offers.shape[2]:
+                continue
+            for w in range(len(limits)):
+                if age <= limits[w]:
+                    offers[p, w, o] += weight[e]
+
+
+@njit(cache=True, nogil=True)
 def _fill_rows(code, lines, data, cat_channel, cat_topic, cat_stage, cat_value, cat_valid_from, stage_column, block, names,
-               pair, message, profile, as_of, ts, seen, last_message, last_topic, rounded, values):
+               pair, message, profile, as_of, ts, seen, last_message, last_topic, message_offer, offers, rounded, values):
     """Each row's customer-level columns (its pair's, from ``block``) and then its row columns."""
     pairs = block.shape[1]
     # Per pair first: its customer columns as one row of the matrix's dtype, and the picks, gaps and ranks
@@ -353,6 +381,12 @@ def _fill_rows(code, lines, data, cat_channel, cat_topic, cat_stage, cat_value, 
             elif op == R_SEEN_COUNT:
                 if 0 <= m < seen.shape[1]:
                     v = seen[p, m]
+            elif op == R_OFFER_IMPRESSIONS:
+                if has:  # a message without an offer (none in a spec that has offers) counts nothing: 0
+                    v = 0.0
+                    o = message_offer[m] if m < len(message_offer) else -1
+                    if 0 <= o < offers.shape[2]:
+                        v = offers[p, code[k, 7], o]
             elif op == R_DAYS_SINCE_SHOWN or op == R_TOPIC_DAYS_SINCE_SHOWN:
                 row = -1
                 if op == R_DAYS_SINCE_SHOWN and 0 <= m < last_message.shape[1]:

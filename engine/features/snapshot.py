@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.features.history import _DECAY_SCALE, _VALUE_SCALE, By, Requests, _epoch_start, _type_table
+from engine.features.history import _DECAY_SCALE, _VALUE_SCALE, By, Requests, _epoch_start, _type_table, of_message
 from engine.features.log import EVENT_CODE, EventLog
 from engine.timeutil import NS_PER_DAY
 
@@ -25,13 +25,14 @@ class SnapshotHistory:
     instant ``as_of_ns[code]`` (a request for code c must ask at ``as_of_ns[c]``; -1: an unknown customer)."""
 
     def __init__(self, log: EventLog, widths: dict[str, int], as_of_ns: np.ndarray, *, max_window_days: int,
-                 half_life_days: float, message_stage: np.ndarray | None = None) -> None:
+                 half_life_days: float, message_stage: np.ndarray | None = None, message_offer: np.ndarray | None = None) -> None:
         self.log = log
         self.max_window_days = int(max_window_days)
         self.epoch_ns = self.max_window_days * NS_PER_DAY
         self.decay_tau_ns = float(half_life_days) * NS_PER_DAY / np.log(2.0)
         self._widths = {"customer": 1, **widths}
         self._message_stage = message_stage
+        self._message_offer = message_offer
         self.as_of_ns = np.asarray(as_of_ns, dtype=np.int64)
         self._customers = len(self.as_of_ns)
         customer = log.customer.astype(np.int64)
@@ -70,15 +71,13 @@ class SnapshotHistory:
         return self._windows[window_days]
 
     def _sub(self, by: By) -> np.ndarray:
-        """Per event: its code under ``by`` (-1: none); "stage" is the stage of the event's message."""
+        """Per event: its code under ``by`` (-1: none); "stage" and "offer" are the stage and the offer of
+        the event's message."""
         if by not in self._subs:
             if by == "customer":
                 sub = np.zeros(len(self.log), dtype=np.int64)
-            elif by == "stage":
-                message = self.log.message.astype(np.int64)
-                stages = self._message_stage
-                sub = (np.where(message >= 0, stages[np.maximum(message, 0)], -1) if stages is not None and len(stages)
-                       else np.full(len(message), -1, dtype=np.int64))
+            elif by in ("stage", "offer"):
+                sub = of_message(self._message_stage if by == "stage" else self._message_offer, self.log.message)
             else:
                 sub = getattr(self.log, by).astype(np.int64)
             self._subs[by] = sub

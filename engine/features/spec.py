@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from engine.config import FeatureSettings
@@ -24,6 +25,10 @@ class FeatureSpec:
     # Journey stage code of each message, in the order of ``vocab.messages`` (-1: none); history features
     # by stage ("how this customer responds to purchase-stage messages") need it.
     message_stages: tuple[int, ...] = ()
+    # Offer code of each message, same order: the code of the first message of its offer (``offer_id``;
+    # a message without one is its own offer). Empty when no offer has two messages: then there are no
+    # per-offer features, and each message is its own offer (:meth:`offer_codes`).
+    message_offers: tuple[int, ...] = ()
 
     @classmethod
     def fit(cls, messages: pd.DataFrame, customers: pd.DataFrame, settings: FeatureSettings) -> FeatureSpec:
@@ -33,6 +38,7 @@ class FeatureSpec:
             settings=settings,
             vocab=vocab,
             message_stages=tuple(int(c) for c in Vocabulary(JOURNEY_STAGES).encode(by_id["journey_stage"])),
+            message_offers=message_offers(by_id.reset_index()),
             profile_encoders=fit_encoders(customers, skip=("customer_id",)),
             message_encoders=fit_encoders(messages, skip=MESSAGES.required + MESSAGES.optional),
         )
@@ -48,6 +54,7 @@ class FeatureSpec:
             "profile_encoders": [e.to_dict() for e in self.profile_encoders],
             "message_encoders": [e.to_dict() for e in self.message_encoders],
             "message_stages": list(self.message_stages),
+            "message_offers": list(self.message_offers),
         }
 
     @classmethod
@@ -62,4 +69,24 @@ class FeatureSpec:
             profile_encoders=tuple(ColumnEncoder.from_dict(d) for d in data["profile_encoders"]),
             message_encoders=tuple(ColumnEncoder.from_dict(d) for d in data["message_encoders"]),
             message_stages=tuple(int(c) for c in data["message_stages"]),
+            message_offers=tuple(int(c) for c in data.get("message_offers", ())),  # absent in bundles from before offers
         )
+
+    def offer_codes(self) -> np.ndarray:
+        """The offer code of each message code (each message its own offer when none is shared)."""
+        if self.message_offers:
+            return np.asarray(self.message_offers, dtype=np.int64)
+        return np.arange(len(self.vocab.messages), dtype=np.int64)
+
+
+def message_offers(catalog: pd.DataFrame) -> tuple[int, ...]:
+    """Per row of ``catalog`` (one per message code, in code order), the code of the first row of its offer;
+    empty when every offer is one message (or there is no ``offer_id`` column)."""
+    if "offer_id" not in catalog.columns or catalog["offer_id"].isna().all():
+        return ()
+    offer = catalog["offer_id"].astype("string")
+    # A message without an offer id is an offer of its own, whatever its id (it may equal some offer's id).
+    key = ("o:" + offer).fillna("m:" + catalog["message_id"].astype("string"))
+    first = pd.Series(np.arange(len(key)), index=key.index).groupby(key.to_numpy(), sort=False).transform("min")
+    codes = tuple(int(c) for c in first.to_numpy())
+    return codes if codes != tuple(range(len(codes))) else ()
