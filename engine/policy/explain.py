@@ -48,6 +48,7 @@ _OWN = "\0"
 
 # (pattern, template): {s} is the channel, topic or stage named in the feature; {w} the window phrase.
 _PATTERNS = [
+    (rf"^msg_offer_impressions{W}", "times this offer was shown on any channel in the {w}"),
     (r"^days_since_last_(?P<e>\w+)$", "days since the last {e1}"),
     (rf"^(?P<e>\w+?)_count{W}", "{en} in the {w}"),
     (rf"^purchase_amount_sum{W}", "purchase amount in the {w}"),

@@ -48,6 +48,7 @@ def test_labels_can_be_overridden_and_the_shape_is_checked():
         ("msg_channel_click_rate_90d", "click rate on the message's channel over the last 90 days"),
         ("msg_stage_click_rate_30d", "click rate on same-stage messages over the last 30 days"),
         ("msg_days_since_shown", "days since this message was last shown"),
+        ("msg_offer_impressions_30d", "times this offer was shown on any channel in the last 30 days"),
         ("profile_signup_date", "customer signup date"),
         ("msg_attr_offer_type", "message offer type"),
         ("clicks_30d", "clicks in the last 30 days"),  # unknown name with a window: generic rule
