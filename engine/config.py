@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from engine.contract.schema import JOURNEY_STAGES
+from engine.contract.schema import JOURNEY_STAGES, OUTCOME_GRADES
 from engine.errors import ConfigError
 
 
@@ -87,9 +87,13 @@ class FeatureSettings(_Section):
 class TrainingSettings(_Section):
     """How examples are labelled, split and grouped, and how the ranker is fitted."""
 
-    # Outcomes count for an impression if they follow it within this many days.
+    # Outcomes count for an impression if they follow it within this many days (a message's own
+    # `attribution_days` column wins). Impressions whose window reaches past the end of the data are
+    # left out of training and evaluation: their outcomes are not all in the data yet.
     attribution_days: float = Field(default=7.0, gt=0)
-    # graded: 0 none, 1 open, 2 click, 3 conversion; open|click|conversion: 1 if at least that, else 0.
+    # graded: labels 0 none, 1 open, 2 click, 3 conversion, and `relevant_from` says what counts as a
+    # success; open|click|conversion: label 1 if the impression earned at least that outcome, else 0, for
+    # the model, every metric, the baselines and the off-policy reward.
     target: Literal["graded", "open", "click", "conversion"] = "graded"
     test_days: float = Field(default=14.0, gt=0)
     validation_days: float = Field(default=7.0, gt=0)
@@ -116,13 +120,44 @@ class TrainingSettings(_Section):
     seed: int = 17
     # Fixed so that the same data and config give the same model on any machine.
     num_threads: int = Field(default=2, ge=1)
-    # The metric the quality gate compares (on the test window) and the margin over popularity.
-    gate_metric: str = "ndcg@3"
+    # The metric the quality gate compares (on the test window) and the margin over popularity. AUC by
+    # default: it compares every success with every failure, where NDCG and MAP only compare orders
+    # within query groups, which are small (and constant with one message per decision). With the
+    # lambdarank objective scores order only within groups: use ndcg@3 there.
+    gate_metric: Literal["ndcg@1", "ndcg@3", "ndcg@5", "map", "auc"] = "auc"
     min_gain_over_popularity: float = 0.0
     # Logged test decisions replayed for off-policy and ground-truth evaluation (candidates x decisions rows).
     replay_decisions: int = Field(default=20_000, ge=100)
-    # An outcome at least this good is "relevant": 2 = a click (binary objective, MAP, AUC, OPE reward).
+    # With target = "graded": an outcome at least this good is a success, 2 = a click (binary objective,
+    # MAP, AUC, OPE reward). Another target sets it (a conversion is 3).
     relevant_from: int = Field(default=2, ge=1, le=3)
+    # After evaluation, fit the shipped model again on train + validation + test with the number of
+    # rounds early stopping chose; the evaluated model (train split only) stays in the bundle for fair
+    # comparisons with later models. false: ship the evaluated model.
+    refit_on_all_data: bool = True
+
+    @model_validator(mode="after")
+    def _target_and_threshold_agree(self) -> TrainingSettings:
+        if self.target != "graded" and "relevant_from" in self.model_fields_set and self.relevant_from != OUTCOME_GRADES[self.target]:
+            raise ValueError(f"relevant_from = {self.relevant_from} contradicts target = {self.target!r} (a {self.target} "
+                             f"is grade {OUTCOME_GRADES[self.target]}); set only one of them")
+        return self
+
+    @property
+    def success_grade(self) -> int:
+        """The least outcome grade (1 open, 2 click, 3 conversion) that counts as a success."""
+        return self.relevant_from if self.target == "graded" else OUTCOME_GRADES[self.target]
+
+    @property
+    def success_label(self) -> int:
+        """The least training label that counts as a success: labels are grades for the graded target,
+        else 0/1."""
+        return self.success_grade if self.target == "graded" else 1
+
+    @property
+    def reward_outcome(self) -> str:
+        """The outcome a success is: open, click or conversion (the off-policy reward's name)."""
+        return {grade: name for name, grade in OUTCOME_GRADES.items()}[self.success_grade]
 
 
 class PathSettings(_Section):
@@ -153,6 +188,8 @@ class ContactSettings(_Section):
     complaint_suppression_days: float = Field(default=30.0, ge=0)  # 0 turns suppression off
     # Topics silenced after a complaint; absent: every topic, []: none.
     promotional_topics: tuple[str, ...] | None = None
+    # A message whose offer (messages.offer_id) was shown on ANOTHER channel this recently waits; 0 turns it off.
+    offer_spacing_hours: float = Field(default=24.0, ge=0, allow_inf_nan=False)
 
 
 class CoordinationSettings(_Section):

@@ -11,7 +11,7 @@ import typer
 from typer.exceptions import TyperException
 
 from engine.config import Settings, load_settings
-from engine.errors import ConfigError, NbmError
+from engine.errors import ConfigError, DataError, NbmError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -123,13 +123,18 @@ def score(
     channel: Annotated[str, typer.Option(help="A channel, or all.")] = "all",
     k: Annotated[int, typer.Option(min=1, help="Messages per customer and channel.")] = 1,
     customers: Annotated[Optional[Path], typer.Option(help="Only these customers: one id a line, or a CSV with customer_id.")] = None,
+    bundle: Annotated[Optional[Path], typer.Option(help="Score with this bundle folder (e.g. a challenger that was not promoted) instead of the model directory's current one.")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Write the top-k eligible messages per customer and channel (customer_id, channel, message_id, score, rank)."""
     from training.commands.score import run_score
 
+    if bundle is not None and model_dir is not None:
+        raise DataError("give --bundle or --model-dir, not both")
+    if bundle is not None and not (bundle / "metadata.json").is_file():
+        raise DataError("not a model bundle (no metadata.json); bundles are the bundle-* folders of a model directory", path=str(bundle))
     settings = _settings(config)
-    run_score(settings, data=data, model_dir=model_dir or settings.paths.home / "model", as_of=as_of, channel=channel,
+    run_score(settings, data=data, model_dir=bundle or model_dir or settings.paths.home / "model", as_of=as_of, channel=channel,
               k=k, customers=customers, out=out)
 
 

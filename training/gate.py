@@ -9,7 +9,7 @@ CLI output and stored on the model version, so it always names the metric and th
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -17,6 +17,29 @@ from dataclasses import dataclass
 class GateDecision:
     promote: bool  # alias "champion" if True, else "challenger"
     reason: str  # one sentence for a person, naming the metric and the values compared
+
+
+GROUP_METRICS = ("ndcg@1", "ndcg@3", "ndcg@5", "map")
+
+
+def metric_cannot_judge(metric: str, ordering_groups: int, groups: int) -> str | None:
+    """Why ``metric`` cannot tell models apart on a test window, or None if it can. NDCG and MAP compare
+    orders within query groups; with no group holding two impressions of different outcomes (e.g. one
+    message per decision) every model, popularity and random alike, gets the same value."""
+    if metric in GROUP_METRICS and ordering_groups == 0:
+        return (f"{metric} cannot tell models apart on this test window: none of its {groups:,} query groups holds two "
+                "impressions with different outcomes (one message per decision?), so every model scores the same; "
+                'set [training] gate_metric = "auc"')
+    return None
+
+
+def model_cannot_split(splits: int, rows: int, min_data_in_leaf: int) -> str | None:
+    """Why a fitted model is refused whatever its metrics: it made no split, so it scores every message
+    the same."""
+    if splits == 0:
+        return (f"the model is constant (no tree made a split on {rows:,} training rows with [training] "
+                f"min_data_in_leaf = {min_data_in_leaf}): give it more data or lower min_data_in_leaf")
+    return None
 
 
 def decide_promotion(
@@ -28,13 +51,17 @@ def decide_promotion(
     min_gain_over_popularity: float = 0.0,
     force: bool = False,
     higher_is_better: bool = True,
+    objections: Sequence[str] = (),
 ) -> GateDecision:
     """Decide whether ``candidate`` replaces ``champion`` (``None``: no model has been promoted yet).
 
-    Promoted iff ``force``, or the candidate beats popularity on ``metric`` by more than
+    Promoted iff ``force``, or there is no objection (e.g. :func:`metric_cannot_judge`,
+    :func:`model_cannot_split`), the candidate beats popularity on ``metric`` by more than
     ``min_gain_over_popularity`` and (there is no champion or the candidate is at least as good as it).
     A missing or NaN value on any side is a refusal naming the side, unless ``force`` is set.
     """
+    if objections:
+        return _refuse_or_force("; ".join(objections), force)
     sides: dict[str, Mapping[str, float]] = {"candidate": candidate, "popularity": popularity}
     if champion is not None:
         sides["champion"] = champion

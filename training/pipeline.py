@@ -26,7 +26,7 @@ from engine.model.metrics import ranking_report
 from engine.model.ranker import Ranker
 from engine.model.split import TEST, TRAIN, VALIDATION
 from training.evaluate import Evaluation, evaluate, load_truth
-from training.gate import GateDecision, decide_promotion
+from training.gate import GateDecision, decide_promotion, metric_cannot_judge, model_cannot_split
 from training.progress import Advance, Progress
 from training.report import markdown_report, write_report
 from training.tracking import BUNDLE_ARTIFACT_PATH, Tracker
@@ -56,37 +56,53 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         history = history_for(dataset.events, spec)
         catalog, profiles = CatalogTable.from_messages(dataset.messages, spec), ProfileTable.from_customers(dataset.customers)
         with progress.bar("feature rows") as advance:
-            examples = build_examples(dataset.events, history, catalog, profiles, spec, settings, on_rows=advance)
+            examples = build_examples(dataset.events, history, catalog, profiles, spec, settings, messages=dataset.messages,
+                                      on_rows=advance)
         counts = np.bincount(examples.frame["split"], minlength=3)
         info["detail"] = (f"{len(examples.frame):,} impressions x {len(examples.features.names)} features "
                           f"(train {counts[TRAIN]:,}, validation {counts[VALIDATION]:,}, test {counts[TEST]:,})")
+    if sum(examples.censored):
+        progress.say(f"warning: {censored_note(examples)}")
 
     with progress.step("fit") as info:
         with progress.bar("boosting rounds (early stopping may end sooner)") as advance:
             ranker = _fit(examples, spec, settings, on_round=advance)
+        shipped = ranker
+        if t.refit_on_all_data:
+            with progress.bar(f"refit on all data ({ranker.best_iteration_} rounds)") as advance:
+                shipped = _refit_on_all(examples, ranker, on_round=advance)
         # From here on only the test rows of the matrix are read: free the training and validation rows.
         examples = examples.keep_features_of(TEST)
         release_freed_memory()
-        info["detail"] = f"{t.objective}, best iteration {ranker.best_iteration_} of at most {t.max_rounds}"
+        info["detail"] = (f"{t.objective}, best iteration {ranker.best_iteration_} of at most {t.max_rounds}"
+                          + (f"; shipped model refit on all {len(examples.frame):,} impressions" if shipped is not ranker else ""))
+    constant = model_cannot_split(ranker.splits(), examples.part(TRAIN).stop, t.min_data_in_leaf)
+    if constant:
+        progress.say(f"warning: {constant}")
 
     with progress.step("evaluate") as info:
         truth = load_truth(data_dir)
         evaluation = evaluate(examples, ranker, history, catalog, profiles, spec, settings, dataset.events, dataset.messages, truth)
         metrics = evaluation.metrics()
         info["detail"] = ", ".join(f"{k} {metrics[k]:.4f}" for k in (t.gate_metric, f"popularity.{t.gate_metric}", "gain") if k in metrics)
+    judge = evaluation.ranking.loc[("model", "all")]
+    undecidable = metric_cannot_judge(t.gate_metric, int(judge["ordering_groups"]), int(judge["groups"]))
+    for note in (*evaluation.notes, *([undecidable] if undecidable else [])):
+        progress.say(f"note: {note}")
 
     with progress.step("snapshot") as info:
         end = data_end(dataset.events)
         state = FeatureState.at_cutoff(history.log, end, settings.features.max_window_days)
         with progress.bar("customers") as advance:
             snapshot = _customer_snapshot(dataset, history, catalog, profiles, spec, end, on_rows=advance)
-        info["detail"] = f"{len(snapshot):,} customers as of {end.isoformat()}, state {len(state.log):,} records"
+        info["detail"] = f"{len(snapshot):,} customers, events up to {last_event(dataset.events)}, state {len(state.log):,} records"
 
     with progress.step("champion") as info:
         champion_metrics, champion_note = _champion_on_this_window(model_dir, examples, settings)
         decision = decide_promotion(metrics, champion_metrics, metric=t.gate_metric,
                                     popularity={t.gate_metric: metrics.get(f"popularity.{t.gate_metric}", float("nan"))},
-                                    min_gain_over_popularity=t.min_gain_over_popularity, force=force_promote)
+                                    min_gain_over_popularity=t.min_gain_over_popularity, force=force_promote,
+                                    objections=[o for o in (constant, undecidable) if o])
         info["detail"] = decision.reason + (f" ({champion_note})" if champion_note else "")
 
     tracker = Tracker(tracking_uri)
@@ -98,14 +114,15 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         with tempfile.TemporaryDirectory() as scratch:
             folder = Path(scratch)
             markdown = markdown_report(evaluation, data_stats=stats, split=_split_stats(examples), objective=t.objective,
-                                       best_iteration=ranker.best_iteration_, gate_reason=decision.reason)
+                                       best_iteration=ranker.best_iteration_, gate_reason=decision.reason,
+                                       provenance=_provenance(examples, refit=shipped is not ranker))
             for path in write_report(folder, evaluation, ranker.feature_importance(), ranker.validation_curve_,
                                      ranker.validation_metric_, ranker.best_iteration_, markdown):
                 run.log_artifact(path, "report")
         run.log_dict(settings.model_dump(mode="json"), "config.json")
         run.log_text(dataset.report.render(), "validation_report.txt")
         example = pd.DataFrame(examples.features_of(TEST)[:5], columns=list(examples.features.names))
-        version = run.log_lightgbm_model(ranker.booster_, example, registered_name=MODEL_NAME)
+        version = run.log_lightgbm_model(shipped.booster_, example, registered_name=MODEL_NAME)
         run.set_tags({"nbm.gate": decision.reason})
         info["detail"] = f"run {run.run_id}, registered {MODEL_NAME} version {version.version}"
 
@@ -113,11 +130,12 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         metadata = {
             "model_version": str(version.version), "model_name": MODEL_NAME, "run_id": run.run_id,
             "trained_at": now.isoformat(), "data_start": dataset.events["ts"].min().isoformat(),
-            "data_end": end.isoformat(), "objective": t.objective, "best_iteration": ranker.best_iteration_,
+            "data_end": end.isoformat(), "objective": t.objective, "target": t.target, "best_iteration": ranker.best_iteration_,
+            "refit_on_all_data": shipped is not ranker,
             "metrics": {k: metrics[k] for k in sorted(metrics) if "." not in k or k.startswith(("popularity.", "gain"))},
             "promoted": decision.promote, "gate": decision.reason,
         }
-        path = write_bundle(model_dir, booster=ranker.booster_, spec=spec, feature_names=examples.features.names,
+        path = write_bundle(model_dir, booster=shipped.booster_, evaluation_booster=None if shipped is ranker else ranker.booster_, spec=spec, feature_names=examples.features.names,
                             messages=dataset.messages, customers=dataset.customers, state=state, snapshot=snapshot,
                             metadata=metadata, name=f"bundle-{now:%Y%m%dT%H%M%S}-v{version.version}",
                             make_current=False)
@@ -139,13 +157,47 @@ def _fit(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_round:
     frame, x = examples.frame, examples.features.values
     train, valid = examples.part(TRAIN), examples.part(VALIDATION)
     grades, groups = frame["grade"].to_numpy(), frame["group"].to_numpy()
-    ranker = Ranker(objective=t.objective, relevant_from=t.relevant_from, num_leaves=t.num_leaves,
+    ranker = Ranker(objective=t.objective, relevant_from=t.success_label, num_leaves=t.num_leaves,
                     learning_rate=t.learning_rate, max_rounds=t.max_rounds, early_stopping_rounds=t.early_stopping_rounds,
                     min_data_in_leaf=t.min_data_in_leaf, feature_fraction=t.feature_fraction,
                     bagging_fraction=t.bagging_fraction, seed=t.seed,
                     num_threads=t.num_threads, categorical_features=categorical_features(spec, examples.features.names))
     return ranker.fit(x[train], grades[train], groups[train], examples.features.names, x[valid], grades[valid], groups[valid],
                       weight=frame["weight"].to_numpy()[train], on_round=on_round)
+
+
+def _refit_on_all(examples: Examples, ranker: Ranker, *, on_round: Advance | None = None) -> Ranker:
+    """The shipped model: ``ranker``'s settings and chosen number of rounds, fitted on every example
+    (train, validation and test; the negatives sampled in training keep their weights)."""
+    frame = examples.frame
+    return ranker.for_refit().fit(examples.features.values, frame["grade"].to_numpy(), frame["group"].to_numpy(),
+                                  examples.features.names, weight=frame["weight"].to_numpy(), on_round=on_round)
+
+
+def censored_note(examples: Examples) -> str:
+    train, validation, test = examples.censored
+    return (f"{train + validation + test:,} impressions left out of training and evaluation because their attribution "
+            f"window reaches past the end of the data (train {train:,}, validation {validation:,}, test {test:,}): "
+            "their outcomes are not all in the data yet")
+
+
+def last_event(events: pd.DataFrame) -> str:
+    """The time of the last event, as printed (the data's exclusive end is one nanosecond later)."""
+    return events["ts"].max().isoformat()
+
+
+def _provenance(examples: Examples, *, refit: bool) -> list[str]:
+    """Which data each figure of the report comes from, and which model is shipped."""
+    b = examples.bounds
+    lines = [f"Every figure below comes from the model fitted on the train split (impressions before "
+             f"{b.validation_start.isoformat()}), early-stopped on the validation split, and is measured on the test "
+             f"window ({b.test_start.isoformat()} to the end of the data); the baselines are fitted on the train split."]
+    if sum(examples.censored):
+        lines.append(f"Left out: {censored_note(examples)}.")
+    lines.append("The shipped model was refit on train + validation + test with the same number of rounds; "
+                 "the bundle keeps the evaluated model as evaluation_model.txt." if refit else
+                 "The shipped model is the evaluated one ([training] refit_on_all_data = false).")
+    return lines
 
 
 def _customer_snapshot(dataset: Dataset, history, catalog, profiles, spec, end: pd.Timestamp, *,
@@ -170,17 +222,22 @@ def _champion_on_this_window(model_dir: Path, examples: Examples, settings: Sett
         return None, f"champion {champion.version} uses other features; compared with popularity only"
     test = examples.part(TEST)
     frame = examples.frame.iloc[test].assign(label=examples.frame["grade"].to_numpy()[test])
-    frame["score"] = champion.booster.predict(examples.features_of(TEST), num_threads=settings.training.num_threads)
-    report = ranking_report(frame, "score", relevant_from=settings.training.relevant_from).loc["all"]
+    # Its evaluated model: the refit one has seen part of this test window.
+    frame["score"] = champion.evaluation_booster.predict(examples.features_of(TEST), num_threads=settings.training.num_threads)
+    report = ranking_report(frame, "score", relevant_from=settings.training.success_label).loc["all"]
     return {k: float(report[k]) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "map", "auc")}, f"champion {champion.version} re-scored on this test window"
 
 
 def _data_stats(dataset: Dataset, examples: Examples) -> dict:
     events = dataset.events
+    with_events = events["customer_id"].astype(str).unique()
+    loaded = dataset.customers["customer_id"].astype(str)
     return {
-        "events": len(events), "customers": int(events["customer_id"].nunique()), "messages": len(dataset.messages),
-        "impressions": len(examples.frame), "rejected_rows": len(dataset.report.rejects),
-        "start": events["ts"].min().isoformat(), "end": events["ts"].max().isoformat(),
+        "events": len(events), "customers": int(pd.Index(loaded).union(pd.Index(with_events)).nunique()),
+        "customers_in_table": len(loaded), "customers_with_events": len(with_events), "messages": len(dataset.messages),
+        "impressions": len(examples.frame), "impressions_censored": int(sum(examples.censored)),
+        "rejected_rows": len(dataset.report.rejects),
+        "start": events["ts"].min().isoformat(), "end": last_event(events),
     }
 
 
@@ -188,7 +245,7 @@ def _split_stats(examples: Examples) -> dict:
     b = examples.bounds
     counts = np.bincount(examples.frame["split"], minlength=3)
     return {"validation_start": b.validation_start.isoformat(), "test_start": b.test_start.isoformat(),
-            "end": b.end.isoformat(), "train_rows": int(counts[TRAIN]), "validation_rows": int(counts[VALIDATION]),
+            "end": (b.end - pd.Timedelta(1, "ns")).isoformat(), "train_rows": int(counts[TRAIN]), "validation_rows": int(counts[VALIDATION]),
             "test_rows": int(counts[TEST])}
 
 

@@ -37,7 +37,7 @@ def validation_figure(curve: list[float], metric: str, best_iteration: int):
 
 
 def markdown_report(evaluation: Evaluation, *, data_stats: dict, split: dict, objective: str, best_iteration: int,
-                    gate_reason: str | None) -> str:
+                    gate_reason: str | None, provenance: list[str] = ()) -> str:
     ranking = evaluation.ranking.reset_index()
     overall = ranking[ranking["segment"] == "all"].drop(columns=["segment"]).set_index("policy")
     per_channel = ranking[ranking["policy"] == "model"].drop(columns=["policy"]).set_index("segment")
@@ -52,17 +52,21 @@ def markdown_report(evaluation: Evaluation, *, data_stats: dict, split: dict, ob
         "",
         f"## Model: LightGBM `{objective}`, best iteration {best_iteration}",
         "",
+        *provenance,
+        "",
         "### Test window, the model beside its baselines",
         _table(overall),
         "",
         "### Test window, the model per channel",
         _table(per_channel),
         "",
-        "### Off-policy value of each policy's choices on replayed logged decisions (click rate, 95% CI)",
-        _table(evaluation.off_policy),
+        f"### Off-policy value of each policy's choices on replayed logged decisions ({evaluation.reward} rate, 95% CI)",
+        _table(evaluation.off_policy) if len(evaluation.off_policy) else "(none)",
+        *[f"- {note}" for note in evaluation.notes],
     ]
     if not evaluation.gains.empty:
-        lines += ["", "### Ground truth: normalised gain (1 = oracle, 0 = random choice)", _table(evaluation.gains)]
+        lines += ["", f"### Ground truth: normalised gain in {evaluation.reward} probability (1 = oracle, 0 = random choice)",
+                  _table(evaluation.gains)]
     if gate_reason:
         lines += ["", "## Promotion", gate_reason]
     lines += ["", "![feature importance](feature_importance.png)", "", "![validation curve](validation_curve.png)", ""]

@@ -6,7 +6,9 @@ Layout of a model directory::
       current -> bundle-20260630T000000Z-1a2b3c   (a symlink, swapped atomically)
       bundle-.../  model.txt, spec.json, metadata.json, messages.parquet, customers.parquet,
                    state.parquet, snapshot.parquet, and model.so + model.target.json (the model
-                   compiled by lleaves for the training machine's CPU, optional: compiled.py)
+                   compiled by lleaves for the training machine's CPU, optional: compiled.py),
+                   evaluation_model.txt (optional: the model fitted on the train split alone, when
+                   model.txt was refit on all data; later runs compare with it on their test window)
 
 A bundle is written into a hidden temporary folder, flushed to disk, renamed into place and only then
 made ``current`` by replacing the symlink: a crash at any point leaves the previous bundle current and
@@ -37,6 +39,7 @@ from engine.model.compiled import Predictor, compile_into, load_predictor
 CURRENT = "current"
 KEEP_BUNDLES = 3
 BUNDLE_FORMAT = 1
+EVALUATION_MODEL = "evaluation_model.txt"
 _FILES = ("model.txt", "spec.json", "metadata.json", "messages.parquet", "customers.parquet", "state.parquet", "snapshot.parquet")
 
 
@@ -59,6 +62,13 @@ class Bundle:
     @property
     def version(self) -> str:
         return str(self.metadata.get("model_version", self.path.name))
+
+    @cached_property
+    def evaluation_booster(self) -> lgb.Booster:
+        """The model that saw no data after its own train split: the served one unless it was refit on
+        all data. A later run compares with this one on its test window, which the refit model has seen."""
+        path = self.path / EVALUATION_MODEL
+        return lgb.Booster(model_file=str(path)) if path.is_file() else self.booster
 
     @cached_property
     def predictor(self) -> Predictor:
@@ -93,11 +103,15 @@ def write_bundle(
     metadata: dict,
     name: str,
     make_current: bool = True,
+    evaluation_booster: lgb.Booster | None = None,
 ) -> Path:
-    """Write a complete bundle (and make it current unless told not to); returns its path."""
+    """Write a complete bundle (and make it current unless told not to); returns its path.
+    ``evaluation_booster``: the evaluated model, when ``booster`` was refit on more data."""
 
     def write(folder: Path) -> None:
         booster.save_model(str(folder / "model.txt"))
+        if evaluation_booster is not None:
+            evaluation_booster.save_model(str(folder / EVALUATION_MODEL))
         compile_into(folder, "model.txt")
         (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), "feature_names": list(feature_names)}, indent=2))
         (folder / "metadata.json").write_text(json.dumps({"bundle_format": BUNDLE_FORMAT, **metadata}, indent=2, default=str))
@@ -153,8 +167,22 @@ def resolve(model_dir: Path) -> Path:
         return model_dir
     current = model_dir / CURRENT
     if not current.exists():
-        raise BundleError(f"{model_dir}: no model bundle here (no '{CURRENT}'); run nbm train first")
+        raise BundleError(_no_current(model_dir))
     return current.resolve()
+
+
+def _no_current(model_dir: Path) -> str:
+    """Why a model directory has no ``current`` bundle, and what to do: train, or pick a challenger."""
+    bundles = sorted(p for p in model_dir.glob("bundle-*") if (p / "metadata.json").is_file()) if model_dir.is_dir() else []
+    if not bundles:
+        return f"{model_dir}: no model bundle here (no '{CURRENT}'); run nbm train first"
+    newest = bundles[-1]
+    try:
+        gate = json.loads((newest / "metadata.json").read_text()).get("gate", "")
+    except (OSError, ValueError):
+        gate = ""
+    return (f"{model_dir}: no promoted model yet (no '{CURRENT}'): the newest bundle, {newest.name}, is a challenger"
+            + (f" ({gate})" if gate else "") + f"; score it with --bundle {newest}, or promote it with nbm train --force-promote")
 
 
 def missing_files(bundle: Path) -> list[str]:

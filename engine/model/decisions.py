@@ -24,8 +24,12 @@ class DecisionReplay:
 
     @classmethod
     def sample(cls, examples: pd.DataFrame, messages: pd.DataFrame, *, n: int, seed: int, relevant_from: int) -> DecisionReplay:
-        """Up to ``n`` logged impressions with a propensity, sampled uniformly with ``seed``."""
+        """Up to ``n`` logged impressions with a propensity, sampled uniformly with ``seed``; when none has
+        one, up to ``n`` of all impressions (:attr:`has_propensities` is then False: the ground truth can
+        value their choices, off-policy estimators cannot)."""
         logged = examples.loc[examples["propensity"].notna()]
+        if logged.empty:
+            logged = examples
         if len(logged) > n:
             logged = logged.iloc[np.sort(np.random.default_rng(seed).choice(len(logged), size=n, replace=False))]
         decisions = pd.DataFrame({
@@ -41,6 +45,11 @@ class DecisionReplay:
         for name in ("customer_id", "channel", "as_of"):
             candidates[name] = decisions[name].to_numpy()[at]
         return cls(decisions, candidates)
+
+    @property
+    def has_propensities(self) -> bool:
+        """Every replayed decision has its logged propensity (and there is at least one)."""
+        return len(self.decisions) > 0 and bool(self.decisions["propensity"].notna().all())
 
     def choose(self, scores: np.ndarray) -> np.ndarray:
         """The message each decision's policy picks (argmax of ``scores`` over its candidates)."""

@@ -121,6 +121,21 @@ def roc_auc(relevant: ArrayLike, scores: ArrayLike) -> float:
     return float((rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def groups_that_order(labels: ArrayLike, groups: ArrayLike) -> int:
+    """How many groups hold at least two rows with different labels: only these can tell one ranking from
+    another. A group of one impression, or of equal labels, gets the same NDCG and AP under any scores, so
+    with no such group NDCG and MAP are constant and cannot compare models."""
+    label_arr, group_arr = np.asarray(labels, float), np.asarray(groups)
+    if label_arr.size == 0:
+        return 0
+    _, codes = np.unique(group_arr, return_inverse=True)
+    n = int(codes.max()) + 1
+    low, high = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(low, codes, label_arr)
+    np.maximum.at(high, codes, label_arr)
+    return int(np.sum(high > low))
+
+
 def _segment_metrics(
     labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, ks: Sequence[int], relevant_from: float
 ) -> dict[str, float | int]:
@@ -129,6 +144,7 @@ def _segment_metrics(
     row["auc"] = roc_auc(labels >= relevant_from, scores)
     row["rows"] = int(labels.size)
     row["groups"] = int(np.unique(groups).size)
+    row["ordering_groups"] = groups_that_order(labels, groups)
     return row
 
 
@@ -144,8 +160,8 @@ def ranking_report(
     """Metrics for all rows ("all") and for each channel's rows, indexed by ``segment``.
 
     Columns: ``ndcg@k`` for each k, ``map``, ``auc`` (label ≥ relevant_from against the score, over rows),
-    ``rows`` and ``groups``. A channel's row is computed on that channel's rows only, so a slate spanning
-    channels is split into one group per channel there.
+    ``rows``, ``groups`` and ``ordering_groups`` (:func:`groups_that_order`). A channel's row is computed
+    on that channel's rows only, so a slate spanning channels is split into one group per channel there.
     """
     labels = frame[label_column].to_numpy(dtype=float)
     scores = frame[score_column].to_numpy(dtype=float)

@@ -8,6 +8,7 @@ of a relevant outcome (needed when message value enters arbitration) and stops o
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Literal
 
@@ -89,32 +90,35 @@ class Ranker:
         )
 
     def fit(self, features: np.ndarray, grades: np.ndarray, groups: np.ndarray, feature_names: tuple[str, ...],
-            valid_features: np.ndarray, valid_grades: np.ndarray, valid_groups: np.ndarray,
-            weight: np.ndarray | None = None, on_round: Callable[[int, int], None] | None = None) -> Ranker:
+            valid_features: np.ndarray | None = None, valid_grades: np.ndarray | None = None,
+            valid_groups: np.ndarray | None = None, weight: np.ndarray | None = None,
+            on_round: Callable[[int, int], None] | None = None) -> Ranker:
         """``weight`` per training row: e.g. 1 / rate for negatives kept by :mod:`engine.model.sampling`;
-        ``on_round(done, at_most)`` hears each finished boosting round (a progress bar)."""
+        ``on_round(done, at_most)`` hears each finished boosting round (a progress bar). Without a
+        validation set every one of ``max_rounds`` rounds is grown (a refit with a known round count)."""
         names = list(feature_names)
         train = self._dataset(features, grades, groups, names, weight=weight)
-        # LightGBM scores a group without any positive label as a perfect 1, which would drown the signal:
-        # early stopping looks only at validation groups that have something to rank.
-        keep = (
-            _groups_with_a_positive(self._labels(valid_grades), valid_groups)
-            if self.objective == "lambdarank"
-            else np.ones(len(valid_grades), dtype=bool)
-        )
-        valid = self._dataset(valid_features[keep], valid_grades[keep], valid_groups[keep], names, reference=train)
         evals: dict = {}
+        callbacks = [*([] if on_round is None else [lambda env: on_round(env.iteration + 1, self.max_rounds)])]
+        valid_sets = []
+        if valid_features is not None:
+            # LightGBM scores a group without any positive label as a perfect 1, which would drown the
+            # signal: early stopping looks only at validation groups that have something to rank.
+            keep = (
+                _groups_with_a_positive(self._labels(valid_grades), valid_groups)
+                if self.objective == "lambdarank"
+                else np.ones(len(valid_grades), dtype=bool)
+            )
+            valid_sets = [self._dataset(valid_features[keep], valid_grades[keep], valid_groups[keep], names, reference=train)]
+            callbacks += [lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False),
+                          lgb.record_evaluation(evals)]
         self.booster_ = lgb.train(
             self.lightgbm_params(),
             train,
             num_boost_round=self.max_rounds,
-            valid_sets=[valid],
-            valid_names=["validation"],
-            callbacks=[
-                lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False),
-                lgb.record_evaluation(evals),
-                *([] if on_round is None else [lambda env: on_round(env.iteration + 1, self.max_rounds)]),
-            ],
+            valid_sets=valid_sets,
+            valid_names=["validation"][: len(valid_sets)],
+            callbacks=callbacks,
         )
         self.booster_.free_dataset()  # the binned training data is not needed to predict
         self.best_iteration_ = int(self.booster_.best_iteration or self.max_rounds)
@@ -127,6 +131,21 @@ class Ranker:
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Scores for ranking; with the binary objective, the probability of a relevant outcome."""
         return self.booster_.predict(features, num_iteration=self.best_iteration_, num_threads=self.num_threads)
+
+    def get_params(self) -> dict:
+        """The constructor's arguments, as scikit-learn estimators give them."""
+        return {name: getattr(self, name) for name in inspect.signature(Ranker.__init__).parameters if name != "self"}
+
+    def for_refit(self) -> Ranker:
+        """An unfitted ranker with these parameters that grows the rounds early stopping chose here, for
+        a refit on more data without a validation set."""
+        return Ranker(**{**self.get_params(), "max_rounds": self.best_iteration_})
+
+    def splits(self) -> int:
+        """How many splits the model's trees make up to the best iteration: 0 for a constant model, one
+        that learned nothing (e.g. fewer rows than ``min_data_in_leaf`` on each side of every split)."""
+        counts = self.booster_.feature_importance(importance_type="split", iteration=self.best_iteration_)
+        return int(np.sum(counts))
 
     def feature_importance(self) -> dict[str, float]:
         gains = self.booster_.feature_importance(importance_type="gain", iteration=self.best_iteration_)

@@ -38,13 +38,17 @@ def assign_split(ts: pd.Series, bounds: SplitBounds) -> np.ndarray:
     return split
 
 
-def check_split_sizes(split: np.ndarray, minimum: int = 1) -> None:
-    """Refuse data too short in time for the configured windows, naming what is missing."""
+def check_split_sizes(split: np.ndarray, minimum: int = 1, censored: np.ndarray | None = None) -> None:
+    """Refuse data too short in time for the configured windows, naming what is missing; ``censored``:
+    impressions per split left out because their attribution window reaches past the data's end."""
     counts = np.bincount(split, minlength=3)
     empty = [SPLIT_NAMES[i] for i in range(3) if counts[i] < minimum]
     if empty:
+        cut = "" if censored is None or not np.any(censored) else (
+            f"; left out because their attribution window reaches past the end of the data: train {censored[0]:,}, "
+            f"validation {censored[1]:,}, test {censored[2]:,} (make training.test_days longer than the attribution window)")
         raise DataError(
             f"not enough history to split by time: {', '.join(empty)} window has fewer than {minimum} impressions "
-            f"(train {counts[0]:,}, validation {counts[1]:,}, test {counts[2]:,}); "
+            f"(train {counts[0]:,}, validation {counts[1]:,}, test {counts[2]:,}){cut}; "
             "shorten training.test_days / training.validation_days or provide more days"
         )

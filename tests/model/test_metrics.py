@@ -173,7 +173,7 @@ def test_ranking_report_has_one_row_for_all_and_one_per_channel():
 
     assert list(report.index) == ["all", "email", "push"]
     assert report.index.name == "segment"
-    assert list(report.columns) == ["ndcg@1", "ndcg@3", "ndcg@5", "map", "auc", "rows", "groups"]
+    assert list(report.columns) == ["ndcg@1", "ndcg@3", "ndcg@5", "map", "auc", "rows", "groups", "ordering_groups"]
     for segment, part in [("all", frame), ("email", frame[frame.channel == "email"])]:
         row = report.loc[segment]
         lab, sc, gr = part["label"].to_numpy(), part["score"].to_numpy(), part["group"].to_numpy()
