@@ -10,8 +10,13 @@ shown; the windowed caps see raw events only, which is exact as long as their wi
 shorter than the state's raw window.
 
 Checks in this order; the first that fails is the reason (most lasting and most specific first):
-``consent``, ``complaint_suppression``, ``lifetime_max``, ``cooldown``, ``channel_daily_cap``,
-``channel_weekly_cap``, ``global_daily_cap``, ``global_weekly_cap``.
+``consent``, ``complaint_suppression``, ``lifetime_max``, ``cooldown``, ``offer_on_other_channel``,
+``channel_daily_cap``, ``channel_weekly_cap``, ``global_daily_cap``, ``global_weekly_cap``.
+
+``offer_on_other_channel``: one offer is often sent as a message per channel (``messages.offer_id``); a
+message waits ``offer_spacing_hours`` after its offer was shown on another channel, so that a customer
+does not get the same offer by email and app within a day. Coordination keeps one offer to one channel
+among the messages decided together; this rule covers decisions made one channel at a time.
 """
 
 from __future__ import annotations
@@ -31,14 +36,16 @@ CONSENT = "consent"
 COMPLAINT_SUPPRESSION = "complaint_suppression"
 LIFETIME_MAX = "lifetime_max"
 COOLDOWN = "cooldown"
+OFFER_ON_OTHER_CHANNEL = "offer_on_other_channel"
 CHANNEL_DAILY_CAP = "channel_daily_cap"
 CHANNEL_WEEKLY_CAP = "channel_weekly_cap"
 GLOBAL_DAILY_CAP = "global_daily_cap"
 GLOBAL_WEEKLY_CAP = "global_weekly_cap"
-REASONS = (CONSENT, COMPLAINT_SUPPRESSION, LIFETIME_MAX, COOLDOWN,
+REASONS = (CONSENT, COMPLAINT_SUPPRESSION, LIFETIME_MAX, COOLDOWN, OFFER_ON_OTHER_CHANNEL,
            CHANNEL_DAILY_CAP, CHANNEL_WEEKLY_CAP, GLOBAL_DAILY_CAP, GLOBAL_WEEKLY_CAP)
 
 _NEVER = np.iinfo(np.int64).min
+_NS_PER_HOUR = NS_PER_DAY // 24
 
 
 def _ns(values) -> np.ndarray:
@@ -57,7 +64,8 @@ class ContactHistory:
     """The contact history of ONE customer as plain arrays; times are UTC int64 ns.
 
     Events at or after the ``as_of`` of a decision may be present: the checks ignore them.
-    ``impression_weight`` is how many impressions each entry stands for (1 unless compacted; default 1).
+    ``impression_weight`` is how many impressions each entry stands for (1 unless compacted; default 1);
+    ``impression_offer`` the offer of each impression's message (default: the message, its own offer).
     """
 
     impression_ts: np.ndarray
@@ -68,19 +76,24 @@ class ContactHistory:
     unsubscribe_ts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     unsubscribe_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, object))
     impression_weight: np.ndarray | None = None
+    impression_offer: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         for name in ("impression_ts", "complaint_ts", "unsubscribe_ts"):
             object.__setattr__(self, name, _ns(getattr(self, name)))
         weight = np.ones(len(self.impression_ts), np.int64) if self.impression_weight is None else _ns(self.impression_weight)
         object.__setattr__(self, "impression_weight", weight)
-        for name in ("impression_channel", "impression_message", "impression_topic", "unsubscribe_channel"):
+        if self.impression_offer is None:
+            object.__setattr__(self, "impression_offer", self.impression_message)
+        for name in ("impression_channel", "impression_message", "impression_topic", "unsubscribe_channel", "impression_offer"):
             object.__setattr__(self, name, _text(getattr(self, name)))
         m = len(self.impression_ts)
         if not len(self.impression_channel) == len(self.impression_message) == len(self.impression_topic) == m:
             raise ValueError("impression_ts, impression_channel, impression_message and impression_topic must have one length")
         if len(weight) != m:
             raise ValueError("impression_weight must have one entry per impression")
+        if len(self.impression_offer) != m:
+            raise ValueError("impression_offer must have one entry per impression")
         if len(self.unsubscribe_ts) != len(self.unsubscribe_channel):
             raise ValueError("unsubscribe_ts and unsubscribe_channel must have one length")
 
@@ -89,29 +102,36 @@ class ContactHistory:
         return cls(np.zeros(0, np.int64), np.zeros(0, object), np.zeros(0, object), np.zeros(0, object))
 
     @classmethod
-    def from_events(cls, events: pd.DataFrame, topic_of: Mapping[str, str] | None = None) -> ContactHistory:
+    def from_events(cls, events: pd.DataFrame, topic_of: Mapping[str, str] | None = None,
+                    offer_of: Mapping[str, str] | None = None) -> ContactHistory:
         """From one customer's canonical events (``ts``, ``event_type``, ``channel``, ``message_id``,
-        ``topic``); an impression without a topic takes its message's topic from ``topic_of``."""
+        ``topic``); an impression without a topic takes its message's topic from ``topic_of``; its offer is
+        its message's in ``offer_of`` (a message not there is its own offer)."""
         kind = events["event_type"].astype(str).to_numpy()
         shown = events.loc[kind == "impression"]
         topic = shown["topic"].astype(object)
         if topic_of is not None:
             topic = topic.where(topic.notna(), shown["message_id"].astype(object).map(dict(topic_of)))
         unsubscribed = events.loc[kind == "unsubscribe"]
+        message = shown["message_id"].astype(object)
+        offer = message if offer_of is None else message.map(dict(offer_of)).where(lambda o: o.notna(), message)
         return cls(
             impression_ts=to_ns(shown["ts"]), impression_channel=shown["channel"].to_numpy(dtype=object),
-            impression_message=shown["message_id"].to_numpy(dtype=object), impression_topic=topic.to_numpy(dtype=object),
+            impression_message=message.to_numpy(dtype=object), impression_topic=topic.to_numpy(dtype=object),
             complaint_ts=to_ns(events.loc[kind == "complaint", "ts"]),
             unsubscribe_ts=to_ns(unsubscribed["ts"]), unsubscribe_channel=unsubscribed["channel"].to_numpy(dtype=object),
+            impression_offer=offer.to_numpy(dtype=object),
         )
 
     @classmethod
     def from_log(cls, log: EventLog, vocab: CatalogVocabularies, message_topic: np.ndarray, *,
-                 impressions: bool = True) -> ContactHistory:
+                 impressions: bool = True, message_offer: np.ndarray | None = None) -> ContactHistory:
         """From ONE customer's encoded log (e.g. a bundle's compacted state plus live events), keeping
         compacted weights. ``message_topic`` is the topic code of each message code: an impression without
-        a topic of its own takes its message's, as in :meth:`from_events`. ``impressions=False`` leaves
-        them out: right when :func:`reads_impressions` is false for the settings it is judged by."""
+        a topic of its own takes its message's, as in :meth:`from_events`. ``message_offer``: the offer code
+        of each message code (:meth:`FeatureSpec.offer_codes`, a message code); an impression's offer is
+        then the id of its offer's message (None: its own message). ``impressions=False`` leaves them out:
+        right when :func:`reads_impressions` is false for the settings it is judged by."""
         kind = log.event_type
         unsubscribed = kind == EVENT_CODE["unsubscribe"]
         if not impressions:  # consent and complaints only: the common case, on every decision
@@ -124,12 +144,16 @@ class ContactHistory:
         topic = log.topic[shown].astype(np.int64)
         if len(message_topic):
             topic = np.where((topic < 0) & (message >= 0), np.asarray(message_topic)[np.maximum(message, 0)], topic)
+        offer = None
+        if message_offer is not None and len(message_offer):
+            offer = vocab.messages.decode(np.where(message >= 0, np.asarray(message_offer)[np.maximum(message, 0)], -1))
         return cls(
             impression_ts=log.ts[shown], impression_channel=vocab.channels.decode(log.channel[shown]),
             impression_message=vocab.messages.decode(message), impression_topic=vocab.topics.decode(topic),
             impression_weight=log.weight[shown],
             complaint_ts=log.ts[kind == EVENT_CODE["complaint"]],
             unsubscribe_ts=log.ts[unsubscribed], unsubscribe_channel=vocab.channels.decode(log.channel[unsubscribed]),
+            impression_offer=offer,
         )
 
 
@@ -147,10 +171,12 @@ def channel_caps(channel: np.ndarray, settings: ContactSettings) -> tuple[np.nda
 
 
 def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarray, history: ContactHistory, as_of_ns: int,
-                    settings: ContactSettings) -> Verdict:
-    """Verdict of the contact policy for n candidates (``channel``, ``message_id``, ``topic``) of one
-    customer deciding at ``as_of_ns``; reasons in the module's order. A check that is not configured is
-    not computed: it passes every candidate (this runs on every decision)."""
+                    settings: ContactSettings, offer: np.ndarray | None = None) -> Verdict:
+    """Verdict of the contact policy for n candidates (``channel``, ``message_id``, ``topic``, and
+    ``offer``, keyed as the history's ``impression_offer``) of one customer deciding at ``as_of_ns``;
+    reasons in the module's order. A check that is not configured is not computed: it passes every
+    candidate (this runs on every decision). Without ``offer`` each message is its own offer, shown on
+    its own channel only: the offer spacing passes every candidate."""
     channel, message_id, topic = _text(channel), _text(message_id), _text(topic)
     as_of = int(as_of_ns)
     h = history
@@ -174,6 +200,12 @@ def contact_verdict(channel: np.ndarray, message_id: np.ndarray, topic: np.ndarr
         if settings.cooldown_days is not None:
             last_shown = np.where(same_message, h.impression_ts[None, :], _NEVER).max(axis=1, initial=_NEVER)
             checks.append((COOLDOWN, last_shown <= as_of - round(settings.cooldown_days * NS_PER_DAY)))
+    spacing_ns = min(round(settings.offer_spacing_hours * _NS_PER_HOUR), 2**62)
+    if spacing_ns > 0 and offer is not None:
+        recent = before & (h.impression_ts > as_of - spacing_ns)
+        elsewhere = ((_text(offer)[:, None] == h.impression_offer[None, :]) & (channel[:, None] != h.impression_channel[None, :])
+                     & recent[None, :])
+        checks.append((OFFER_ON_OTHER_CHANNEL, ~elsewhere.any(axis=1)))
     day = before & (h.impression_ts > as_of - NS_PER_DAY)
     week = before & (h.impression_ts > as_of - 7 * NS_PER_DAY)
     if _has_channel_caps(settings):
@@ -237,10 +269,19 @@ def batch_standing(log: EventLog, as_of_ns: np.ndarray, channels: int, settings:
 
 
 def reads_impressions(settings: ContactSettings) -> bool:
-    """Whether any configured check counts impressions (caps, cooldown, lifetime maximum); consent and
-    complaint suppression read unsubscribes and complaints only."""
+    """Whether any configured check counts impressions (caps, cooldown, lifetime maximum, offer spacing);
+    consent and complaint suppression read unsubscribes and complaints only."""
     return (settings.lifetime_max is not None or settings.cooldown_days is not None or _has_channel_caps(settings)
-            or settings.global_daily_cap is not None or settings.global_weekly_cap is not None)
+            or settings.global_daily_cap is not None or settings.global_weekly_cap is not None or settings.offer_spacing_hours > 0)
+
+
+def for_catalog(settings: ContactSettings, *, offers_shared: bool) -> ContactSettings:
+    """The settings as they apply to a catalog: without an offer that has messages on two channels the
+    offer spacing can hold back no message (each is its own offer, on its own channel), so it is off and
+    decisions need not read impressions for it (:func:`reads_impressions`)."""
+    if offers_shared or settings.offer_spacing_hours == 0:
+        return settings
+    return settings.model_copy(update={"offer_spacing_hours": 0.0})
 
 
 def _has_channel_caps(settings: ContactSettings) -> bool:

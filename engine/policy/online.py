@@ -40,8 +40,8 @@ from engine.ids import random_ids
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
-from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, contact_verdict, passes_everyone, reads_impressions,
-                                   remaining_sends)
+from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, contact_verdict, for_catalog, passes_everyone,
+                                   reads_impressions, remaining_sends)
 from engine.policy.decide import ModelMismatchError
 from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import greedy_slates, select_with, slot_distribution
@@ -91,8 +91,11 @@ class DecisionEngine:
         self.seed = int(seed)
         spec = bundle.spec
         self._spec = spec
-        self._policy = settings.policy
         self._catalog = OnlineCatalog.from_messages(bundle.messages, spec)
+        self._offers_shared = self._catalog.offers_shared
+        # The contact rules as they apply to this catalog (the offer spacing only where offers are shared).
+        self._policy = settings.policy.model_copy(
+            update={"contact": for_catalog(settings.policy.contact, offers_shared=self._offers_shared)})
         # Rules read customers-table columns from the profile; days since purchase comes from the features.
         profile_columns = tuple(c for c in required_attributes(settings.policy) if c != DAYS_SINCE_PURCHASE)
         self._customers = CustomerStates(bundle.state, spec.vocab, bundle.customers, profile_columns)
@@ -109,7 +112,7 @@ class DecisionEngine:
         # What decisions build: the features the model splits on (no score or contribution reads another)
         # and what rules read; the feature code may leave the others NaN (FamilyContext.wanted).
         self._wanted = bundle.split_features | {JOURNEY_STAGE, DAYS_SINCE_PURCHASE}
-        self._contact_reads_impressions = reads_impressions(settings.policy.contact)
+        self._contact_reads_impressions = reads_impressions(self._policy.contact)
         self._compiled: CompiledFeatures | None = None
         self._check_features()
         # Compiled after the check above, which the families pass: the compiled matrix is then checked
@@ -243,11 +246,12 @@ class DecisionEngine:
         ids = list(decision_ids) if decision_ids is not None else random_ids(len(slates))
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
+        offer = np.concatenate([s.messages.offer[s.at] for s in slates])
         priority = np.concatenate([s.priority for s in slates])
         # Channels served together must fit the global caps together, not only one by one.
         room = remaining_sends(None, contact, as_of_ns, self._policy.contact)
         turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids],
-                                            max_messages=room)
+                                            max_messages=room, offer=offer)
         decisions, offset, stamp = [], 0, pd.Timestamp(as_of_ns, tz="UTC")
         for slate, turn, decision_id in zip(slates, turns, ids):
             own = slice(offset, offset + len(slate.at))
@@ -391,6 +395,7 @@ class DecisionEngine:
         channel = np.concatenate([np.full(len(at), m.channel) for m, at in zip(channels, positions)])
         message_id = np.concatenate([m.message_id[at] for m, at in zip(channels, positions)])
         topic = np.concatenate([m.topic[at] for m, at in zip(channels, positions)])
+        offer = np.concatenate([m.offer[at] for m, at in zip(channels, positions)]) if self._offers_shared else None
         if self._rules_apply:  # rules_verdict costs pandas calls even with nothing configured
             # Customer-level features are the same on every row: read them from the first.
             stage = np.full(n, matrix.precise[JOURNEY_STAGE][0])
@@ -398,11 +403,11 @@ class DecisionEngine:
             attributes[DAYS_SINCE_PURCHASE] = np.full(n, matrix.precise[DAYS_SINCE_PURCHASE][0])
             stages = np.concatenate([m.stage[at] for m, at in zip(channels, positions)])
             verdict = rules_verdict(message_id, topic, stages, stage, attributes, self._policy)
-        return verdict.then(contact_verdict(channel, message_id, topic, contact, as_of_ns, self._policy.contact))
+        return verdict.then(contact_verdict(channel, message_id, topic, contact, as_of_ns, self._policy.contact, offer))
 
     def _contact_history(self, events: CustomerEvents) -> ContactHistory:
         return ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic,
-                                       impressions=self._contact_reads_impressions)
+                                       impressions=self._contact_reads_impressions, message_offer=self._catalog.message_offer)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         if not len(x):

@@ -1,7 +1,9 @@
 """The bundle's message catalog split by channel once, as arrays: what a decision reads per request.
 
 Candidates keep catalog order within their channel (the order ``nbm score`` breaks ties in), and only
-messages the model knows (in the spec's vocabulary) are candidates.
+messages the model knows (in the spec's vocabulary) are candidates. A message's offer is named by the
+id of its offer's first message in the spec's vocabulary (:meth:`FeatureSpec.offer_codes`): coordination
+and the contact policy compare offers by that name.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class ChannelMessages:
     value: np.ndarray
     valid_from_ns: np.ndarray  # NaT (int64 min): open
     valid_to_ns: np.ndarray
+    offer: np.ndarray  # str: the offer (the id of its first message; a message without offer_id: its own id)
 
     def __len__(self) -> int:
         return len(self.code)
@@ -49,6 +52,12 @@ class OnlineCatalog:
     channels: tuple[str, ...]  # sorted
     by_channel: dict[str, ChannelMessages]
     message_topic: np.ndarray  # topic code of each message code of the spec (-1: unknown)
+    message_offer: np.ndarray  # offer code of each message code of the spec (a message code)
+
+    @property
+    def offers_shared(self) -> bool:
+        """Whether some offer has messages on several channels (else each message is its own offer)."""
+        return bool(np.any(self.message_offer != np.arange(len(self.message_offer))))
 
     @classmethod
     def from_messages(cls, messages: pd.DataFrame, spec: FeatureSpec) -> OnlineCatalog:
@@ -61,17 +70,19 @@ class OnlineCatalog:
         value = known["value"].to_numpy(dtype=np.float64, na_value=np.nan) if "value" in known.columns else np.ones(len(known))
         bounds = {name: to_ns(known[name]) if name in known.columns else np.full(len(known), np.iinfo(np.int64).min)
                   for name in ("valid_from", "valid_to")}
+        offer_codes = spec.offer_codes()
+        offer = spec.vocab.messages.decode(offer_codes[code]) if len(code) else np.zeros(0, dtype=str)
         by_channel = {}
         for name in sorted(set(channel)):
             at = np.flatnonzero(channel == name)
             by_channel[name] = ChannelMessages(
                 channel=name, code=code[at], message_id=known["message_id"].astype(str).to_numpy()[at].astype(str),
                 topic=known["topic"].astype(str).to_numpy()[at].astype(str), stage=stage[at], value=value[at],
-                valid_from_ns=bounds["valid_from"][at], valid_to_ns=bounds["valid_to"][at],
+                valid_from_ns=bounds["valid_from"][at], valid_to_ns=bounds["valid_to"][at], offer=offer[at],
             )
         message_topic = np.full(len(spec.vocab.messages), -1, np.int64)
         message_topic[code] = spec.vocab.topics.encode(known["topic"]).astype(np.int64)
-        return cls(tuple(sorted(by_channel)), by_channel, message_topic)
+        return cls(tuple(sorted(by_channel)), by_channel, message_topic, offer_codes)
 
     def channel(self, name: str) -> ChannelMessages:
         try:

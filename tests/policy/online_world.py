@@ -105,18 +105,19 @@ class OnlineWorld:
         return matrix.to_frame().iloc[: len(ids)]
 
 
-def build_world(root: Path, blind_to: tuple[str, ...] = ()) -> OnlineWorld:
+def build_world(root: Path, blind_to: tuple[str, ...] = (), messages: pd.DataFrame = MESSAGES) -> OnlineWorld:
     """The world and its bundle; ``blind_to``: features the model is trained without (constant NaN, so that
-    no tree splits on them), as a model that finds them useless."""
+    no tree splits on them), as a model that finds them useless; ``messages``: MESSAGES with other
+    columns (e.g. ``offer_id``), the same messages on the same channels."""
     events = pd.concat([random_events(0, 3000, START, 120), events_frame(HAND_MADE)], ignore_index=True)
     events = events.sort_values("ts", kind="stable", ignore_index=True)
-    spec = FeatureSpec.fit(MESSAGES, CUSTOMERS, FEATURES)
+    spec = FeatureSpec.fit(messages, CUSTOMERS, FEATURES)
     log = EventLog.from_events(events, spec.vocab)
     state = FeatureState.at_cutoff(log, CUTOFF, FEATURES.max_window_days)
     # A small model on the impressions before the cutoff.
     shown = events[events["event_type"] == "impression"].reset_index(drop=True)
     requests = pd.DataFrame({"customer_id": shown["customer_id"], "as_of": shown["ts"], "message_id": shown["message_id"]})
-    matrix = build_features(requests, make_history(log, spec), CatalogTable.from_messages(MESSAGES, spec),
+    matrix = build_features(requests, make_history(log, spec), CatalogTable.from_messages(messages, spec),
                             ProfileTable.from_customers(CUSTOMERS), spec)
     # Labels: clicks more likely on the topics the customer visits (the model must learn something).
     share = np.nan_to_num(matrix.values[:, matrix.names.index("msg_topic_visit_share_30d")].astype(float))
@@ -126,7 +127,7 @@ def build_world(root: Path, blind_to: tuple[str, ...] = ()) -> OnlineWorld:
     params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 5, "learning_rate": 0.2, "verbosity": -1,
               "num_threads": 1, "deterministic": True, "seed": 1}
     booster = lgb.train(params, lgb.Dataset(values, label=label, feature_name=list(matrix.names)), num_boost_round=15)
-    write_bundle(root, booster=booster, spec=spec, feature_names=matrix.names, messages=MESSAGES, customers=CUSTOMERS,
+    write_bundle(root, booster=booster, spec=spec, feature_names=matrix.names, messages=messages, customers=CUSTOMERS,
                  state=state, snapshot=pd.DataFrame({"customer_id": ["c0"]}),
                  metadata={"model_version": "7", "objective": "binary"}, name="bundle-test")
     return OnlineWorld(load_bundle(root), events, spec)

@@ -8,7 +8,8 @@ import pytest
 
 from engine.config import ContactSettings, load_settings
 from engine.errors import ConfigError
-from engine.policy.contact import REASONS, ContactHistory, contact_verdict, passes_everyone, reads_impressions, remaining_sends
+from engine.policy.contact import (REASONS, ContactHistory, contact_verdict, for_catalog, passes_everyone, reads_impressions,
+                                   remaining_sends)
 from engine.timeutil import NS_PER_DAY
 from tests.builders import events_frame
 
@@ -16,8 +17,10 @@ AS_OF = pd.Timestamp("2026-03-10T12:00:00Z").value
 HOUR = NS_PER_DAY // 24
 
 
-def _history(shown: list[tuple[float, str, str, str]], complaints: list[float] = (), unsubscribes: list[tuple[float, str]] = ()):
-    """``shown``: (hours before AS_OF, channel, message, topic); negative hours are after AS_OF."""
+def _history(shown: list[tuple[float, str, str, str]], complaints: list[float] = (), unsubscribes: list[tuple[float, str]] = (),
+             offer_of: dict[str, str] | None = None):
+    """``shown``: (hours before AS_OF, channel, message, topic); negative hours are after AS_OF; ``offer_of``:
+    the offer of a message (absent: its own)."""
     return ContactHistory(
         impression_ts=np.array([AS_OF - round(h * HOUR) for h, *_ in shown], dtype=np.int64),
         impression_channel=np.array([c for _, c, _, _ in shown], dtype=object),
@@ -26,12 +29,15 @@ def _history(shown: list[tuple[float, str, str, str]], complaints: list[float] =
         complaint_ts=np.array([AS_OF - round(h * HOUR) for h in complaints], dtype=np.int64),
         unsubscribe_ts=np.array([AS_OF - round(h * HOUR) for h, _ in unsubscribes], dtype=np.int64),
         unsubscribe_channel=np.array([c for _, c in unsubscribes], dtype=object),
+        impression_offer=None if offer_of is None else np.array([offer_of.get(m, m) for _, _, m, _ in shown], dtype=object),
     )
 
 
-def _reasons(history: ContactHistory, candidates: list[tuple[str, str, str]], **settings) -> list[str]:
+def _reasons(history: ContactHistory, candidates: list[tuple[str, str, str]], offer_of: dict[str, str] | None = None,
+             **settings) -> list[str]:
     channel, message, topic = (np.array(x, dtype=object) for x in zip(*candidates))
-    return contact_verdict(channel, message, topic, history, AS_OF, ContactSettings(**settings)).reason.tolist()
+    offer = None if offer_of is None else np.array([offer_of.get(m, m) for m in message], dtype=object)
+    return contact_verdict(channel, message, topic, history, AS_OF, ContactSettings(**settings), offer).reason.tolist()
 
 
 EMAIL, SMS = ("email", "new", "t"), ("sms", "new", "t")
@@ -107,31 +113,76 @@ def test_complaint_suppresses_promotional_topics_for_the_configured_days():
     assert _reasons(_history([], complaints=[0, -5]), [deals]) == [""]  # at or after as_of: not yet
 
 
+def test_an_offer_shown_on_another_channel_waits_offer_spacing_hours():
+    # Offer o is e1 by email, a1 by app, w1 by web; a1 was shown on app 5 h ago. e1 and w1 wait (default
+    # 24 h); a1 itself is on the channel that showed it (that is cooldown's business); x1 is another offer.
+    offers = {"e1": "o", "a1": "o", "w1": "o"}
+    e1, a1, w1, x1 = ("email", "e1", "t"), ("app", "a1", "t"), ("web", "w1", "t"), ("email", "x1", "t")
+    recent = _history([(5, "app", "a1", "t")], offer_of=offers)
+    assert _reasons(recent, [e1, a1, w1, x1], offers) == ["offer_on_other_channel", "", "offer_on_other_channel", ""]
+    assert _reasons(recent, [e1, w1], offers, offer_spacing_hours=6) == ["offer_on_other_channel"] * 2
+    assert _reasons(recent, [e1, w1], offers, offer_spacing_hours=5) == ["", ""]  # exactly 5 h ago: free again
+    assert _reasons(recent, [e1, w1], offers, offer_spacing_hours=0) == ["", ""]  # off
+    # Exactly 24 h ago has left the window; at or after as_of does not count yet.
+    assert _reasons(_history([(24, "app", "a1", "t"), (0, "web", "w1", "t"), (-1, "web", "w1", "t")], offer_of=offers), [e1], offers) == [""]
+    # Without offers (each message its own) nothing is held back; a compacted record counts by its last time.
+    assert _reasons(recent, [e1, w1]) == ["", ""]
+    compacted = ContactHistory(np.array([AS_OF - 3 * HOUR]), np.array(["app"]), np.array(["a1"]), np.array(["t"]),
+                               impression_weight=np.array([4]), impression_offer=np.array(["o"]))
+    assert _reasons(compacted, [e1], offers) == ["offer_on_other_channel"]
+    counts = contact_verdict(np.array(["email", "web"]), np.array(["e1", "w1"]), np.array(["t", "t"]), recent, AS_OF,
+                             ContactSettings(), np.array(["o", "o"])).counts()
+    assert counts == {"offer_on_other_channel": 2}
+
+
+def test_the_offers_of_a_history_from_events_and_from_an_encoded_log():
+    from engine.features.log import CatalogVocabularies, EventLog
+    from tests.builders import messages_frame
+
+    messages = messages_frame([{"message_id": "e1", "channel": "email", "topic": "t"}, {"message_id": "a1", "channel": "app", "topic": "t"},
+                               {"message_id": "x1", "channel": "app", "topic": "t"}])
+    events = events_frame([
+        {"customer_id": "c1", "ts": "2026-03-10T07:00:00Z", "event_type": "impression", "channel": "app", "message_id": "a1"},
+        {"customer_id": "c1", "ts": "2026-03-10T08:00:00Z", "event_type": "impression", "channel": "app", "message_id": "x1"},
+    ])
+    reference = ContactHistory.from_events(events, offer_of={"e1": "o", "a1": "o"})
+    assert reference.impression_offer.tolist() == ["o", "x1"]
+    vocab = CatalogVocabularies.from_messages(messages)  # messages a1, e1, x1: a1 and e1 are offer 0 (a1's code)
+    log = EventLog.from_events(events, vocab)
+    encoded = ContactHistory.from_log(log, vocab, np.zeros(0, np.int64), message_offer=np.array([0, 0, 2]))
+    assert encoded.impression_offer.tolist() == ["a1", "x1"]
+    assert ContactHistory.from_log(log, vocab, np.zeros(0, np.int64)).impression_offer.tolist() == ["a1", "x1"]
+    assert _reasons(reference, [("email", "e1", "t")], {"e1": "o"}) == ["offer_on_other_channel"]
+    assert _reasons(encoded, [("email", "e1", "t")], {"e1": "a1"}) == ["offer_on_other_channel"]
+
+
 def test_consent_blocks_the_unsubscribed_channel_strictly_after():
     h = _history([], unsubscribes=[(24, "sms"), (0, "email")])
     assert _reasons(h, [SMS, EMAIL]) == ["consent", ""]
 
 
 def test_the_first_failing_rule_in_the_documented_order_is_the_reason():
-    # m1 on sms: unsubscribed, complained, shown 2 times today -> every rule fails; dropping the earlier
-    # rules one by one reveals the next in the order of REASONS.
-    shown = [(1, "sms", "m1", "t"), (2, "sms", "m1", "t")]
+    # m1 on sms: unsubscribed, complained, shown 2 times today, its offer (with m8 by email) shown by email
+    # -> every rule fails; dropping the earlier rules one by one reveals the next in the order of REASONS.
+    shown = [(1, "sms", "m1", "t"), (2, "sms", "m1", "t"), (30, "email", "m8", "t")]
+    offers = {"m1": "o", "m8": "o"}
     caps = {"channel_daily_cap": 1, "channel_weekly_cap": 1, "global_daily_cap": 1, "global_weekly_cap": 1}
-    limits = {"lifetime_max": 2, "cooldown_days": 1, **caps}
+    limits = {"lifetime_max": 2, "cooldown_days": 1, "offer_spacing_hours": 48, **caps}
     seen = [
-        _reasons(_history(shown, [5], [(3, "sms")]), [("sms", "m1", "t")], **limits)[0],
-        _reasons(_history(shown, [5]), [("sms", "m1", "t")], **limits)[0],
-        _reasons(_history(shown), [("sms", "m1", "t")], **limits)[0],
-        _reasons(_history(shown), [("sms", "m1", "t")], **{**limits, "lifetime_max": None})[0],
+        _reasons(_history(shown, [5], [(3, "sms")], offers), [("sms", "m1", "t")], offers, **limits)[0],
+        _reasons(_history(shown, [5], offer_of=offers), [("sms", "m1", "t")], offers, **limits)[0],
+        _reasons(_history(shown, offer_of=offers), [("sms", "m1", "t")], offers, **limits)[0],
+        _reasons(_history(shown, offer_of=offers), [("sms", "m1", "t")], offers, **{**limits, "lifetime_max": None})[0],
+        _reasons(_history(shown, offer_of=offers), [("sms", "m1", "t")], offers, **{**limits, "lifetime_max": None, "cooldown_days": None})[0],
         _reasons(_history(shown), [("sms", "m9", "t")], **limits)[0],
         _reasons(_history(shown), [("sms", "m9", "t")], **{**caps, "channel_daily_cap": None})[0],
-        _reasons(_history(shown), [("email", "m9", "t")], **{**caps, "channel_daily_cap": None})[0],
-        _reasons(_history(shown), [("email", "m9", "t")], **{**caps, "global_daily_cap": None})[0],
+        _reasons(_history(shown), [("push", "m9", "t")], **{**caps, "channel_daily_cap": None})[0],
+        _reasons(_history(shown), [("push", "m9", "t")], **{**caps, "global_daily_cap": None})[0],
     ]
     assert seen == list(REASONS)
 
 
-def _slow_reasons(h: ContactHistory, candidates, s: ContactSettings) -> list[str]:
+def _slow_reasons(h: ContactHistory, candidates, s: ContactSettings, offer_of: dict[str, str]) -> list[str]:
     """The obvious loop over candidates and impressions, to check the vectorised version against."""
     out = []
     for channel, message, topic in candidates:
@@ -139,9 +190,12 @@ def _slow_reasons(h: ContactHistory, candidates, s: ContactSettings) -> list[str
         day = [c for t, c, _ in past if t > AS_OF - NS_PER_DAY]
         week = [c for t, c, _ in past if t > AS_OF - 7 * NS_PER_DAY]
         mine = [t for t, _, m in past if m == message]
+        offer = offer_of.get(message, message)
+        elsewhere = [t for t, c, m in past if offer_of.get(m, m) == offer and c != channel and t > AS_OF - s.offer_spacing_hours * HOUR]
         rules = [
             ("lifetime_max", len(mine) >= s.lifetime_max),
             ("cooldown", bool(mine) and max(mine) > AS_OF - s.cooldown_days * NS_PER_DAY),
+            ("offer_on_other_channel", bool(elsewhere)),
             ("channel_daily_cap", day.count(channel) >= s.channel_daily_cap),
             ("channel_weekly_cap", week.count(channel) >= s.channel_weekly_cap),
             ("global_daily_cap", len(day) >= s.global_daily_cap),
@@ -154,13 +208,18 @@ def _slow_reasons(h: ContactHistory, candidates, s: ContactSettings) -> list[str
 def test_vectorised_verdict_matches_a_slow_loop_on_random_histories():
     rng = np.random.default_rng(3)
     settings = ContactSettings(channel_daily_cap=2, channel_weekly_cap=4, global_daily_cap=3, global_weekly_cap=7,
-                               cooldown_days=2, lifetime_max=2)
+                               cooldown_days=2, lifetime_max=2, offer_spacing_hours=30)
+    offer_of = {"m0": "a", "m1": "a", "m2": "b"}  # m3 is its own offer
+    blocked = 0
     for _ in range(200):
         m = int(rng.integers(0, 12))
         shown = [(float(rng.uniform(-24, 24 * 9)), str(rng.choice(["email", "sms"])), f"m{rng.integers(4)}", "t") for _ in range(m)]
         candidates = [(c, f"m{i}", "t") for c in ("email", "sms", "push") for i in range(4)]
-        h = _history(shown)
-        assert _reasons(h, candidates, **settings.model_dump()) == _slow_reasons(h, candidates, settings)
+        h = _history(shown, offer_of=offer_of)
+        reasons = _reasons(h, candidates, offer_of, **settings.model_dump())
+        assert reasons == _slow_reasons(h, candidates, settings, offer_of)
+        blocked += reasons.count("offer_on_other_channel")
+    assert blocked > 50  # the offer rule decided some
 
 
 def test_history_from_canonical_events_and_suppressed_counts():
@@ -187,9 +246,12 @@ def test_contact_settings_load_from_toml_and_reject_unknown_keys(tmp_path):
                     '\n[policy.contact.channels.sms]\nweekly_cap = 2\n')
     contact = load_settings(path, environ=False).policy.contact
     assert (contact.channel_daily_cap, contact.global_weekly_cap, contact.channels["sms"].weekly_cap) == (1, 5, 2)
-    assert contact.complaint_suppression_days == 30 and contact.cooldown_days is None
+    assert contact.complaint_suppression_days == 30 and contact.cooldown_days is None and contact.offer_spacing_hours == 24
+    path.write_text("[policy.contact]\noffer_spacing_hours = 0\n")
+    assert load_settings(path, environ=False).policy.contact.offer_spacing_hours == 0
     for text, message in [("[policy.contact]\ndaily_cap = 1\n", "policy.contact.daily_cap: Extra inputs are not permitted"),
                           ("[policy.contact]\nglobal_daily_cap = -1\n", "policy.contact.global_daily_cap: Input should be greater than or equal to 0"),
+                          ("[policy.contact]\noffer_spacing_hours = -1\n", "policy.contact.offer_spacing_hours: Input should be greater than or equal to 0"),
                           ("[policy]\nexplore = 'softmax'\n", "policy.explore: Extra inputs are not permitted")]:
         path.write_text(text)
         with pytest.raises(ConfigError, match=message):
@@ -236,10 +298,16 @@ def test_a_limit_that_is_not_configured_judges_as_an_unreachable_one():
 
 
 def test_impressions_are_read_only_by_limits_that_count_them():
-    assert not reads_impressions(ContactSettings())
-    assert not reads_impressions(ContactSettings(complaint_suppression_days=10, promotional_topics=("deals",)))
+    # The offer spacing is on by default (24 h): a decision on a catalog without shared offers turns it
+    # off (for_catalog), for it cannot fail there.
+    assert reads_impressions(ContactSettings())
+    assert not reads_impressions(for_catalog(ContactSettings(), offers_shared=False))
+    assert for_catalog(ContactSettings(), offers_shared=True) == ContactSettings()
+    quiet = ContactSettings(offer_spacing_hours=0)
+    assert not reads_impressions(quiet)
+    assert not reads_impressions(quiet.model_copy(update={"complaint_suppression_days": 10, "promotional_topics": ("deals",)}))
     for name, value in LIMITS.items():
-        assert reads_impressions(ContactSettings(**{name: value})), name
+        assert reads_impressions(quiet.model_copy(update={name: value})), name
     assert reads_impressions(ContactSettings(channels={"sms": {"weekly_cap": 1}}))
     rng = np.random.default_rng(8)
     for _ in range(100):  # without such a limit, leaving the impressions out changes no verdict
@@ -283,7 +351,7 @@ def test_when_nothing_can_fail_every_candidate_passes_and_otherwise_the_shortcut
     for _ in range(300):
         history, candidates = _random_case(rng)
         kept = {k: v for k, v in LIMITS.items() if rng.random() < 0.1}
-        settings = ContactSettings(promotional_topics=("deals",), **kept)
+        settings = ContactSettings(promotional_topics=("deals",), offer_spacing_hours=0, **kept)
         reasons = _reasons(history, candidates, **settings.model_dump())
         quiet = passes_everyone(history, AS_OF, settings)
         seen[quiet] += 1
@@ -318,7 +386,7 @@ def test_batch_standing_equals_each_customers_own_history(tmp_path):
     log = EventLog.from_arrays(Vocabulary(tuple(f"c{i}" for i in range(customers))), arrays)
     vocab = type("Vocab", (), {"channels": Vocabulary(("email", "push", "sms"))})()
     for days in (30.0, 0.0, 1e9):
-        settings = ContactSettings(complaint_suppression_days=days)
+        settings = ContactSettings(complaint_suppression_days=days, offer_spacing_hours=0)
         standing = batch_standing(log, as_of, channels, settings)
         for c in range(customers):
             own = log.take(log.customer == c)
