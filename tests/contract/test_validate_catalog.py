@@ -101,3 +101,20 @@ def test_one_offer_on_several_channels(tmp_path):
     # Not a msg_attr_ feature: the offer is a feature of its own (docs/features.md).
     spec = FeatureSpec.fit(dataset.messages, dataset.customers, FeatureSettings())
     assert "offer_id" not in [e.column for e in spec.message_encoders]
+
+
+def test_the_documented_offer_catalog_loads_as_documented(tmp_path):
+    # The example of docs/data-contract.md, "One offer on several channels".
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "data-contract.md").read_text()
+    block = doc.split("### One offer on several channels", 1)[1].split("```csv\n", 1)[1].split("```", 1)[0]
+    data = make_data_dir(tmp_path / "data", [event("2026-03-02")])
+    (data / "messages.csv").write_text(block)  # in place of the builders' catalog
+    dataset = load_dataset(data, ValidationSettings())
+    assert dataset.report.rejects.empty
+    offers = dict(zip(dataset.messages["message_id"], dataset.messages["offer_id"].fillna("")))
+    assert offers == {"spring-email": "spring-sale", "spring-app": "spring-sale", "spring-web": "spring-sale", "newsletter-07": ""}
+    spec = FeatureSpec.fit(dataset.messages, dataset.customers, FeatureSettings())
+    codes = dict(zip(spec.vocab.messages.values, spec.offer_codes()))
+    assert codes["spring-email"] == codes["spring-app"] == codes["spring-web"] != codes["newsletter-07"]
