@@ -128,9 +128,9 @@ class TrainingSettings(_Section):
     min_gain_over_popularity: float = 0.0
     # Logged test decisions replayed for off-policy and ground-truth evaluation (candidates x decisions rows).
     replay_decisions: int = Field(default=20_000, ge=100)
-    # With target = "graded": an outcome at least this good is a success, 2 = a click (binary objective,
-    # MAP, AUC, OPE reward). Another target sets it (a conversion is 3).
-    relevant_from: int = Field(default=2, ge=1, le=3)
+    # With target = "graded": an outcome at least this good is a success (binary objective, MAP, AUC, OPE
+    # reward); absent: 2, a click. Another target sets it (a conversion is 3); a different value is refused.
+    relevant_from: int | None = Field(default=None, ge=1, le=3)
     # After evaluation, fit the shipped model again on train + validation + test with the number of
     # rounds early stopping chose; the evaluated model (train split only) stays in the bundle for fair
     # comparisons with later models. false: ship the evaluated model.
@@ -138,7 +138,7 @@ class TrainingSettings(_Section):
 
     @model_validator(mode="after")
     def _target_and_threshold_agree(self) -> TrainingSettings:
-        if self.target != "graded" and "relevant_from" in self.model_fields_set and self.relevant_from != OUTCOME_GRADES[self.target]:
+        if self.target != "graded" and self.relevant_from not in (None, OUTCOME_GRADES[self.target]):
             raise ValueError(f"relevant_from = {self.relevant_from} contradicts target = {self.target!r} (a {self.target} "
                              f"is grade {OUTCOME_GRADES[self.target]}); set only one of them")
         return self
@@ -146,7 +146,9 @@ class TrainingSettings(_Section):
     @property
     def success_grade(self) -> int:
         """The least outcome grade (1 open, 2 click, 3 conversion) that counts as a success."""
-        return self.relevant_from if self.target == "graded" else OUTCOME_GRADES[self.target]
+        if self.target != "graded":
+            return OUTCOME_GRADES[self.target]
+        return OUTCOME_GRADES["click"] if self.relevant_from is None else self.relevant_from
 
     @property
     def success_label(self) -> int:

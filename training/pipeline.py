@@ -25,7 +25,7 @@ from engine.model.examples import Examples, build_examples, categorical_features
 from engine.model.metrics import ranking_report
 from engine.model.ranker import Ranker
 from engine.model.split import TEST, TRAIN, VALIDATION
-from training.evaluate import Evaluation, evaluate, load_truth
+from training.evaluate import MODEL, Evaluation, evaluate, load_truth
 from training.gate import GateDecision, decide_promotion, metric_cannot_judge, model_cannot_split
 from training.progress import Advance, Progress
 from training.report import markdown_report, write_report
@@ -66,11 +66,11 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
 
     with progress.step("fit") as info:
         with progress.bar("boosting rounds (early stopping may end sooner)") as advance:
-            ranker = _fit(examples, spec, settings, on_round=advance)
+            ranker = fit_ranker(examples, spec, settings, on_round=advance)
         shipped = ranker
         if t.refit_on_all_data:
             with progress.bar(f"refit on all data ({ranker.best_iteration_} rounds)") as advance:
-                shipped = _refit_on_all(examples, ranker, on_round=advance)
+                shipped = refit_on_all(examples, ranker, on_round=advance)
         # From here on only the test rows of the matrix are read: free the training and validation rows.
         examples = examples.keep_features_of(TEST)
         release_freed_memory()
@@ -85,8 +85,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         evaluation = evaluate(examples, ranker, history, catalog, profiles, spec, settings, dataset.events, dataset.messages, truth)
         metrics = evaluation.metrics()
         info["detail"] = ", ".join(f"{k} {metrics[k]:.4f}" for k in (t.gate_metric, f"popularity.{t.gate_metric}", "gain") if k in metrics)
-    judge = evaluation.ranking.loc[("model", "all")]
-    undecidable = metric_cannot_judge(t.gate_metric, int(judge["ordering_groups"]), int(judge["groups"]))
+    undecidable = gate_metric_cannot_judge(evaluation, settings)
     for note in (*evaluation.notes, *([undecidable] if undecidable else [])):
         progress.say(f"note: {note}")
 
@@ -152,7 +151,14 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
     return TrainOutcome(version.version, run.run_id, path, decision, metrics)
 
 
-def _fit(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_round: Advance | None = None) -> Ranker:
+def gate_metric_cannot_judge(evaluation: Evaluation, settings: Settings) -> str | None:
+    """Why ``[training] gate_metric`` cannot tell models apart on this test window, or None."""
+    model = evaluation.ranking.loc[(MODEL, "all")]
+    return metric_cannot_judge(settings.training.gate_metric, int(model["ordering_groups"]), int(model["groups"]))
+
+
+def fit_ranker(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_round: Advance | None = None) -> Ranker:
+    """The evaluated model: fitted on the train split, early-stopped on the validation split."""
     t = settings.training
     frame, x = examples.frame, examples.features.values
     train, valid = examples.part(TRAIN), examples.part(VALIDATION)
@@ -166,7 +172,7 @@ def _fit(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_round:
                       weight=frame["weight"].to_numpy()[train], on_round=on_round)
 
 
-def _refit_on_all(examples: Examples, ranker: Ranker, *, on_round: Advance | None = None) -> Ranker:
+def refit_on_all(examples: Examples, ranker: Ranker, *, on_round: Advance | None = None) -> Ranker:
     """The shipped model: ``ranker``'s settings and chosen number of rounds, fitted on every example
     (train, validation and test; the negatives sampled in training keep their weights)."""
     frame = examples.frame

@@ -26,16 +26,22 @@ MESSAGES = messages_frame([{"message_id": "m1", "channel": "email", "topic": "t"
 CUSTOMERS = pd.DataFrame({"customer_id": ["c1"]})
 
 
-def _bundle(model_dir, name: str, version: str):
-    rng = np.random.default_rng(0)
-    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1},
-                        lgb.Dataset(rng.random((60, 2)), label=rng.integers(0, 2, 60)), num_boost_round=2)
+def _booster(seed: int = 0) -> lgb.Booster:
+    rng = np.random.default_rng(seed)
+    return lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1, "min_data_in_leaf": 5},
+                     lgb.Dataset(rng.random((60, 2)), label=rng.integers(0, 2, 60)), num_boost_round=2)
+
+
+def _bundle(model_dir, name: str, version: str, *, make_current: bool = True, evaluation_booster=None,
+            metadata: dict | None = None):
+    booster = _booster()
     spec = FeatureSpec.fit(MESSAGES, CUSTOMERS, FeatureSettings())
     events = events_frame([{"ts": "2026-01-01T00:00:00Z", "customer_id": "c1", "event_type": "visit"}])
     state = FeatureState.at_cutoff(EventLog.from_events(events, spec.vocab), pd.Timestamp("2026-01-02T00:00:00Z"), 90)
     return write_bundle(model_dir, booster=booster, spec=spec, feature_names=("a", "b"), messages=MESSAGES,
                         customers=CUSTOMERS, state=state, snapshot=pd.DataFrame({"customer_id": ["c1"], "x": [1.0]}),
-                        metadata={"model_version": version}, name=name)
+                        metadata={"model_version": version, **(metadata or {})}, name=name, make_current=make_current,
+                        evaluation_booster=evaluation_booster)
 
 
 def test_write_then_load_round_trip(tmp_path):
@@ -119,3 +125,29 @@ def test_split_features_are_the_matrix_columns_some_tree_splits_on():
     bundle = Bundle(path=Path("."), booster=booster, spec=None, feature_names=names, messages=None, customers=None,
                     state=None, snapshot=None, metadata={})
     assert bundle.split_features == {"topic_home garden_visits_90d", "msg_value"}
+
+
+def test_a_refit_bundle_keeps_its_evaluated_model_and_an_old_one_evaluates_with_its_own(tmp_path):
+    evaluated = _booster(seed=5)
+    _bundle(tmp_path / "refit", "bundle-1", "v1", evaluation_booster=evaluated)
+    refit = load_bundle(tmp_path / "refit")
+    x = np.random.default_rng(3).random((10, 2))
+    np.testing.assert_array_equal(refit.evaluation_booster.predict(x), evaluated.predict(x))
+    assert not np.array_equal(refit.evaluation_booster.predict(x), refit.booster.predict(x))
+    _bundle(tmp_path / "plain", "bundle-1", "v1")
+    plain = load_bundle(tmp_path / "plain")
+    assert plain.evaluation_booster is plain.booster
+
+
+def test_without_a_current_bundle_the_error_names_the_challenger_and_how_to_score_it(tmp_path):
+    _bundle(tmp_path, "bundle-20260101T000000-v1", "v1", make_current=False,
+            metadata={"gate": "not promoted: auc 0.600 <= popularity 0.650"})
+    newest = _bundle(tmp_path, "bundle-20260102T000000-v2", "v2", make_current=False,
+                     metadata={"gate": "not promoted: auc 0.610 <= popularity 0.650"})
+    with pytest.raises(BundleError) as caught:
+        load_bundle(tmp_path)
+    assert str(caught.value) == (
+        f"{tmp_path}: no promoted model yet (no 'current'): the newest bundle, bundle-20260102T000000-v2, is a challenger "
+        f"(not promoted: auc 0.610 <= popularity 0.650); score it with --bundle {newest}, or promote it with "
+        "nbm train --force-promote")
+    assert load_bundle(newest).version == "v2"  # what --bundle loads

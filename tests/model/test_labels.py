@@ -102,3 +102,29 @@ def test_linking_matches_a_naive_loop(seed):
                        message=f"m{rng.integers(0, 3)}", customer=f"c{rng.integers(0, 4)}", decision=decision))
     frame = events_frame(rows).sort_values("ts", kind="stable", ignore_index=True)
     assert list(label_impressions(frame, 3.0)["grade"]) == _naive_grades(frame, 3.0)
+
+
+def test_a_message_s_own_attribution_window_wins_over_the_default():
+    rows = [
+        _e("2026-01-01T10:00:00Z", "impression", message="short", decision="d1"),
+        _e("2026-01-04T10:00:01Z", "conversion", message="short", decision="d1"),  # 3 days + 1 s: outside its 3 days
+        _e("2026-01-01T10:00:00Z", "impression", message="long", decision="d2"),
+        _e("2026-01-10T10:00:00Z", "conversion", message="long", decision="d2"),  # 9 days: inside its 10 days
+        _e("2026-01-01T10:00:00Z", "impression", message="plain", decision="d3"),
+        _e("2026-01-08T10:00:00Z", "click", message="plain", decision="d3"),  # 7 days: inside the default
+    ]
+    messages = pd.DataFrame({"message_id": ["short", "long", "plain"], "attribution_days": [3.0, 10.0, np.nan]})
+    labelled = label_impressions(events_frame(rows), 7.0, messages)
+    assert list(labelled["grade"]) == [0, 3, 2]
+    assert list(labelled["window_end"]) == [pd.Timestamp(t, tz="UTC") for t in
+                                            ("2026-01-04T10:00:00", "2026-01-11T10:00:00", "2026-01-08T10:00:00")]
+    # Without the catalog every impression has the default window.
+    assert list(label_impressions(events_frame(rows), 7.0)["grade"]) == [3, 0, 2]
+
+
+def test_an_impression_is_observed_in_full_only_if_its_window_closes_before_the_end_of_the_data():
+    from engine.model.labels import observed_in_full
+
+    end = pd.Timestamp("2026-01-10T00:00:00Z")  # exclusive: the instant after the last event
+    window_end = pd.Series(pd.to_datetime(["2026-01-09T23:59:59", "2026-01-10T00:00:00", "2026-01-12T00:00:00"], utc=True))
+    assert list(observed_in_full(window_end, end)) == [True, False, False]

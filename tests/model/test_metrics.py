@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.model.metrics import mean_average_precision, ndcg_at_k, ranking_report, roc_auc
+from engine.model.metrics import groups_that_order, mean_average_precision, ndcg_at_k, ranking_report, roc_auc
 
 # ---------------------------------------------------------------- slow, obvious references
 
@@ -184,3 +184,23 @@ def test_ranking_report_has_one_row_for_all_and_one_per_channel():
         assert row["groups"] == part["group"].nunique()
     assert report["rows"].dtype == np.int64
     assert report.loc["email", "rows"] + report.loc["push", "rows"] == report.loc["all", "rows"]
+
+
+def test_groups_that_order_counts_groups_with_two_different_labels_as_a_slow_loop_does():
+    # By hand: g1 has labels 0 and 2, g2 a single row, g3 two equal labels.
+    assert groups_that_order([0, 2, 1, 1, 1], ["g1", "g1", "g2", "g3", "g3"]) == 1
+    assert groups_that_order([], []) == 0
+    for seed in range(5):
+        labels, _, groups = random_ranking_data(seed)
+        by_group = defaultdict(set)
+        for label, group in zip(labels, groups):
+            by_group[group].add(label)
+        assert groups_that_order(labels, groups) == sum(len(seen) > 1 for seen in by_group.values())
+
+
+def test_with_one_impression_per_group_every_ranking_gets_the_same_ndcg():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 3, 200)
+    groups = np.arange(200)
+    values = {ndcg_at_k(labels, rng.random(200), groups, 3) for _ in range(5)}
+    assert values == {1.0} and groups_that_order(labels, groups) == 0

@@ -88,3 +88,28 @@ def test_missing_or_nan_metric_is_a_refusal_naming_the_side(candidate, champion,
 def test_force_overrides_a_missing_metric_and_says_so():
     decision = decide_promotion({}, None, metric="ndcg@3", popularity=POPULARITY, force=True)
     assert decision == GateDecision(True, "promoted by --force-promote (candidate has no metric ndcg@3)")
+
+
+def test_a_group_metric_without_a_group_to_order_cannot_judge_and_auc_can():
+    from training.gate import metric_cannot_judge
+
+    reason = metric_cannot_judge("ndcg@3", ordering_groups=0, groups=1_234)
+    assert reason == ("ndcg@3 cannot tell models apart on this test window: none of its 1,234 query groups holds two "
+                      "impressions with different outcomes (one message per decision?), so every model scores the same; "
+                      'set [training] gate_metric = "auc"')
+    assert metric_cannot_judge("map", ordering_groups=0, groups=5) is not None
+    assert metric_cannot_judge("ndcg@3", ordering_groups=1, groups=5) is None
+    assert metric_cannot_judge("auc", ordering_groups=0, groups=5) is None
+
+
+def test_an_objection_refuses_whatever_the_metrics_and_force_overrides_it():
+    from training.gate import model_cannot_split
+
+    constant = model_cannot_split(0, rows=20, min_data_in_leaf=100)
+    assert constant == ("the model is constant (no tree made a split on 20 training rows with [training] "
+                        "min_data_in_leaf = 100): give it more data or lower min_data_in_leaf")
+    assert model_cannot_split(3, rows=20, min_data_in_leaf=1) is None
+    refused = decide_promotion({"auc": 0.9}, None, metric="auc", popularity={"auc": 0.5}, objections=[constant])
+    assert refused == GateDecision(False, f"not promoted: {constant}")
+    forced = decide_promotion({"auc": 0.9}, None, metric="auc", popularity={"auc": 0.5}, objections=[constant], force=True)
+    assert forced.promote and constant in forced.reason
