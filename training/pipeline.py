@@ -129,7 +129,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         metadata = {
             "model_version": str(version.version), "model_name": MODEL_NAME, "run_id": run.run_id,
             "trained_at": now.isoformat(), "data_start": dataset.events["ts"].min().isoformat(),
-            "data_end": end.isoformat(), "objective": t.objective, "target": t.target, "best_iteration": ranker.best_iteration_,
+            "data_end": last_event(dataset.events), "objective": t.objective, "target": t.target, "best_iteration": ranker.best_iteration_,
             "refit_on_all_data": shipped is not ranker,
             "metrics": {k: metrics[k] for k in sorted(metrics) if "." not in k or k.startswith(("popularity.", "gain"))},
             "promoted": decision.promote, "gate": decision.reason,

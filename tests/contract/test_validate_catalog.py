@@ -36,6 +36,10 @@ def _message_reject(tmp_path, bad: dict) -> pd.Series:
         ({"message_id": "x", "channel": "sms", "topic": "t", "valid_from": "2026-03-01", "valid_to": "2026-03-01"}, "empty_validity_window",
          "valid_to='2026-03-01' is not after valid_from"),
         ({"message_id": "ok", "channel": "sms", "topic": "t"}, "duplicate_message_id", "message_id='ok' appeared in an earlier row; kept once"),
+        ({"message_id": "x", "channel": "sms", "topic": "t", "attribution_days": "a week"}, "bad_attribution_days",
+         "attribution_days='a week' is not a number"),
+        ({"message_id": "x", "channel": "sms", "topic": "t", "attribution_days": "0"}, "bad_attribution_days",
+         "attribution_days='0' is not positive; expected a number of days > 0, or empty for [training] attribution_days"),
     ],
 )
 def test_each_message_rule(tmp_path, bad, reason, detail):
@@ -118,3 +122,13 @@ def test_the_documented_offer_catalog_loads_as_documented(tmp_path):
     spec = FeatureSpec.fit(dataset.messages, dataset.customers, FeatureSettings())
     codes = dict(zip(spec.vocab.messages.values, spec.offer_codes()))
     assert codes["spring-email"] == codes["spring-app"] == codes["spring-web"] != codes["newsletter-07"]
+
+
+def test_a_message_s_attribution_window_is_a_number_of_days_and_no_feature(tmp_path):
+    messages = [{"message_id": "m1", "channel": "sms", "topic": "t", "attribution_days": "3"},
+                {"message_id": "m2", "channel": "sms", "topic": "u", "attribution_days": ""}]
+    dataset = load_dataset(make_data_dir(tmp_path, [event("2026-02-10")], messages=messages), ValidationSettings())
+    windows = dataset.messages.set_index("message_id")["attribution_days"]
+    assert windows["m1"] == 3.0 and pd.isna(windows["m2"])
+    spec = FeatureSpec.fit(dataset.messages, dataset.customers, FeatureSettings())
+    assert all(e.column != "attribution_days" for e in spec.message_encoders)
