@@ -27,6 +27,8 @@ EVENT_TYPE_ALIASES: dict[str, str] = {"sent": "impression"}
 
 # Outcomes of a delivered message; they must name it by message_id.
 OUTCOME_EVENT_TYPES: tuple[str, ...] = ("open", "click", "conversion")
+# An impression's label grade: the best outcome it earned (0 none).
+OUTCOME_GRADES: dict[str, int] = {outcome: grade for grade, outcome in enumerate(OUTCOME_EVENT_TYPES, start=1)}
 # Event types that may name a message; a named message must exist in the catalog.
 MESSAGE_EVENT_TYPES: tuple[str, ...] = ("impression", "open", "click", "conversion", "complaint")
 # An opt-out is always from one channel.
@@ -52,7 +54,7 @@ class TableSpec:
 MESSAGES = TableSpec(
     name="messages",
     required=("message_id", "channel", "topic"),
-    optional=("journey_stage", "value", "valid_from", "valid_to", "offer_id"),
+    optional=("journey_stage", "value", "valid_from", "valid_to", "offer_id", "attribution_days"),
     key="message_id",
     formats=(".csv", ".parquet"),
 )
