@@ -18,14 +18,12 @@ earlier instants), and the cut data end inside the windows of the send before, a
 
 - nbm: ``nbm train`` (a child process, as at night) on the cut data with ``nbm.toml``:
   ``[training] target = "conversion"`` (the offer's "completed"), ``test_days = 10`` and
-  ``validation_days = 5``: the cut
-  data end 5 days after the fifth send, so the test window holds the fourth and fifth sends (the fourth's
-  windows have all closed: a test window left with only the short windows of the fifth would be tiny),
-  validation the third, training the first two; then the bundle it writes (promoted or not) served by
-  the API's decision engine
-  (``DecisionEngine.decide_all_channels``, the next-best-messages route) with
-  ``[policy.coordination] max_messages_per_customer = 1``: one message across the channels, as the
-  campaign sends. Exploration is off (the default).
+  ``validation_days = 5``: the cut data end 5 days after the fifth send, so the test window holds the
+  fourth and fifth sends (the fourth's windows have all closed: a test window left with only the short
+  windows of the fifth would be tiny), validation the third, training the first two. Then the bundle it
+  writes (promoted or not) is served by the API's decision engine (``DecisionEngine.decide_all_channels``,
+  the next-best-messages route) with ``[policy.coordination] max_messages_per_customer = 1``: one message
+  across the channels, as the campaign sends. Exploration is off (the default).
 - the practitioner: ``lightgbm.LGBMClassifier`` with its default parameters (seeded), fit on every logged
   impression before the test send; label: a conversion linked to the impression (decision_id) within the
   message's window and before the cut (windows still open at the cut count as no conversion, as a plain
@@ -112,7 +110,7 @@ def world_params(customers: int, seed: int) -> SimulationParams:
 
 
 @dataclass(frozen=True)
-class TestSend:
+class LastSend:
     """The held-out send: each customer's instant and the messages anyone may choose."""
 
     customer_id: np.ndarray  # (n,) str
@@ -125,20 +123,25 @@ def cut_before(world: SimulatedWorld, cut: pd.Timestamp) -> pd.DataFrame:
     return world.events.loc[(world.events["ts"] < cut).to_numpy()].reset_index(drop=True)
 
 
-def test_send(world: SimulatedWorld, cut: pd.Timestamp) -> TestSend:
+def last_send(world: SimulatedWorld, cut: pd.Timestamp) -> LastSend:
     events = world.events
     sent = events.loc[((events["event_type"] == "impression") & (events["ts"] >= cut)).to_numpy()]
     sent = sent.sort_values("customer_id", kind="stable")
-    return TestSend(sent["customer_id"].astype(str).to_numpy(), sent["ts"].reset_index(drop=True),
+    return LastSend(sent["customer_id"].astype(str).to_numpy(), sent["ts"].reset_index(drop=True),
                     world.messages["message_id"].astype(str).to_numpy())
 
 
-def true_conversion(world: SimulatedWorld, send: TestSend) -> np.ndarray:
-    """(customers, messages) true P(conversion) of each message for each customer at their instant."""
+def candidate_rows(send: LastSend) -> pd.DataFrame:
+    """customer_id, message_id, ts: every message for every customer at their instant (customer-major)."""
     n, m = len(send.customer_id), len(send.message_ids)
-    requests = pd.DataFrame({"customer_id": np.repeat(send.customer_id, m), "message_id": np.tile(send.message_ids, n),
-                             "ts": send.ts.iloc[np.repeat(np.arange(n), m)].reset_index(drop=True)})
-    return world.truth.response_probabilities(requests, world.events)["p_conversion"].to_numpy().reshape(n, m)
+    return pd.DataFrame({"customer_id": np.repeat(send.customer_id, m), "message_id": np.tile(send.message_ids, n),
+                         "ts": send.ts.iloc[np.repeat(np.arange(n), m)].reset_index(drop=True)})
+
+
+def true_conversion(world: SimulatedWorld, send: LastSend) -> np.ndarray:
+    """(customers, messages) true P(conversion) of each message for each customer at their instant."""
+    probabilities = world.truth.response_probabilities(candidate_rows(send), world.events)
+    return probabilities["p_conversion"].to_numpy().reshape(len(send.customer_id), len(send.message_ids))
 
 
 # --- nbm -------------------------------------------------------------------------------------------------
@@ -164,7 +167,7 @@ def train_nbm(data_dir: Path, scratch: Path) -> tuple[Path, Settings, float]:
     return bundle, load_settings(config, environ=False), seconds
 
 
-def nbm_choices(bundle_path: Path, settings: Settings, send: TestSend) -> np.ndarray:
+def nbm_choices(bundle_path: Path, settings: Settings, send: LastSend) -> np.ndarray:
     """The message the served policy sends each customer (index into the catalog; -1: none served)."""
     engine = DecisionEngine(load_bundle(bundle_path), settings, seed=0)
     column = {message_id: i for i, message_id in enumerate(send.message_ids)}
@@ -218,19 +221,16 @@ class PractitionerData:
     candidates: pd.DataFrame  # (customer_id, message_id, ts): every message for every customer of the send
 
 
-def practitioner_data(data_dir: Path, settings: Settings, send: TestSend) -> PractitionerData:
+def practitioner_data(data_dir: Path, settings: Settings, send: LastSend) -> PractitionerData:
     dataset = load_dataset(data_dir, settings.validation)
-    n, m = len(send.customer_id), len(send.message_ids)
-    candidates = pd.DataFrame({"customer_id": np.repeat(send.customer_id, m), "message_id": np.tile(send.message_ids, n),
-                               "ts": send.ts.iloc[np.repeat(np.arange(n), m)].reset_index(drop=True)})
-    return PractitionerData(dataset, practitioner_rows(dataset.events, dataset.messages), candidates)
+    return PractitionerData(dataset, practitioner_rows(dataset.events, dataset.messages), candidate_rows(send))
 
 
-def attribute_matrices(data: PractitionerData) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def attribute_matrices(data: PractitionerData) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """Training and candidate features from the customer and message attributes (pandas categories)."""
     customers, messages = data.dataset.customers, data.dataset.messages
     return (practitioner_features(data.rows, customers, messages),
-            practitioner_features(data.candidates, customers, messages), "auto")
+            practitioner_features(data.candidates, customers, messages), "auto")  # "auto": the pandas categories
 
 
 def nbm_matrices(data: PractitionerData, settings: Settings) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -249,8 +249,8 @@ def nbm_matrices(data: PractitionerData, settings: Settings) -> tuple[np.ndarray
     return train.values, candidates.values, categorical
 
 
-def practitioner_choices(x: object, candidates: object, categorical: object, label: pd.Series, n: int,
-                         seed: int) -> np.ndarray:
+def practitioner_choices(x: pd.DataFrame | np.ndarray, candidates: pd.DataFrame | np.ndarray, categorical: str | list[int],
+                         label: pd.Series, n: int, seed: int) -> np.ndarray:
     """A default ``LGBMClassifier`` (seeded) fit on the rows; each customer's highest-probability message."""
     import lightgbm as lgb
 
@@ -292,7 +292,7 @@ def main() -> int:
     params = world_params(args.customers, args.seed)
     world = simulate(params)
     cut = pd.Timestamp(params.end) - pd.Timedelta(days=params.days - SEND_DAYS[-1])  # the last send day's midnight
-    send = test_send(world, cut)
+    send = last_send(world, cut)
     windows = world.messages["attribution_days"]
     print(f"real data: {params.customers:,} customers, {MESSAGES} messages on {'/'.join(CHANNELS)} over {len(TOPICS)} topics "
           f"(windows {windows.min():.0f}-{windows.max():.0f} days), a random message to everyone on days "
@@ -308,12 +308,12 @@ def main() -> int:
             chosen = {"nbm": nbm_choices(bundle, settings, send)}
             metadata = load_bundle(bundle).metadata
             data = practitioner_data(data_dir, settings, send)
+            label = data.rows["converted"]
+            for name, make in PRACTITIONERS.items():
+                chosen[name] = practitioner_choices(*make(data, settings), label, len(send.customer_id), args.seed)
         except Exception as exc:  # reported, and the exit code says so
             print(f"real data: FAILED: {type(exc).__name__}: {exc}")
             return 1
-    label = data.rows["converted"]
-    for name, make in PRACTITIONERS.items():
-        chosen[name] = practitioner_choices(*make(data, settings), label, len(send.customer_id), args.seed)
     print(f"real data: trained on the {len(SEND_DAYS) - 1} sends before the last ({len(data.rows):,} impressions, "
           f"{label.mean():.3f} converted as the cut data show); nbm train {train_seconds:.0f} s, bundle best iteration "
           f"{metadata.get('best_iteration')}, gate: {metadata.get('gate')}")
