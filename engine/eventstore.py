@@ -11,6 +11,7 @@ import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from engine.config import ValidationSettings
 from engine.contract.parse import TEXT, TIMESTAMP
 from engine.contract.records import EventProblem, validate_event_records
 from engine.contract.schema import EVENTS
+from engine.contract.validate import CONFLICTING_EVENT_ID
 from engine.errors import NbmError
 from engine.timeutil import to_ns
 
@@ -26,6 +28,10 @@ from engine.timeutil import to_ns
 EVENT_COLUMNS: tuple[str, ...] = EVENTS.required + EVENTS.optional
 _NUMBERS = ("value", "propensity")
 EXPORT_CHUNK_ROWS = 100_000
+# Event types a decision applies whatever their time, from their time on: email and SMS providers deliver
+# opt-outs (and complaints) late, after the model's feature cutoff has passed them, and they must still hold.
+APPLIED_AT_ANY_TIME: tuple[str, ...] = ("unsubscribe", "complaint")
+_TS, _EVENT_TYPE, _EVENT_ID = (EVENT_COLUMNS.index(name) for name in ("ts", "event_type", "event_id"))
 
 
 class StoreUnavailableError(NbmError):
@@ -50,26 +56,60 @@ class InvalidEventsError(NbmError):
 
 
 @dataclass(frozen=True)
+class EventIdConflict:
+    """A batch event whose ``event_id`` is already stored, or used earlier in the batch, with other content."""
+
+    index: int  # position in the batch, from 0
+    event_id: str
+    earlier: int | None  # the batch position of the earlier event with this id; None: the stored one
+    differs: tuple[tuple[str, object, object], ...]  # (column, the earlier value, this event's value)
+    reason: ClassVar[str] = CONFLICTING_EVENT_ID
+
+    @property
+    def message(self) -> str:
+        first = "the stored event" if self.earlier is None else f"event {self.earlier} of this batch"
+        changes = ", ".join(f"{column} {_shown(column, before)} there, {_shown(column, now)} here" for column, before, now in self.differs)
+        return (f"event_id {self.event_id!r} is already used by {first} with other content ({changes}); only an "
+                f"identical resend is a duplicate: send a new event with a new event_id")
+
+
+class EventIdConflictError(NbmError):
+    """An ``event_id`` was reused with other content (customer, type, time, ...): a new event under an old id,
+    which storing it as a duplicate would lose. Nothing of the batch was stored (the API answers 409, each
+    conflict with the reason code :data:`CONFLICTING_EVENT_ID`, as ``nbm validate`` gives it for files)."""
+
+    def __init__(self, conflicts: tuple[EventIdConflict, ...]) -> None:
+        self.conflicts = conflicts
+        shown = "; ".join(f"event {c.index}: {c.message}" for c in conflicts[:3])
+        more = f"; and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+        super().__init__(f"{len(conflicts)} event(s) reuse an event_id with other content, nothing stored: {shown}{more}")
+
+
+@dataclass(frozen=True)
 class AppendResult:
     stored: int  # events new to the store
-    duplicates: int  # events whose event_id was already stored, or repeated earlier in the batch
+    duplicates: int  # identical resends: the event_id already stored, or earlier in the batch, with the same content
+    late: int = 0  # of the stored: stamped before the cutoff asked for, and not APPLIED_AT_ANY_TIME (see is_late)
 
 
 class EventStore(ABC):
     """Acknowledged events, durable once :meth:`append` returns, each ``event_id`` stored once."""
 
     @abstractmethod
-    def append(self, events: pd.DataFrame) -> AppendResult:
+    def append(self, events: pd.DataFrame, *, cutoff_ns: int | None = None) -> AppendResult:
         """Store a validated batch (contract columns, ``event_id`` on every row) atomically: all or nothing.
 
-        An ``event_id`` already stored, or seen earlier in the batch, is acknowledged and not stored again:
-        the first one wins. Raises :class:`StoreUnavailableError` when the store cannot write.
+        An event whose ``event_id`` is already stored, or used earlier in the batch, with the same content
+        (:func:`event_id_conflicts`) is a duplicate: acknowledged, not stored again. With other content it
+        is a conflict: raises :class:`EventIdConflictError` and stores nothing, checked under the same
+        write lock as the insert. ``late`` counts the stored events :func:`is_late` at ``cutoff_ns`` (0
+        without one). Raises :class:`StoreUnavailableError` when the store cannot write.
         """
 
-    def append_rows(self, rows: list[tuple]) -> AppendResult:
+    def append_rows(self, rows: list[tuple], *, cutoff_ns: int | None = None) -> AppendResult:
         """:meth:`append` of contract rows (:func:`contract_rows`): backends that store rows override it
         to skip the frame."""
-        return self.append(contract_frame(rows))
+        return self.append(contract_frame(rows), cutoff_ns=cutoff_ns)
 
     @abstractmethod
     def for_customer(self, customer_id: str, since_ns: int | None = None) -> pd.DataFrame:
@@ -86,6 +126,13 @@ class EventStore(ABC):
         """:meth:`rows_for_customer` of each distinct customer: what a batch of decisions reads. Backends
         override it to answer in one read."""
         return {customer: self.rows_for_customer(customer, since_ns) for customer in dict.fromkeys(customer_ids)}
+
+    def rows_for_decisions(self, customer_ids: Sequence[str], cutoff_ns: int) -> dict[str, list[tuple]]:
+        """What decisions read, per distinct customer: the events with ``ts >= cutoff_ns`` and every event
+        of the :data:`APPLIED_AT_ANY_TIME` types whatever its time, as :func:`contract_rows` rows sorted by
+        ``ts`` (equal times in arrival order). Backends override it to answer in one read."""
+        return {customer: [row for row in self.rows_for_customer(customer) if not is_late(row, cutoff_ns)]
+                for customer in dict.fromkeys(customer_ids)}
 
     @abstractmethod
     def since(self, ts_ns: int | None, chunk_rows: int = EXPORT_CHUNK_ROWS) -> Iterator[pd.DataFrame]:
@@ -118,17 +165,62 @@ def record_events(
     now: pd.Timestamp,
     settings: ValidationSettings,
     lookup: dict[str, tuple[str, str]] | None = None,
+    cutoff_ns: int | None = None,
 ) -> AppendResult:
     """Validate a batch as it arrived (JSON objects) and store it: the one engine call of ``POST /v1/events``.
 
     Raises :class:`InvalidEventsError` with every problem (index, column, reason, message) if any event is
-    invalid, storing nothing; :class:`StoreUnavailableError` if the store cannot write. ``lookup``: as
-    for :func:`~engine.contract.records.validate_event_records`.
+    invalid, storing nothing; :class:`EventIdConflictError` if an event reuses an ``event_id`` with other
+    content, storing nothing; :class:`StoreUnavailableError` if the store cannot write. ``lookup``: as for
+    :func:`~engine.contract.records.validate_event_records`. ``cutoff_ns``: the serving model's feature
+    cutoff, for the result's ``late`` count.
     """
     batch = validate_event_records(records, messages, now=now, settings=settings, lookup=lookup)
     if batch.problems:
         raise InvalidEventsError(batch.problems)
-    return store.append(batch.events) if batch.rows is None else store.append_rows(batch.rows)
+    if batch.rows is None:
+        return store.append(batch.events, cutoff_ns=cutoff_ns)
+    return store.append_rows(batch.rows, cutoff_ns=cutoff_ns)
+
+
+def is_late(row: Sequence[object], cutoff_ns: int | None) -> bool:
+    """Whether a stored event (a :func:`contract_rows` row) is one a model with this feature cutoff cannot
+    use until the next training: stamped before the cutoff (decisions read live events from the cutoff
+    on) and not of a type applied at any time (:data:`APPLIED_AT_ANY_TIME`)."""
+    return cutoff_ns is not None and int(row[_TS]) < cutoff_ns and row[_EVENT_TYPE] not in APPLIED_AT_ANY_TIME
+
+
+def event_id_conflicts(rows: Sequence[tuple], stored: dict[str, tuple]) -> tuple[tuple[EventIdConflict, ...], list[int]]:
+    """The conflicts of a batch of :func:`contract_rows` rows, and the positions of its events new to the
+    store. ``stored``: the stored row of each batch ``event_id`` already stored.
+
+    An event is compared with the stored event of its id, else with the first event of the batch with its
+    id, on every column but ``event_id``: equal, it is a duplicate (neither a conflict nor new); different,
+    a conflict naming the columns that differ."""
+    first: dict[str, int] = {}
+    conflicts, new = [], []
+    for index, row in enumerate(rows):
+        event_id = row[_EVENT_ID]
+        earlier = stored.get(event_id)
+        position = None
+        if earlier is None:
+            position = first.setdefault(event_id, index)
+            if position == index:
+                new.append(index)
+                continue
+            earlier = rows[position]
+        if tuple(earlier) != tuple(row):
+            differs = tuple((column, a, b) for column, a, b in zip(EVENT_COLUMNS, earlier, row) if a != b)
+            conflicts.append(EventIdConflict(index, str(event_id), position, differs))
+    return tuple(conflicts), new
+
+
+def _shown(column: str, value: object) -> str:
+    if value is None:
+        return "empty"
+    if column == "ts":
+        return pd.Timestamp(int(value), tz="UTC").isoformat()  # type: ignore[call-overload]
+    return repr(value)
 
 
 def contract_rows(events: pd.DataFrame) -> list[tuple]:

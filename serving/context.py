@@ -21,7 +21,8 @@ from engine.config import ServingSettings, Settings
 from engine.contract.records import validate_event_records
 from engine.errors import NbmError
 from engine.ids import time_ordered_ids
-from engine.eventstore import AppendResult, EventStore, InvalidEventsError, StoreUnavailableError, record_events
+from engine.eventstore import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, StoreUnavailableError
+from engine.eventstore import record_events
 from serving.batcher import Batcher
 from serving.decision_log import SqliteDecisionLog
 from serving.errors import BatchItemError, BatchTooLargeError, NoModelError
@@ -181,8 +182,7 @@ class ServingContext:
         ``then(answers)`` runs right after the engine, in the thread that ran it."""
         loaded = self.model()
         # One read of the store for the whole batch.
-        live = self.store.get().rows_for_customers([request.customer_id for request, _ in items],
-                                                   since_ns=loaded.bundle.state.cutoff_ns)
+        live = self.store.get().rows_for_decisions([request.customer_id for request, _ in items], loaded.bundle.state.cutoff_ns)
         ids = _decision_ids([now for _, now in items])
         inputs = [DecisionInput(request.customer_id, request.channel,
                                 now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
@@ -228,20 +228,27 @@ class ServingContext:
         if len(records) > self.serving.max_batch_size:
             raise BatchTooLargeError(f"{len(records):,} events in one request; at most "
                                      f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
-        bundle = self.model().bundle  # its catalog is what events are checked against
+        # Its catalog is what events are checked against; its feature cutoff says which events come late.
+        bundle = self.model().bundle
         messages, lookup, validation = bundle.messages, bundle.message_lookup, self.settings.validation
         try:
             bad_ids = id_problems(records)
             if bad_ids:  # report them with every contract problem of the batch, in batch order
                 others = validate_event_records(records, messages, now=now, settings=validation, lookup=lookup).problems
                 raise InvalidEventsError(tuple(sorted(bad_ids + others, key=lambda p: p.index)))
-            result = record_events(self.store.get(), records, messages, now=now, settings=validation, lookup=lookup)
+            result = record_events(self.store.get(), records, messages, now=now, settings=validation, lookup=lookup,
+                                   cutoff_ns=bundle.state.cutoff_ns)
         except InvalidEventsError as exc:
             for problem in exc.problems:
                 self.metrics.events_rejected.labels(reason=problem.reason).inc()
             raise
+        except EventIdConflictError as exc:
+            for conflict in exc.conflicts:
+                self.metrics.events_rejected.labels(reason=conflict.reason).inc()
+            raise
         self.metrics.events.labels(outcome="stored").inc(result.stored)
         self.metrics.events.labels(outcome="duplicate").inc(result.duplicates)
+        self.metrics.events_late.inc(result.late)
         return result
 
     # ---- state
@@ -269,7 +276,7 @@ class ServingContext:
         }
 
     def _live_events(self, loaded: LoadedModel, customer_id: str) -> list[tuple]:
-        return self.store.get().rows_for_customer(customer_id, since_ns=loaded.bundle.state.cutoff_ns)
+        return self.store.get().rows_for_decisions([customer_id], loaded.bundle.state.cutoff_ns)[customer_id]
 
     def _customer(self, customer_id: str) -> str:
         return customer_for_log(customer_id, self.serving.hash_customer_ids_in_logs)

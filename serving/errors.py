@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine.errors import ConfigError, DataError, NbmError
-from engine.eventstore import InvalidEventsError, StoreUnavailableError
+from engine.eventstore import EventIdConflictError, InvalidEventsError, StoreUnavailableError
 from engine.features.state import StaleRequestError
 from engine.model.bundle import BundleError
 from engine.policy.online import UnknownChannelError
@@ -43,6 +43,7 @@ class BatchItemError(NbmError):
 # Most specific first: the first matching class decides.
 STATUS: tuple[tuple[type[NbmError], int], ...] = (
     (InvalidEventsError, 422),
+    (EventIdConflictError, 409),
     (UnknownChannelError, 422),
     (StaleRequestError, 422),
     (BatchTooLargeError, 413),
@@ -67,6 +68,9 @@ def status_of(error: NbmError) -> int:
 def _detail(error: NbmError) -> object:
     if isinstance(error, InvalidEventsError):
         return [{"index": p.index, "column": p.column, "reason": p.reason, "message": p.message} for p in error.problems]
+    if isinstance(error, EventIdConflictError):
+        return [{"index": c.index, "column": "event_id", "reason": c.reason, "message": c.message, "event_id": c.event_id,
+                 "differs": [column for column, _, _ in c.differs]} for c in error.conflicts]
     return str(error)
 
 

@@ -30,6 +30,8 @@ class Metrics:
         self.events = Counter("nbm_events", "Events received by POST /v1/events, by outcome (stored, duplicate).",
                               ("outcome",), registry=r)
         self.events_rejected = Counter("nbm_events_rejected", "Invalid events refused, by reason code.", ("reason",), registry=r)
+        self.events_late = Counter("nbm_events_late", "Events stored that the serving model cannot use until the next "
+                                   "training: stamped before its feature cutoff (opt-outs and complaints never).", registry=r)
         self.reloads = Counter("nbm_model_reloads", "Model loads, by outcome (ok, failed).", ("outcome",), registry=r)
         self.model_info = Gauge("nbm_model_info", "1 for the model version being served.", ("version",), registry=r)
         self.decision_batch_size = Histogram(

@@ -120,7 +120,11 @@ class EventsRequest(_Request):
 
 class EventsResponse(BaseModel):
     stored: int = Field(description="Events new to the store.")
-    duplicates: int = Field(description="Events whose event_id was already stored (or repeated in the batch): acknowledged, not stored again.")
+    duplicates: int = Field(description="Identical resends: events whose event_id was already stored (or used earlier in the batch) "
+                                        "with the same content; acknowledged, not stored again.")
+    late: int = Field(description="Of the stored events, those the serving model cannot use until the next training: stamped "
+                                  "before its feature cutoff (decisions read live events from the cutoff on). They are kept "
+                                  "for the nightly export. Unsubscribes and complaints never count: they apply whatever their time.")
 
 
 class ModelInfo(BaseModel):
@@ -211,3 +215,13 @@ class EventProblem(BaseModel):
 
 class InvalidEvents(BaseModel):
     detail: list[EventProblem]
+
+
+class EventIdConflictOut(EventProblem):
+    event_id: str = Field(description="The event_id reused.")
+    differs: list[str] = Field(description="The columns in which this event differs from the earlier one with its event_id.")
+
+
+class ConflictingEvents(BaseModel):
+    detail: list[EventIdConflictOut] = Field(description="One entry per event that reuses an event_id with other content "
+                                                         "(reason conflicting_event_id, column event_id).")

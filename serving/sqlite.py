@@ -116,8 +116,9 @@ class SqliteFile:
         return connection
 
     def _insert_new(self, doing: str, insert: str, rows: Sequence[tuple]) -> int:
-        """Run ``insert`` (an ``INSERT OR IGNORE`` ending in one ``VALUES (?, ...)``) for every row, all or
-        none; returns how many were new.
+        """Run ``insert`` (an ``INSERT``, or ``INSERT OR IGNORE``, ending in one ``VALUES (?, ...)``) for every
+        row, all or none; returns how many were new (an ``INSERT`` refused by a constraint raises
+        :class:`sqlite3.IntegrityError` and stores none).
 
         The rows go in statements of many ``VALUES`` tuples (:data:`ROWS_PER_STATEMENT`), one statement
         being a transaction of its own: the sqlite3 module lets go of the GIL for every step of a
@@ -125,8 +126,7 @@ class SqliteFile:
         (``executemany`` steps once per row, and ``BEGIN`` and ``COMMIT`` once each)."""
         with self._errors(doing):
             connection = self._connection()
-            statements = [(_many_values(insert, len(chunk)), [value for row in chunk for value in row])
-                          for chunk in (rows[at : at + ROWS_PER_STATEMENT] for at in range(0, len(rows), ROWS_PER_STATEMENT))]
+            statements = self._statements(insert, rows)
             before = connection.total_changes
             if len(statements) == 1:
                 connection.execute(*statements[0])
@@ -135,6 +135,13 @@ class SqliteFile:
                     for statement in statements:
                         connection.execute(*statement)
             return connection.total_changes - before
+
+    @staticmethod
+    def _statements(insert: str, rows: Sequence[tuple]) -> list[tuple[str, list]]:
+        """``insert`` (ending in one ``VALUES (?, ...)``) for every row: (statement, parameters) of
+        :data:`ROWS_PER_STATEMENT` rows each."""
+        return [(_many_values(insert, len(chunk)), [value for row in chunk for value in row])
+                for chunk in (rows[at : at + ROWS_PER_STATEMENT] for at in range(0, len(rows), ROWS_PER_STATEMENT))]
 
     def _chunks(self, doing: str, query: str, parameters: tuple, chunk_rows: int,
                 to_chunk: Callable[[list[tuple]], Chunk]) -> Iterator[Chunk]:

@@ -1,8 +1,10 @@
 """The embedded event store: SQLite in WAL mode, one file under the server's home (``<home>/events.db``).
 
-Durability: a batch is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` with ``synchronous=FULL``, so once
-:meth:`SqliteEventStore.append` returns the batch survives a killed process and a power cut, and a
-batch cut short leaves nothing. Each thread gets its own connection (FastAPI runs sync endpoints in a
+Durability: a batch is one transaction with ``synchronous=FULL``, so once :meth:`SqliteEventStore.append`
+returns the batch survives a killed process and a power cut, and a batch cut short leaves nothing. A batch of
+new ids is one plain ``INSERT`` (the primary key refuses it whole if an id is taken); one that repeats an id
+is checked against the stored events inside a ``BEGIN IMMEDIATE`` transaction, so that no other writer
+can store an id between the check and the insert. Each thread gets its own connection (FastAPI runs sync endpoints in a
 threadpool): in WAL mode readers never wait for the writer, and writers, from any thread or process,
 queue on SQLite's lock for up to ``busy_timeout_s``.
 """
@@ -11,13 +13,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 from engine.durable import fsync_directory
-from engine.eventstore import EVENT_COLUMNS, EXPORT_CHUNK_ROWS, AppendResult, EventStore, StoreUnavailableError
-from engine.eventstore import contract_frame, contract_rows
+from engine.eventstore import APPLIED_AT_ANY_TIME, EVENT_COLUMNS, EXPORT_CHUNK_ROWS, AppendResult, EventIdConflictError, EventStore
+from engine.eventstore import StoreUnavailableError, contract_frame, contract_rows, event_id_conflicts, is_late
 from serving.sqlite import EARLIEST_NS, SqliteFile, transaction
 
 EVENTS_DB = "events.db"
@@ -27,6 +30,9 @@ _COLUMNS = ("ts_ns", *EVENT_COLUMNS[1:])
 _EVENT_ID = EVENT_COLUMNS.index("event_id")
 _CUSTOMER_ID = EVENT_COLUMNS.index("customer_id")
 _IN_LIMIT = 500  # customers per IN (...) list: well under SQLite's limit on bound parameters
+# The events a decision reads before the cutoff: the same text in the partial index and in the query, which
+# is how SQLite knows the index applies.
+_APPLIED_AT_ANY_TIME = f"event_type IN ({', '.join(repr(kind) for kind in APPLIED_AT_ANY_TIME)})"
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS events (
         ts_ns INTEGER NOT NULL, customer_id TEXT NOT NULL, event_type TEXT NOT NULL, channel TEXT,
@@ -34,9 +40,11 @@ _SCHEMA = (
         event_id TEXT NOT NULL PRIMARY KEY)""",
     "CREATE INDEX IF NOT EXISTS events_by_customer ON events (customer_id, ts_ns)",
     "CREATE INDEX IF NOT EXISTS events_by_ts ON events (ts_ns)",
+    # Opt-outs and complaints by customer, whatever their time: a few rows, read on every decision.
+    f"CREATE INDEX IF NOT EXISTS applied_at_any_time_by_customer ON events (customer_id, ts_ns) WHERE {_APPLIED_AT_ANY_TIME}",
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM events"
-_INSERT = f"INSERT OR IGNORE INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 
 
 def store_path(home: Path) -> Path:
@@ -59,16 +67,44 @@ class SqliteEventStore(SqliteFile, EventStore):
         if new:
             fsync_directory(self.path.parent)
 
-    def append(self, events: pd.DataFrame) -> AppendResult:
-        return self.append_rows(contract_rows(events))
+    def append(self, events: pd.DataFrame, *, cutoff_ns: int | None = None) -> AppendResult:
+        return self.append_rows(contract_rows(events), cutoff_ns=cutoff_ns)
 
-    def append_rows(self, rows: list[tuple]) -> AppendResult:
+    def append_rows(self, rows: list[tuple], *, cutoff_ns: int | None = None) -> AppendResult:
         if any(row[_EVENT_ID] is None for row in rows):
             raise ValueError("every stored event needs an event_id (validate the batch first)")
         if not rows:
             return AppendResult(stored=0, duplicates=0)
-        stored = self._insert_new("store the batch", _INSERT, rows)
-        return AppendResult(stored=stored, duplicates=len(rows) - stored)
+        if len({row[_EVENT_ID] for row in rows}) == len(rows):
+            try:  # the common case, ids new to the store: one statement, refused whole if an id is taken
+                self._insert_new("store the batch", _INSERT, rows)
+            except sqlite3.IntegrityError:
+                pass  # an id is stored already: nothing of the batch was; judge each event below
+            else:
+                return AppendResult(stored=len(rows), duplicates=0, late=sum(is_late(row, cutoff_ns) for row in rows))
+        new = self._append_checked(rows)
+        return AppendResult(stored=len(new), duplicates=len(rows) - len(new), late=sum(is_late(row, cutoff_ns) for row in new))
+
+    def _append_checked(self, rows: list[tuple]) -> list[tuple]:
+        """Store the events of ``rows`` whose id is new to the store and first in the batch, after checking
+        every other one is an identical resend (:func:`~engine.eventstore.event_id_conflicts`), all under
+        the write lock; returns the rows stored."""
+        ids = list(dict.fromkeys(row[_EVENT_ID] for row in rows))
+        with self._errors("store the batch"):
+            connection = self._connection()
+            with transaction(connection):
+                stored: dict[str, tuple] = {}
+                for start in range(0, len(ids), _IN_LIMIT):
+                    part = ids[start : start + _IN_LIMIT]
+                    query = f"{_SELECT} WHERE event_id IN ({', '.join('?' * len(part))})"
+                    stored.update((row[_EVENT_ID], row) for row in connection.execute(query, part))
+                conflicts, new = event_id_conflicts(rows, stored)
+                if conflicts:
+                    raise EventIdConflictError(conflicts)  # rolls the transaction back: it wrote nothing
+                fresh = [rows[i] for i in new]
+                for statement in self._statements(_INSERT, fresh):
+                    connection.execute(*statement)
+        return fresh
 
     def for_customer(self, customer_id: str, since_ns: int | None = None) -> pd.DataFrame:
         return contract_frame(self.rows_for_customer(customer_id, since_ns))
@@ -77,6 +113,19 @@ class SqliteEventStore(SqliteFile, EventStore):
         query = f"{_SELECT} WHERE customer_id = ? AND ts_ns >= ? ORDER BY ts_ns, rowid"
         with self._errors("read events"):
             return self._connection().execute(query, (customer_id, EARLIEST_NS if since_ns is None else since_ns)).fetchall()
+
+    def rows_for_decisions(self, customer_ids: Sequence[str], cutoff_ns: int) -> dict[str, list[tuple]]:
+        # Two index ranges per customer in one statement: from the cutoff on (events_by_customer), and the
+        # opt-outs and complaints before it (the partial index, empty for almost every customer).
+        found: dict[str, list[tuple]] = {customer: [] for customer in dict.fromkeys(customer_ids)}
+        wanted = list(found)
+        with self._errors("read events"):
+            for start in range(0, len(wanted), _IN_LIMIT):
+                part = wanted[start : start + _IN_LIMIT]
+                query = _decision_query(len(part))
+                for row in self._connection().execute(query, (*part, cutoff_ns, *part, cutoff_ns)):
+                    found[row[_CUSTOMER_ID]].append(row[:-1])  # in (ts, arrival) order; the arrival column dropped
+        return found
 
     def rows_for_customers(self, customer_ids: Sequence[str], since_ns: int | None = None) -> dict[str, list[tuple]]:
         found: dict[str, list[tuple]] = {customer: [] for customer in dict.fromkeys(customer_ids)}
@@ -107,3 +156,13 @@ class SqliteEventStore(SqliteFile, EventStore):
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+@lru_cache(maxsize=8)
+def _decision_query(customers: int) -> str:
+    """:meth:`SqliteEventStore.rows_for_decisions` for ``customers`` ids: parameters (ids, cutoff, ids, cutoff)."""
+    listed = ", ".join("?" * customers)
+    columns = ", ".join(_COLUMNS)
+    return (f"SELECT {columns}, rowid AS arrival FROM events WHERE customer_id IN ({listed}) AND ts_ns >= ? "
+            f"UNION ALL SELECT {columns}, rowid FROM events WHERE customer_id IN ({listed}) AND ts_ns < ? "
+            f"AND {_APPLIED_AT_ANY_TIME} ORDER BY ts_ns, arrival")

@@ -5,8 +5,9 @@ the live rules of :class:`~engine.contract.validate.LiveRules`: ``missing_event_
 ``future_ts``. A batch is all or nothing: ``events`` is empty as soon as one event has a problem.
 
 Differences from files, on purpose:
-- an ``event_id`` repeated within the batch is not a problem: a retried event is acknowledged as a
-  duplicate by the store, which keeps the first;
+- an ``event_id`` repeated within the batch is not a problem here: the store acknowledges an identical
+  resend as a duplicate and refuses one with other content as a conflict (reason ``conflicting_event_id``,
+  :func:`engine.eventstore.event_id_conflicts`), judging both against the stored events under its write lock;
 - customers missing from the customers table are accepted, as in files (where they are kept and only
   counted in the summary): a new customer's first events arrive before the nightly table names them.
 """

@@ -42,6 +42,13 @@ class RowVerdicts:
         else:
             self.detail[hit] = explain
 
+    def reject_each(self, mask: np.ndarray, code: str, details: np.ndarray, column: str | None = None) -> None:
+        """:meth:`reject` with a detail of its own for each row (``details`` has one per row)."""
+        hit = np.asarray(mask, dtype=bool) & self.ok
+        self.reason[hit] = code
+        self.column[hit] = column
+        self.detail[hit] = np.asarray(details, dtype=object)[hit]
+
     def reject_duplicates(self, keys: pd.Series, code: str, column: str) -> None:
         """Among rows still clean, keep the first of each non-null key and reject the others."""
         clean = pd.Series(self.ok, index=keys.index) & keys.notna()

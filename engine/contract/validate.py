@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from engine.contract.parse import TEXT, TIMESTAMP, has_utc_offset, is_blank, parse_lower_text, parse_number, parse_text, parse_timestamp
 from engine.contract.read import ROW_COLUMN, SOURCE_COLUMN
-from engine.contract.rules import RowVerdicts
+from engine.contract.rules import RowVerdicts, show_value
 from engine.contract.schema import (
     CHANNEL_REQUIRED_EVENT_TYPES,
     CUSTOMERS,
@@ -165,11 +166,58 @@ def validate_customers(raw: pd.DataFrame) -> TableResult:
 def validate_events(raw: pd.DataFrame, messages: pd.DataFrame) -> TableResult:
     """``messages`` is the accepted, canonical catalog: events may only name messages in it."""
     verdicts, canonical = check_events(raw, messages)
-    verdicts.reject_duplicates(canonical["event_id"], "duplicate_event_id", "event_id")
+    _reject_repeated_event_ids(raw, verdicts, canonical)
     result = _finish(raw, verdicts, canonical, EVENTS.name)
     # Sorted by time (stable, so equal timestamps keep file order): every consumer relies on it.
     ordered = result.accepted.sort_values("ts", kind="stable").reset_index(drop=True)
     return TableResult(accepted=ordered, rejects=result.rejects, rows_read=result.rows_read)
+
+
+def _reject_repeated_event_ids(raw: pd.DataFrame, verdicts: RowVerdicts, canonical: pd.DataFrame) -> None:
+    """Among valid rows, the first of each ``event_id`` is kept; a later one is a duplicate when its canonical
+    content (every other column) equals the first's, else a conflict naming the first's file and row and
+    the columns that differ: another event under a used id, which keeping the first would lose."""
+    event_id = canonical["event_id"]
+    clean = pd.Series(verdicts.ok, index=event_id.index) & event_id.notna()
+    keys = event_id.where(clean)
+    repeated = (clean & keys.duplicated(keep=False)).to_numpy()  # every row of an id used twice or more
+    if not repeated.any():
+        return
+    rows = np.flatnonzero(repeated)
+    first = pd.Series(rows).groupby(keys.iloc[rows].to_numpy()).transform("min").to_numpy()
+    later = first < rows
+    at, earlier = rows[later], first[later]
+    columns = [c for c in canonical.columns if c != "event_id"]
+    differs = np.column_stack([_differ(canonical[name].iloc[at], canonical[name].iloc[earlier]) for name in columns])
+    conflict = differs.any(axis=1)
+    details = np.full(len(raw), None, dtype=object)
+    where = _row_names(raw, earlier[conflict])
+    for row, name, changed in zip(at[conflict], where, differs[conflict]):
+        shown = ", ".join(c for c, d in zip(columns, changed) if d)
+        details[row] = (f"event_id={show_value(event_id.iloc[row])} was used by {name} with other {shown}; "
+                        "only an identical repeat is a duplicate")
+    mask = np.zeros(len(raw), dtype=bool)
+    mask[at[conflict]] = True
+    verdicts.reject_each(mask, CONFLICTING_EVENT_ID, details, "event_id")
+    mask[:] = False
+    mask[at[~conflict]] = True
+    verdicts.reject(mask, DUPLICATE_EVENT_ID, "event_id={value} appeared in an earlier row with the same content; kept once",
+                    "event_id")
+
+
+def _differ(mine: pd.Series, theirs: pd.Series) -> np.ndarray:
+    """Pairwise: the two values differ (two missing values are equal)."""
+    mine, theirs = mine.reset_index(drop=True), theirs.reset_index(drop=True)
+    same = (mine == theirs).fillna(False).to_numpy(dtype=bool) | (mine.isna() & theirs.isna()).to_numpy(dtype=bool)
+    return ~same
+
+
+def _row_names(raw: pd.DataFrame, rows: np.ndarray) -> list[str]:
+    """Rows of ``raw`` (by position) as a person finds them: file and 1-based data row (line in JSON Lines)."""
+    if SOURCE_COLUMN not in raw.columns or ROW_COLUMN not in raw.columns:
+        return [f"row {row + 1}" for row in rows]
+    files, numbers = raw[SOURCE_COLUMN].astype(str).to_numpy(), raw[ROW_COLUMN].to_numpy()
+    return [f"{files[row]} row {numbers[row]}" for row in rows]
 
 
 def check_events(raw: pd.DataFrame, messages: pd.DataFrame, live: LiveRules | None = None) -> tuple[RowVerdicts, pd.DataFrame]:

@@ -1,6 +1,10 @@
 """One customer's events at decision time: the bundle's compacted state for that customer plus the live
 events the API read from the event store since the state's cutoff, as one small :class:`EventLog`.
 
+Opt-outs and complaints apply whatever their time (:data:`~engine.eventstore.APPLIED_AT_ANY_TIME`): one
+stamped before the cutoff that the state does not hold (it reached the store late) is merged into the
+state's slice at its time. Any other live event before the cutoff is left out: the state holds that past.
+
 The state is sliced by customer once per bundle (the log is sorted by customer, so a slice is a view);
 live events are encoded with dictionaries built once, because pandas' encoders cost more than the
 handful of events a customer sends between two trainings.
@@ -15,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError
-from engine.eventstore import EVENT_COLUMNS
+from engine.eventstore import APPLIED_AT_ANY_TIME, EVENT_COLUMNS
 from engine.features.log import EVENT_CODE, CatalogVocabularies, EventLog
 from engine.features.state import FeatureState
 from engine.features.vocab import Vocabulary
@@ -23,6 +27,7 @@ from engine.timeutil import to_ns
 
 EVENT_FIELDS = ("ts", "event_type", "channel", "topic", "message", "value", "weight")  # a customer log, but the customer
 _ROW_COLUMNS = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+_TS, _CUSTOMER, _EVENT_TYPE, _CHANNEL = (_ROW_COLUMNS[name] for name in ("ts", "customer_id", "event_type", "channel"))
 # A customer's live events: a contract frame, or contract rows (engine.eventstore.contract_rows).
 LiveEvents = pd.DataFrame | Sequence[tuple]
 _DTYPES = {"ts": np.int64, "event_type": np.int8, "channel": np.int16, "topic": np.int16, "message": np.int32,
@@ -96,11 +101,15 @@ class CustomerStates:
         """Each request's customer's events in one log (:class:`BatchEvents`): the bundle state's slice
         (sorted) and then the live events since the cutoff, sorted by time (stable: equal times keep the
         store's order). Built field by field with one gather from the state and one write of every live
-        event, not a piece per customer: serving builds this log for every batch."""
+        event, not a piece per customer: serving builds this log for every batch. A late opt-out or
+        complaint (:meth:`_own_rows`) is merged into its state slice at its time by one stable sort of
+        the batch, made only then."""
         starts, sizes, live, known, profile = [], [], [], [], []
+        merge = False  # some live event is older than the cutoff: the customer's rows need sorting by time
         for customer_id, events in zip(customer_ids, live_events):
             start, stop = self._span.get(customer_id, (0, 0))
-            mine = self._own_rows(customer_id, events)
+            mine = self._own_rows(customer_id, events, start, stop)
+            merge = merge or (bool(mine) and int(mine[0][_TS]) < self.cutoff_ns)
             live.extend(mine)
             starts.append(start)
             sizes.append((stop - start, len(mine)))
@@ -122,6 +131,9 @@ class CustomerStates:
         else:
             arrays = {name: getattr(state, name)[state_from].astype(_DTYPES[name], copy=False) for name in EVENT_FIELDS}
         arrays["customer"] = np.repeat(np.arange(len(starts), dtype=np.int32), np.diff(bounds))
+        if merge:  # rare (a late opt-out or complaint): the state's rows, then the live ones, stably by time
+            order = np.lexsort((arrays["ts"], arrays["customer"]))
+            arrays = {name: values[order] for name, values in arrays.items()}
         log = EventLog(customers=Vocabulary(tuple(str(i) for i in range(len(starts)))), **arrays)
         return BatchEvents(tuple(customer_ids), log, bounds, np.array(known, dtype=bool), np.array(profile, dtype=np.int64))
 
@@ -129,18 +141,32 @@ class CustomerStates:
         """Each rule attribute of the customer's profile, repeated for n candidates (None: no profile)."""
         return {c: np.full(n, values[profile] if profile >= 0 else None, dtype=object) for c, values in self._attributes.items()}
 
-    def _own_rows(self, customer_id: str, events: LiveEvents | None) -> list[tuple]:
-        """The customer's live events at or after the cutoff (earlier ones are in the state already) as
-        contract rows (:func:`engine.eventstore.contract_rows`, the store's), in time order. ``events``:
-        such rows, or a contract frame (which may lack ``event_id`` and the optional columns)."""
+    def _own_rows(self, customer_id: str, events: LiveEvents | None, start: int = 0, stop: int = 0) -> list[tuple]:
+        """The customer's live events that the state (its rows ``start:stop``) does not hold, as contract rows
+        (:func:`engine.eventstore.contract_rows`, the store's), in time order: those at or after the
+        cutoff, and the :data:`~engine.eventstore.APPLIED_AT_ANY_TIME` ones before it that are not in the
+        state already (:meth:`_in_state`). ``events``: such rows, or a contract frame (which may lack
+        ``event_id`` and the optional columns)."""
         if events is None or len(events) == 0:
             return []
         rows = _frame_rows(events) if isinstance(events, pd.DataFrame) else events
-        i_customer, i_ts = _ROW_COLUMNS["customer_id"], _ROW_COLUMNS["ts"]
-        mine = [r for r in rows if r[i_customer] == customer_id and int(r[i_ts]) >= self.cutoff_ns]
-        if any(int(a[i_ts]) > int(b[i_ts]) for a, b in zip(mine, mine[1:])):
-            mine.sort(key=lambda r: int(r[i_ts]))  # stable: equal times keep their order
+        cutoff = self.cutoff_ns
+        mine = [r for r in rows if r[_CUSTOMER] == customer_id
+                and (int(r[_TS]) >= cutoff or (r[_EVENT_TYPE] in APPLIED_AT_ANY_TIME and not self._in_state(r, start, stop)))]
+        if any(int(a[_TS]) > int(b[_TS]) for a, b in zip(mine, mine[1:])):
+            mine.sort(key=lambda r: int(r[_TS]))  # stable: equal times keep their order
         return mine
+
+    def _in_state(self, row: tuple, start: int, stop: int) -> bool:
+        """Whether the state's rows ``start:stop`` hold an event at the row's time with its type and channel:
+        the event was in the training data (exported from the store, then trained on), and counting it
+        again would double it. A compacted record keeps its group's last time only; the earlier events it
+        stands for lie before every window (the compaction boundary is the longest window before the
+        cutoff), where counting one twice or not at all changes no feature and no contact rule."""
+        log = self._state.log
+        at = slice(start, stop)
+        return bool(np.any((log.ts[at] == int(row[_TS])) & (log.event_type[at] == EVENT_CODE[row[_EVENT_TYPE]])
+                           & (log.channel[at] == self._codes["channel"].get(row[_CHANNEL], -1))))
 
     def _encode_rows(self, rows: Sequence[tuple]) -> dict[str, np.ndarray]:
         """Contract rows encoded as :meth:`EventLog.from_events` encodes events, in plain Python: a batch

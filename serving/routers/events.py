@@ -1,4 +1,4 @@
-"""POST /v1/events: validated, stored atomically, each event_id once."""
+"""POST /v1/events: validated, stored atomically, each event_id once (a reused id with other content: 409)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ router = APIRouter(prefix="/v1/events", tags=["events"], dependencies=[Depends(r
 
 
 @router.post("", response_model=EventsResponse, responses={**UNREADABLE_BODY, **EVENT_ERRORS},
-             summary="Store a batch of events (all or nothing; retries are acknowledged as duplicates)")
+             summary="Store a batch of events (all or nothing; identical resends are acknowledged as duplicates)")
 async def post_events(body: EventsRequest, context: ServingContext = Depends(get_context),
                       now: pd.Timestamp = Depends(get_now)) -> Response:
     result = await run_in_threadpool(context.record_events, body.events, now)  # validation and a disk write
-    return json_answer(EventsResponse(stored=result.stored, duplicates=result.duplicates))
+    return json_answer(EventsResponse(stored=result.stored, duplicates=result.duplicates, late=result.late))

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Response
 from pydantic import BaseModel
 
-from serving.schemas import ErrorMessage, InvalidEvents, InvalidRequest
+from serving.schemas import ConflictingEvents, ErrorMessage, InvalidEvents, InvalidRequest
 
 
 def json_answer(model: BaseModel, status_code: int = 200) -> Response:
@@ -34,6 +34,9 @@ DECISION_ERRORS: dict[int | str, dict[str, Any]] = {
 EVENT_ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": InvalidEvents | InvalidRequest,
           "description": "At least one invalid event, or a body that is not {\"events\": [...]}; nothing was stored. One entry per problem."},
+    409: {"model": ConflictingEvents,
+          "description": "An event reuses an event_id (stored, or earlier in the batch) with other content; nothing was stored. "
+                         "Only an identical resend is a duplicate: give a new event a new event_id."},
     503: {**_ERROR, "description": "The event store cannot write now (read-only, disk full, locked); nothing was stored: retry."},
 }
 RELOAD_ERRORS: dict[int | str, dict[str, Any]] = {

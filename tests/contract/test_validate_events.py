@@ -51,7 +51,8 @@ def _only_reject(tmp_path, bad: dict) -> pd.Series:
         (event("2026-02-10", event_type="complaint", message_id="m9", event_id="x"), "unknown_message", "message_id='m9' is not in the messages table"),
         (event("2026-02-10", event_type="unsubscribe", event_id="x"), "missing_channel", "an unsubscribe must name its channel"),
         (event("2026-02-10", event_type="impression", channel="sms", message_id="m1", event_id="x"), "channel_mismatch", "channel='sms' differs from the channel of its message"),
-        (event("2026-02-10", event_id="good"), "duplicate_event_id", "event_id='good' appeared in an earlier row; kept once"),
+        (GOOD, "duplicate_event_id", "event_id='good' appeared in an earlier row with the same content; kept once"),
+        (event("2026-02-10", event_id="good"), "conflicting_event_id", None),  # another time: test_a_reused_event_id_...
     ],
 )
 def test_each_row_rule_rejects_with_its_reason(tmp_path, bad, reason, detail):
@@ -121,16 +122,38 @@ def test_events_without_event_id_are_all_kept(tmp_path):
     assert len(dataset.events) == 2
 
 
-def test_duplicate_keeps_the_first_valid_occurrence(tmp_path):
+def test_a_repeated_event_id_keeps_the_first_valid_occurrence(tmp_path):
     events = [
         event("not-a-time", event_id="e1"),
         event("2026-02-10", event_id="e1", customer_id="second"),
-        event("2026-02-11", event_id="e1", customer_id="third"),
+        event("2026-02-10", event_id="e1", customer_id="second"),
     ]
     dataset = load_dataset(make_data_dir(tmp_path, events), ValidationSettings(max_reject_share=1))
     assert list(dataset.events["customer_id"]) == ["second"]
     assert list(dataset.report.rejects["reason"]) == ["bad_timestamp", "duplicate_event_id"]
     assert list(dataset.report.rejects["row_number"]) == [1, 3]
+
+
+def test_a_reused_event_id_with_other_content_is_a_conflict_naming_the_first_row(tmp_path):
+    unsubscribe = {"event_type": "unsubscribe", "channel": "email"}
+    events = [
+        event("2026-02-10T09:00:00Z", "c1", event_id="u1", **unsubscribe),
+        event("2026-02-10T09:00:00Z", "c2", event_id="u1", **unsubscribe),  # another customer: an opt-out keeping it would lose
+        event("2026-02-10T09:00:00Z", "c1", event_id="u1", **unsubscribe),  # the first again: a duplicate
+        event("2026-02-11T09:00:00Z", "c1", event_id="u1", event_type="unsubscribe", channel="sms"),
+        event("2026-02-10T10:00:00+01:00", "c1", event_id="u1", **unsubscribe),  # the same instant, written otherwise
+    ]
+    data = make_data_dir(tmp_path, events)
+    dataset = load_dataset(data, ValidationSettings(max_reject_share=1))
+    assert list(dataset.events["customer_id"]) == ["c1"]
+    rejects = dataset.report.rejects
+    assert list(zip(rejects["row_number"], rejects["reason"])) == [
+        (2, "conflicting_event_id"), (3, "duplicate_event_id"), (4, "conflicting_event_id"), (5, "duplicate_event_id")]
+    first = f"{data / 'events.csv'} row 1"
+    assert list(rejects["detail"][rejects["reason"] == "conflicting_event_id"]) == [
+        f"event_id='u1' was used by {first} with other customer_id; only an identical repeat is a duplicate",
+        f"event_id='u1' was used by {first} with other ts, channel; only an identical repeat is a duplicate",
+    ]
 
 
 def test_events_naming_a_rejected_message_are_rejected_too(tmp_path):

@@ -28,7 +28,7 @@ def test_unsubscribes_and_daily_caps_reach_the_next_decision(make_client, bundle
         {"event_id": "unsub-1", "ts": (now - pd.Timedelta(minutes=10)).isoformat(), "customer_id": customer,
          "event_type": "unsubscribe", "channel": unsubscribed["channel"]},
     ]
-    assert client.post("/v1/events", json={"events": events}).json() == {"stored": 2, "duplicates": 0}
+    assert client.post("/v1/events", json={"events": events}).json() == {"stored": 2, "duplicates": 0, "late": 0}
     after = client.post("/v1/decisions", json={"customer_id": customer, "channel": unsubscribed["channel"]}).json()
     assert after["messages"] == []
     assert set(after["suppressed"]) == {"consent"} and after["suppressed"]["consent"] > 0

@@ -21,9 +21,9 @@ def stored(tmp_path) -> list[str]:
 def test_events_are_stored_once_and_retries_are_duplicates(client, tmp_path):
     first = client.post("/v1/events", json={"events": [visit("e1"), visit("e2"), visit("e1")]})
     assert first.status_code == 200, first.text
-    assert first.json() == {"stored": 2, "duplicates": 1}
+    assert first.json() == {"stored": 2, "duplicates": 1, "late": 0}
     again = client.post("/v1/events", json={"events": [visit("e2"), visit("e3")]})
-    assert again.json() == {"stored": 1, "duplicates": 1}
+    assert again.json() == {"stored": 1, "duplicates": 1, "late": 0}
     assert sorted(stored(tmp_path)) == ["e1", "e2", "e3"]
 
 
@@ -109,7 +109,7 @@ def test_events_change_the_next_decision(client, bundle_facts):
     first = client.post("/v1/decisions", json={"customer_id": customer, "channel": "push"}).json()
     unsubscribe = {"event_id": "u1", "ts": (as_of - pd.Timedelta(minutes=5)).isoformat(), "customer_id": customer,
                    "event_type": "unsubscribe", "channel": "push"}
-    assert client.post("/v1/events", json={"events": [unsubscribe]}).json() == {"stored": 1, "duplicates": 0}
+    assert client.post("/v1/events", json={"events": [unsubscribe]}).json() == {"stored": 1, "duplicates": 0, "late": 0}
     after = client.post("/v1/decisions", json={"customer_id": customer, "channel": "push"}).json()
     assert first["messages"] and after["messages"] == []
     assert set(after["suppressed"]) == {"consent"}

@@ -76,7 +76,7 @@ class Writer(threading.Thread):
                     answer = client.post(f"{self.url}/v1/events", json={"events": events})
                 except httpx.TransportError:
                     return  # killed
-                if not answer.is_success or answer.json() != {"stored": BATCH, "duplicates": 0}:
+                if not answer.is_success or answer.json() != {"stored": BATCH, "duplicates": 0, "late": 0}:
                     self.refused.append(f"{answer.status_code} {answer.text}")
                     return
                 self.acknowledged.extend(e["event_id"] for e in events)
@@ -112,7 +112,7 @@ def test_acknowledged_events_survive_sigkill_exactly_once(model_dir, bundle_fact
         assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
         later = impressions(writer.batches, bundle_facts["customer"], message)
         answer = httpx.post(f"{url}/v1/events", json={"events": later}, timeout=5)
-        assert answer.status_code == 200 and answer.json() == {"stored": BATCH, "duplicates": 0}
+        assert answer.status_code == 200 and answer.json() == {"stored": BATCH, "duplicates": 0, "late": 0}
     finally:
         server.terminate()
         server.wait(timeout=15)

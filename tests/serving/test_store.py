@@ -10,9 +10,9 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from engine.config import ValidationSettings
-from engine.eventstore import AppendResult, InvalidEventsError, record_events
-from engine.eventstore import contract_rows
+from engine.eventstore import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, contract_rows, record_events
 from serving.sqlite import _many_values
+import serving.store as serving_store
 from serving.store import _CUSTOMER_ID, SqliteEventStore, store_path
 from tests.builders import DEFAULT_MESSAGES, events_frame, messages_frame
 
@@ -34,14 +34,47 @@ def test_the_store_lives_under_the_home_directory(tmp_path):
     assert store_path(tmp_path / ".nbm") == tmp_path / ".nbm" / "events.db"
 
 
-def test_a_repeated_event_id_is_acknowledged_but_stored_once_within_and_across_batches(store):
-    first = events_frame([visit("a"), visit("b"), {**visit("a"), "customer_id": "other"}])
+def test_an_identical_resend_is_acknowledged_but_stored_once_within_and_across_batches(store):
+    first = events_frame([visit("a"), visit("b"), visit("a")])
     assert store.append(first) == AppendResult(stored=2, duplicates=1)
     assert store.append(events_frame([visit("b"), visit("c")])) == AppendResult(stored=1, duplicates=1)
     assert store.append(first) == AppendResult(stored=0, duplicates=3)
     assert store.count() == 3
-    assert list(store.for_customer("other")["event_id"]) == []  # the first "a" won
     assert store.append(events_frame([])) == AppendResult(stored=0, duplicates=0)
+
+
+@pytest.mark.parametrize(("change", "differs"), [
+    ({"customer_id": "other"}, "customer_id 'c1' there, 'other' here"),
+    ({"ts": "2026-02-10T09:00:01Z"}, "ts 2026-02-10T09:00:00+00:00 there, 2026-02-10T09:00:01+00:00 here"),
+    ({"event_type": "support", "topic": None}, "event_type 'visit' there, 'support' here, topic 'travel' there, empty here"),
+])
+def test_a_reused_event_id_with_other_content_is_a_conflict_and_stores_nothing_of_the_batch(store, change, differs):
+    store.append(events_frame([visit("a")]))
+    with pytest.raises(EventIdConflictError) as caught:
+        store.append(events_frame([visit("new"), {**visit("a"), **change}]))
+    (conflict,) = caught.value.conflicts
+    assert (conflict.index, conflict.event_id, conflict.earlier, conflict.reason) == (1, "a", None, "conflicting_event_id")
+    assert conflict.message == (f"event_id 'a' is already used by the stored event with other content ({differs}); only an "
+                                "identical resend is a duplicate: send a new event with a new event_id")
+    assert store.count() == 1  # not even "new"
+    # Within one batch: the later event conflicts with the earlier one.
+    with pytest.raises(EventIdConflictError) as caught:
+        store.append(events_frame([visit("b"), visit("c"), {**visit("b"), **change}]))
+    assert [(c.index, c.event_id, c.earlier) for c in caught.value.conflicts] == [(2, "b", 0)]
+    assert "already used by event 0 of this batch" in str(caught.value)
+    assert store.count() == 1
+
+
+def test_late_counts_the_stored_events_before_the_cutoff_but_never_opt_outs_or_complaints(store):
+    cutoff = pd.Timestamp("2026-02-10T10:00:00Z").value
+    before, after = "2026-02-10T09:00:00Z", "2026-02-10T10:00:00Z"
+    batch = events_frame([visit("v-old", before), visit("v-new", after),
+                          {"ts": before, "customer_id": "c1", "event_type": "unsubscribe", "channel": "sms", "event_id": "u-old"},
+                          {"ts": before, "customer_id": "c1", "event_type": "complaint", "event_id": "k-old"},
+                          visit("v-old", before)])  # an identical resend: not stored, so not late either
+    assert store.append(batch, cutoff_ns=cutoff) == AppendResult(stored=4, duplicates=1, late=1)
+    assert store.append(batch, cutoff_ns=cutoff) == AppendResult(stored=0, duplicates=5, late=0)
+    assert store.append(events_frame([visit("v-older", "2026-02-10T08:00:00Z")])) == AppendResult(1, 0, late=0)  # no cutoff
 
 
 def test_a_batch_with_one_invalid_event_stores_nothing(store):
@@ -167,3 +200,59 @@ def test_many_values_repeats_the_one_values_tuple():
     assert _many_values("INSERT OR IGNORE INTO t (a, b) VALUES (?, ?)", 3) == "INSERT OR IGNORE INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
     with pytest.raises(ValueError, match="not an INSERT ending in VALUES"):
         _many_values("INSERT INTO t SELECT * FROM u", 2)
+
+
+def _consent(event_id: str, ts: str, customer_id: str = "c1", kind: str = "unsubscribe") -> dict:
+    return {"ts": ts, "customer_id": customer_id, "event_type": kind, "channel": "sms" if kind == "unsubscribe" else None,
+            "event_id": event_id}
+
+
+def test_decisions_read_the_events_since_the_cutoff_and_every_opt_out_and_complaint_before_it(store, monkeypatch):
+    store.append(events_frame([
+        visit("v-before", "2026-02-10T08:00:00Z"), _consent("u-before", "2026-02-09T08:00:00Z"),
+        _consent("k-before", "2026-02-10T08:00:00Z", kind="complaint"), visit("v-after", "2026-02-10T11:00:00Z"),
+        _consent("u-after", "2026-02-10T10:00:00Z"), _consent("k-tie", "2026-02-10T08:00:00Z", kind="complaint"),
+        _consent("u-other", "2026-02-01T00:00:00Z", customer_id="c2"), visit("v-other", "2026-02-10T08:00:00Z", customer_id="c2"),
+    ]))
+    cutoff = pd.Timestamp("2026-02-10T10:00:00Z").value
+    read = store.rows_for_decisions(["c1", "nobody", "c2", "c1"], cutoff)
+    assert list(read) == ["c1", "nobody", "c2"]
+    assert [r[-1] for r in read["c1"]] == ["u-before", "k-before", "k-tie", "u-after", "v-after"]  # by time, then arrival
+    assert read["nobody"] == [] and [r[-1] for r in read["c2"]] == ["u-other"]
+    assert read == EventStore.rows_for_decisions(store, ["c1", "nobody", "c2"], cutoff)  # the obvious reading
+    assert read["c1"][0] == store.rows_for_customer("c1")[0]  # rows in contract form, nothing more
+    monkeypatch.setattr("serving.store._IN_LIMIT", 2)  # more customers than one IN list holds
+    assert store.rows_for_decisions(["c2", "nobody", "c1"], cutoff) == {c: read[c] for c in ("c2", "nobody", "c1")}
+
+
+def test_the_opt_outs_before_the_cutoff_are_read_through_their_partial_index_which_old_files_gain(tmp_path):
+    path = store_path(tmp_path)
+    SqliteEventStore(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("DROP INDEX applied_at_any_time_by_customer")  # a file from before the index
+    raw.close()
+    with SqliteEventStore(path) as store:
+        query = serving_store._decision_query(2)
+        plan = [row[-1] for row in store._connection().execute(f"EXPLAIN QUERY PLAN {query}", ("a", "b", 0, "a", "b", 0))]
+    assert "SEARCH events USING INDEX applied_at_any_time_by_customer (customer_id=? AND ts_ns<?)" in plan
+    assert "SEARCH events USING INDEX events_by_customer (customer_id=? AND ts_ns>?)" in plan
+
+
+def test_two_writers_racing_for_one_event_id_with_other_content_store_one_and_refuse_the_other(store):
+    outcomes: list[object] = []
+    start = threading.Barrier(8)
+
+    def work(thread: int) -> None:
+        start.wait()
+        try:  # each thread: its own customer's opt-out, all under one id
+            outcomes.append(store.append(events_frame([_consent("shared", "2026-02-10T09:00:00Z", customer_id=f"c{thread}")])))
+        except EventIdConflictError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(type(o).__name__ for o in outcomes) == ["AppendResult"] + ["EventIdConflictError"] * 7
+    assert store.count() == 1

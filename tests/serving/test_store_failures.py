@@ -64,7 +64,8 @@ def test_acknowledged_batches_survive_sigkill_exactly_once(tmp_path):
         assert len(ids) == len(set(ids))  # exactly once
         assert {f"b{b}-{i}" for b in range(5) for i in range(10)} <= set(ids)  # every acknowledged event
         assert len(ids) % 10 == 0  # the batch being written when killed is all there or absent
-        assert reopened.append(visits("b0-", 10)).duplicates == 10  # retried after the restart: not stored twice
+        retried = [{"ts": "2026-02-10T09:00:00Z", "customer_id": "c0", "event_type": "visit", "event_id": f"b0-{i}"} for i in range(10)]
+        assert reopened.append(events_frame(retried)).duplicates == 10  # retried after the restart: not stored twice
 
 
 def test_a_store_opened_read_only_refuses_writes(tmp_path):
