@@ -7,7 +7,7 @@ propensity (the shop never logged one). Every customer has a favourite topic, wh
 and which makes them respond more: that is the signal a model can learn and popularity cannot.
 
 The rows are drawn with a fixed seed, so running this again writes the same file:
-    python docs/examples/byo/make_events.py
+    python docs/examples/byo/make_events.py [OUT.csv]   (default: events.csv beside this script)
 Only the standard library is used, so the script reads as the data does.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import random
+import sys
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -202,12 +203,12 @@ def write_events(events: list[Event], path: Path) -> None:
                           e.message_id, e.value, e.topic))
 
 
-def main() -> None:
+def main(out: Path = HERE / "events.csv") -> None:
     rng = random.Random(SEED)
     messages = read_messages(HERE / "messages.csv")
     customers = read_customers(HERE / "customers.csv", rng)
-    write_events(all_events(customers, messages, rng), HERE / "events.csv")
+    write_events(all_events(customers, messages, rng), out)
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "events.csv")
