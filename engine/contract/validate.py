@@ -96,6 +96,7 @@ def validate_messages(raw: pd.DataFrame) -> TableResult:
     valid_from, bad_from = parse_timestamp(_column(raw, "valid_from"), source=source, name="valid_from")
     valid_to, bad_to = parse_timestamp(_column(raw, "valid_to"), source=source, name="valid_to")
     offer_id = parse_text(_column(raw, "offer_id"))
+    attribution_days, bad_window = parse_number(_column(raw, "attribution_days"))
 
     verdicts.reject(message_id.isna(), "missing_message_id", "message_id is empty")
     verdicts.reject(channel.isna(), "missing_channel", "channel is empty")
@@ -108,6 +109,9 @@ def validate_messages(raw: pd.DataFrame) -> TableResult:
     )
     verdicts.reject(bad_value, "bad_value", "value={value} is not a number", "value")
     verdicts.reject(value < 0, "negative_value", "value={value} is negative; expected >= 0", "value")
+    verdicts.reject(bad_window, "bad_attribution_days", "attribution_days={value} is not a number", "attribution_days")
+    verdicts.reject(attribution_days <= 0, "bad_attribution_days", "attribution_days={value} is not positive; expected a "
+                    "number of days > 0, or empty for [training] attribution_days", "attribution_days")
     verdicts.reject(bad_from, "bad_timestamp", "valid_from={value} is not an ISO-8601 timestamp", "valid_from")
     verdicts.reject(bad_to, "bad_timestamp", "valid_to={value} is not an ISO-8601 timestamp", "valid_to")
     verdicts.reject(
@@ -130,6 +134,7 @@ def validate_messages(raw: pd.DataFrame) -> TableResult:
             "valid_from": valid_from,
             "valid_to": valid_to,
             "offer_id": offer_id,
+            "attribution_days": attribution_days,
         }
     )
     for name in extras:
