@@ -75,7 +75,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         examples = examples.keep_features_of(TEST)
         release_freed_memory()
         info["detail"] = (f"{t.objective}, best iteration {ranker.best_iteration_} of at most {t.max_rounds}"
-                          + (f"; shipped model refit on all {len(examples.frame):,} impressions" if shipped is not ranker else ""))
+                          + (f"; shipped model refit on all {len(examples.frame):,} labelled impressions (train, validation and test)" if shipped is not ranker else ""))
     constant = model_cannot_split(ranker.splits(), examples.part(TRAIN).stop, t.min_data_in_leaf)
     if constant:
         progress.say(f"warning: {constant}")

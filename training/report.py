@@ -95,8 +95,10 @@ def write_report(folder: Path, evaluation: Evaluation, importance: dict[str, flo
         plt.close(figure)
         paths.append(folder / name)
     evaluation.ranking.to_csv(folder / "ranking_metrics.csv")
-    evaluation.off_policy.to_csv(folder / "off_policy.csv")
-    paths += [folder / "ranking_metrics.csv", folder / "off_policy.csv"]
+    paths.append(folder / "ranking_metrics.csv")
+    if len(evaluation.off_policy):  # none without logged propensities
+        evaluation.off_policy.to_csv(folder / "off_policy.csv")
+        paths.append(folder / "off_policy.csv")
     if not evaluation.gains.empty:
         evaluation.gains.to_csv(folder / "ground_truth_gain.csv")
         paths.append(folder / "ground_truth_gain.csv")

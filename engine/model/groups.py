@@ -16,14 +16,14 @@ import pandas as pd
 from engine.timeutil import NS_PER_DAY
 
 
-
 def assign_groups(examples: pd.DataFrame, split: np.ndarray, group_window_days: float) -> np.ndarray:
     """A group id per example (int64, dense from 0, numbered in order of first appearance); rows of a
     group are not necessarily contiguous."""
     ts = examples["ts"].astype("datetime64[ns, UTC]").array.asi8
     split = np.asarray(split, dtype=np.int64)
     decision, decisions = pd.factorize(examples["decision_id"])  # -1: no decision id
-    slate_size = np.bincount(decision[decision >= 0], minlength=len(decisions))
+    # At least one bin, so that the look-up below works when no impression carries a decision id.
+    slate_size = np.bincount(decision[decision >= 0], minlength=max(len(decisions), 1))
     in_slate = (decision >= 0) & (slate_size[np.maximum(decision, 0)] > 1)
     # Windows are aligned on the Unix epoch: an impression falls in the same window whatever the data's start.
     window = np.floor_divide(ts, int(group_window_days * NS_PER_DAY))

@@ -51,6 +51,18 @@ def test_groups_are_customer_channel_window_and_slates():
     assert groups[5] == groups[6]
 
 
+def test_without_any_decision_id_groups_are_customer_channel_window():
+    # Data exported without send ids: no slate, every impression goes to its customer x channel x window.
+    examples = _examples([
+        ("2026-01-01", "c1", "email", None),
+        ("2026-01-05", "c1", "email", None),
+        ("2026-01-05", "c1", "sms", None),
+        ("2026-02-01", "c1", "email", None),
+    ])
+    groups = assign_groups(examples, np.zeros(len(examples), dtype=np.int8), group_window_days=28)
+    assert list(groups) == [0, 0, 1, 2]
+
+
 def test_groups_never_span_splits():
     examples = _examples([("2026-01-01", "c1", "email", "d1"), ("2026-01-02", "c1", "email", "d2")])
     groups = assign_groups(examples, np.array([TRAIN, VALIDATION], dtype=np.int8), group_window_days=28)

@@ -59,6 +59,9 @@ def test_data_without_propensities_trains_without_off_policy_estimates(world, tm
     assert "promoted: first model, auc" in out
     report = _report(tmp_path)
     assert "off-policy estimates skipped" in report
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.search_runs(client.search_experiments()[0].experiment_id)[0]
+    assert "report/off_policy.csv" not in {a.path for a in client.list_artifacts(run.info.run_id, "report")}
 
 
 def test_a_model_that_cannot_split_is_refused_and_the_setting_named(world, tmp_path, capsys):
