@@ -120,11 +120,11 @@ class TrainingSettings(_Section):
     seed: int = 17
     # Fixed so that the same data and config give the same model on any machine.
     num_threads: int = Field(default=2, ge=1)
-    # The metric the quality gate compares (on the test window) and the margin over popularity. AUC by
-    # default: it compares every success with every failure, where NDCG and MAP only compare orders
-    # within query groups, which are small (and constant with one message per decision). With the
-    # lambdarank objective scores order only within groups: use ndcg@3 there.
-    gate_metric: Literal["ndcg@1", "ndcg@3", "ndcg@5", "map", "auc"] = "auc"
+    # The metric the quality gate compares (on the test window) and the margin over popularity. auto: AUC
+    # for the binary objective, as it compares every success with every failure, where NDCG and MAP only
+    # compare orders within query groups, which are small (and constant with one message per decision);
+    # NDCG@3 for lambdarank, whose scores order only within groups.
+    gate_metric: Literal["auto", "ndcg@1", "ndcg@3", "ndcg@5", "map", "auc"] = "auto"
     min_gain_over_popularity: float = 0.0
     # Logged test decisions replayed for off-policy and ground-truth evaluation (candidates x decisions rows).
     replay_decisions: int = Field(default=20_000, ge=100)
@@ -142,6 +142,13 @@ class TrainingSettings(_Section):
             raise ValueError(f"relevant_from = {self.relevant_from} contradicts target = {self.target!r} (a {self.target} "
                              f"is grade {OUTCOME_GRADES[self.target]}); set only one of them")
         return self
+
+    @property
+    def gate_metric_used(self) -> str:
+        """The metric the gate compares: ``gate_metric``, with auto resolved by the objective."""
+        if self.gate_metric != "auto":
+            return self.gate_metric
+        return "auc" if self.objective == "binary" else "ndcg@3"
 
     @property
     def success_grade(self) -> int:

@@ -24,6 +24,7 @@ from engine.model.bundle import BundleError, load_bundle, set_current, write_bun
 from engine.model.examples import Examples, build_examples, categorical_features, data_end, history_for
 from engine.model.metrics import ranking_report
 from engine.model.ranker import Ranker
+from engine.model.sampling import sample_negatives
 from engine.model.split import TEST, TRAIN, VALIDATION
 from training.evaluate import MODEL, Evaluation, evaluate, load_truth
 from training.gate import GateDecision, decide_promotion, metric_cannot_judge, model_cannot_split
@@ -70,12 +71,13 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         shipped = ranker
         if t.refit_on_all_data:
             with progress.bar(f"refit on all data ({ranker.best_iteration_} rounds)") as advance:
-                shipped = refit_on_all(examples, ranker, on_round=advance)
+                shipped = refit_on_all(examples, settings, ranker, on_round=advance)
         # From here on only the test rows of the matrix are read: free the training and validation rows.
         examples = examples.keep_features_of(TEST)
         release_freed_memory()
         info["detail"] = (f"{t.objective}, best iteration {ranker.best_iteration_} of at most {t.max_rounds}"
-                          + (f"; shipped model refit on all {len(examples.frame):,} labelled impressions (train, validation and test)" if shipped is not ranker else ""))
+                          + ("; shipped model refit on the labelled impressions of every split (train, validation and test)"
+                             if shipped is not ranker else ""))
     constant = model_cannot_split(ranker.splits(), examples.part(TRAIN).stop, t.min_data_in_leaf)
     if constant:
         progress.say(f"warning: {constant}")
@@ -84,7 +86,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         truth = load_truth(data_dir)
         evaluation = evaluate(examples, ranker, history, catalog, profiles, spec, settings, dataset.events, dataset.messages, truth)
         metrics = evaluation.metrics()
-        info["detail"] = ", ".join(f"{k} {metrics[k]:.4f}" for k in (t.gate_metric, f"popularity.{t.gate_metric}", "gain") if k in metrics)
+        info["detail"] = ", ".join(f"{k} {metrics[k]:.4f}" for k in (t.gate_metric_used, f"popularity.{t.gate_metric_used}", "gain") if k in metrics)
     undecidable = gate_metric_cannot_judge(evaluation, settings)
     for note in (*evaluation.notes, *([undecidable] if undecidable else [])):
         progress.say(f"note: {note}")
@@ -98,8 +100,8 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
 
     with progress.step("champion") as info:
         champion_metrics, champion_note = _champion_on_this_window(model_dir, examples, settings)
-        decision = decide_promotion(metrics, champion_metrics, metric=t.gate_metric,
-                                    popularity={t.gate_metric: metrics.get(f"popularity.{t.gate_metric}", float("nan"))},
+        decision = decide_promotion(metrics, champion_metrics, metric=t.gate_metric_used,
+                                    popularity={t.gate_metric_used: metrics.get(f"popularity.{t.gate_metric_used}", float("nan"))},
                                     min_gain_over_popularity=t.min_gain_over_popularity, force=force_promote,
                                     objections=[o for o in (constant, undecidable) if o])
         info["detail"] = decision.reason + (f" ({champion_note})" if champion_note else "")
@@ -154,7 +156,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
 def gate_metric_cannot_judge(evaluation: Evaluation, settings: Settings) -> str | None:
     """Why ``[training] gate_metric`` cannot tell models apart on this test window, or None."""
     model = evaluation.ranking.loc[(MODEL, "all")]
-    return metric_cannot_judge(settings.training.gate_metric, int(model["ordering_groups"]), int(model["groups"]))
+    return metric_cannot_judge(settings.training.gate_metric_used, int(model["ordering_groups"]), int(model["groups"]))
 
 
 def fit_ranker(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_round: Advance | None = None) -> Ranker:
@@ -172,12 +174,41 @@ def fit_ranker(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_
                       weight=frame["weight"].to_numpy()[train], on_round=on_round)
 
 
-def refit_on_all(examples: Examples, ranker: Ranker, *, on_round: Advance | None = None) -> Ranker:
-    """The shipped model: ``ranker``'s settings and chosen number of rounds, fitted on every example
-    (train, validation and test; the negatives sampled in training keep their weights)."""
-    frame = examples.frame
-    return ranker.for_refit().fit(examples.features.values, frame["grade"].to_numpy(), frame["group"].to_numpy(),
-                                  examples.features.names, weight=frame["weight"].to_numpy(), on_round=on_round)
+@dataclass(frozen=True, eq=False)
+class RefitRows:
+    """What the shipped model is fitted on: blocks of feature rows (views, or copies of the rows kept),
+    and each row's label, group and weight."""
+
+    blocks: list[np.ndarray]
+    grades: np.ndarray
+    groups: np.ndarray
+    weight: np.ndarray
+
+
+def refit_rows(examples: Examples, settings: Settings) -> RefitRows:
+    """The examples of every split. As in training, the binary objective keeps every positive and a seeded
+    share ``negative_sample_rate`` of the validation and test negatives, weighted 1 / rate (the training
+    rows were sampled so already): the refit costs what its rows cost, and its probabilities stay
+    calibrated."""
+    t = settings.training
+    frame, values = examples.frame, examples.features.values
+    grades, groups, weight = frame["grade"].to_numpy(), frame["group"].to_numpy(), frame["weight"].to_numpy()
+    if t.objective != "binary" or t.negative_sample_rate == 1:
+        return RefitRows([values], grades, groups, weight)
+    later = slice(examples.part(VALIDATION).start, len(frame))
+    keep, later_weight = sample_negatives(grades[later], np.full(later.stop - later.start, TRAIN), relevant_from=t.success_label,
+                                          rate=t.negative_sample_rate, seed=t.seed)
+    return RefitRows([values[: later.start], values[later][keep]],  # a copy of the later rows kept only
+                     np.concatenate([grades[: later.start], grades[later][keep]]),
+                     np.concatenate([groups[: later.start], groups[later][keep]]),
+                     np.concatenate([weight[: later.start], later_weight]))
+
+
+def refit_on_all(examples: Examples, settings: Settings, ranker: Ranker, *, on_round: Advance | None = None) -> Ranker:
+    """The shipped model: ``ranker``'s settings and chosen number of rounds, fitted on :func:`refit_rows`."""
+    rows = refit_rows(examples, settings)
+    return ranker.for_refit().fit(rows.blocks, rows.grades, rows.groups, examples.features.names, weight=rows.weight,
+                                  on_round=on_round)
 
 
 def censored_note(examples: Examples) -> str:

@@ -77,10 +77,12 @@ class Ranker:
             return (grades >= self.relevant_from).astype(np.float64)
         return grades.astype(np.float64)
 
-    def _dataset(self, features: np.ndarray, grades: np.ndarray, groups: np.ndarray, names: list[str],
+    def _dataset(self, features: np.ndarray | list[np.ndarray], grades: np.ndarray, groups: np.ndarray, names: list[str],
                  reference: lgb.Dataset | None = None, weight: np.ndarray | None = None) -> lgb.Dataset:
         order, sizes = group_sizes_in_order(groups)
         if order is not None:  # groups interleaved: LightGBM needs them contiguous
+            if isinstance(features, list):
+                features = np.concatenate(features)
             features, grades = features[order], grades[order]
             weight = None if weight is None else weight[order]
         categorical = [n for n in self.categorical_features if n in names]
@@ -89,11 +91,13 @@ class Ranker:
             categorical_feature=categorical, reference=reference, free_raw_data=True,
         )
 
-    def fit(self, features: np.ndarray, grades: np.ndarray, groups: np.ndarray, feature_names: tuple[str, ...],
+    def fit(self, features: np.ndarray | list[np.ndarray], grades: np.ndarray, groups: np.ndarray, feature_names: tuple[str, ...],
             valid_features: np.ndarray | None = None, valid_grades: np.ndarray | None = None,
             valid_groups: np.ndarray | None = None, weight: np.ndarray | None = None,
             on_round: Callable[[int, int], None] | None = None) -> Ranker:
-        """``weight`` per training row: e.g. 1 / rate for negatives kept by :mod:`engine.model.sampling`;
+        """``features``: one matrix, or a list of blocks of rows (LightGBM reads them in turn, so rows kept
+        from several parts of a matrix need no joined copy). ``weight`` per training row: e.g. 1 / rate for
+        negatives kept by :mod:`engine.model.sampling`;
         ``on_round(done, at_most)`` hears each finished boosting round (a progress bar). Without a
         validation set every one of ``max_rounds`` rounds is grown (a refit with a known round count)."""
         names = list(feature_names)

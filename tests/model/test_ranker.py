@@ -64,3 +64,17 @@ def test_each_boosting_round_is_reported_against_the_most_there_can_be():
     ranker.fit(x, grades, np.arange(len(x)) // 10, ("x", "noise"), vx, vgrades, np.arange(len(vx)) // 10,
                on_round=lambda *done_most: heard.append(done_most))
     assert heard[0] == (1, 12) and [d for d, _ in heard] == list(range(1, len(heard) + 1)) and len(heard) <= 12
+
+
+def test_a_fit_on_blocks_of_rows_is_the_fit_on_the_joined_rows_and_for_refit_grows_the_chosen_rounds():
+    x, grades, _ = _world(4, 6_000)
+    groups = np.arange(len(x)) // 10
+    fitted = Ranker(num_leaves=7, learning_rate=0.3, max_rounds=200, early_stopping_rounds=5, min_data_in_leaf=50, num_threads=1).fit(
+        x[:4_000], grades[:4_000], groups[:4_000], ("x", "noise"), x[4_000:], grades[4_000:], groups[4_000:])
+    assert fitted.best_iteration_ < 200  # early stopping chose fewer rounds than allowed
+    refit = fitted.for_refit()
+    assert refit.get_params() == {**fitted.get_params(), "max_rounds": fitted.best_iteration_}
+    joined = refit.fit(x, grades, groups, ("x", "noise")).booster_.model_to_string()
+    blocks = fitted.for_refit().fit([x[:2_500], x[2_500:]], grades, groups, ("x", "noise"))
+    assert blocks.booster_.model_to_string() == joined
+    assert blocks.booster_.num_trees() == fitted.best_iteration_

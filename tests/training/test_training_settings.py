@@ -19,7 +19,7 @@ from engine.model.split import TEST, TRAIN, VALIDATION
 from training.cli import main
 from training.evaluate import evaluate, load_truth
 from training.gate import decide_promotion
-from training.pipeline import fit_ranker, gate_metric_cannot_judge, refit_on_all
+from training.pipeline import fit_ranker, gate_metric_cannot_judge, refit_on_all, refit_rows
 
 pytestmark = pytest.mark.slow
 TESTED: set[str] = set()
@@ -75,8 +75,8 @@ class Run:
     def gate(self, champion=None):
         t, metrics = self.settings.training, self.evaluation.metrics()
         undecidable = gate_metric_cannot_judge(self.evaluation, self.settings)
-        return decide_promotion(metrics, champion, metric=t.gate_metric,
-                                popularity={t.gate_metric: metrics[f"popularity.{t.gate_metric}"]},
+        return decide_promotion(metrics, champion, metric=t.gate_metric_used,
+                                popularity={t.gate_metric_used: metrics[f"popularity.{t.gate_metric_used}"]},
                                 min_gain_over_popularity=t.min_gain_over_popularity,
                                 objections=[undecidable] if undecidable else [])
 
@@ -205,6 +205,9 @@ def test_the_gate_judges_on_its_metric_and_margin(world, default):
     assert default.gate().reason.startswith("promoted: first model, auc ")
     ndcg = Run(world, gate_metric="ndcg@3")
     assert "ndcg@3" in ndcg.gate().reason
+    # auto: AUC for the binary objective, NDCG@3 for lambdarank (its scores only order within groups).
+    assert TrainingSettings(objective="lambdarank").gate_metric_used == "ndcg@3"
+    assert TrainingSettings(objective="lambdarank", gate_metric="map").gate_metric_used == "map"
     demanding = Run(world, min_gain_over_popularity=1.0)
     assert not demanding.gate().promote and "min gain 1.000" in demanding.gate().reason
 
@@ -218,7 +221,7 @@ def test_replay_decisions_bounds_the_off_policy_sample(world, default):
 
 @covers("refit_on_all_data")
 def test_the_refit_grows_the_chosen_rounds_on_every_example(world, default):
-    shipped = refit_on_all(default.examples, default.ranker)
+    shipped = refit_on_all(default.examples, default.settings, default.ranker)
     assert shipped.booster_.num_trees() == default.ranker.best_iteration_
     assert shipped.booster_.model_to_string() != default.model_text()
     # The refit has seen the test window: it fits the test rows better than the evaluated model.
@@ -231,6 +234,22 @@ def test_the_refit_grows_the_chosen_rounds_on_every_example(world, default):
         return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
 
     assert log_loss(shipped.predict(x)) < log_loss(default.ranker.predict(x))
+
+
+@covers("negative_sample_rate")
+def test_the_refit_samples_the_later_negatives_as_training_did(world, default):
+    frame = default.examples.frame
+    rows = refit_rows(default.examples, default.settings)
+    later = frame["split"].to_numpy() > TRAIN
+    later_grades, later_negatives = frame["grade"].to_numpy()[later], int((frame["grade"].to_numpy()[later] < 2).sum())
+    kept_grades = rows.grades[int((~later).sum()):]
+    assert (kept_grades >= 2).sum() == (later_grades >= 2).sum()  # every positive
+    assert 0.4 * later_negatives < (kept_grades < 2).sum() < 0.6 * later_negatives
+    assert sum(len(b) for b in rows.blocks) == len(rows.grades) == len(rows.weight) == len(rows.groups)
+    assert set(rows.weight[int((~later).sum()):][kept_grades < 2]) == {2.0}
+    np.testing.assert_array_equal(rows.blocks[0], default.examples.features.values[: int((~later).sum())])
+    every = Run(world, negative_sample_rate=1.0)
+    assert len(refit_rows(every.examples, every.settings).grades) == len(every.examples.frame)
 
 
 def test_every_training_setting_has_a_test_here():

@@ -24,7 +24,7 @@ def run_train(settings: Settings, *, data: Path, model_dir: Path | None, trackin
         progress=Progress(),
     )
     m = outcome.metrics
-    metric = settings.training.gate_metric
+    metric = settings.training.gate_metric_used
     typer.echo(f"model: nbm-ranker version {outcome.model_version} (run {outcome.run_id})")
     typer.echo(f"test {metric}: model {m.get(metric, float('nan')):.4f}, popularity {m.get('popularity.' + metric, float('nan')):.4f}, "
                f"random {m.get('random.' + metric, float('nan')):.4f}")
