@@ -113,6 +113,8 @@ class TrainingSettings(_Section):
     # Each round grows its trees on this share of the rows (seeded); below 1 it cuts the cost of a round
     # but on the simulated world it cost normalised gain (0.644 -> 0.619 at 0.5), so it is off by default.
     bagging_fraction: float = Field(default=1.0, gt=0, le=1)
+    # L2 penalty on leaf values (LightGBM's lambda_l2); one of the settings `nbm train --tune` searches.
+    lambda_l2: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     # binary objective only: every positive and this share of the negatives (seeded), each kept negative
     # weighted 1 / rate, so probabilities stay calibrated while a boosting round costs a fraction. On the
     # 20k-customer simulated world: gain 0.666 at 1.0, 0.663 at 0.5, 0.652 at 0.25; fit time about halved.
@@ -135,6 +137,10 @@ class TrainingSettings(_Section):
     # rounds early stopping chose; the evaluated model (train split only) stays in the bundle for fair
     # comparisons with later models. false: ship the evaluated model.
     refit_on_all_data: bool = True
+    # Without --tune: fit with the settings the last `nbm train --tune` chose (<model-dir>/tuned.json:
+    # num_leaves, min_data_in_leaf, learning_rate, feature_fraction, lambda_l2) instead of those above,
+    # if that file exists; the run says which it used.
+    use_tuned: bool = False
 
     @model_validator(mode="after")
     def _target_and_threshold_agree(self) -> TrainingSettings:

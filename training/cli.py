@@ -106,12 +106,20 @@ def train_command(
     model_dir: Annotated[Optional[Path], typer.Option(help="Where bundles are published (default: <home>/model).")] = None,
     tracking_uri: Annotated[Optional[str], typer.Option(help="MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///<home>/mlflow.db).")] = None,
     force_promote: Annotated[bool, typer.Option("--force-promote", help="Make the new model champion even if the gate says no.")] = False,
+    tune: Annotated[bool, typer.Option("--tune", help="First search the LightGBM settings on the validation window (Optuna); fit with the best and keep them in <model-dir>/tuned.json.")] = False,
+    tune_minutes: Annotated[Optional[float], typer.Option(min=0.0, help="With --tune: the search's time budget, checked between trials (default 10).")] = None,
+    tune_trials: Annotated[Optional[int], typer.Option(min=1, help="With --tune: at most this many trials (default 100).")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Train, evaluate against baselines, log to MLflow, publish a bundle and promote it if it is better."""
     from training.commands.train import run_train
+    from training.tuning import DEFAULT_TUNE_MINUTES, DEFAULT_TUNE_TRIALS, TuneRequest
 
-    run_train(_settings(config), data=data, model_dir=model_dir, tracking_uri=tracking_uri, force_promote=force_promote)
+    if not tune and (tune_minutes is not None or tune_trials is not None):
+        raise DataError("--tune-minutes and --tune-trials only apply with --tune")
+    request = TuneRequest(budget_seconds=60 * (DEFAULT_TUNE_MINUTES if tune_minutes is None else tune_minutes),
+                          max_trials=DEFAULT_TUNE_TRIALS if tune_trials is None else tune_trials) if tune else None
+    run_train(_settings(config), data=data, model_dir=model_dir, tracking_uri=tracking_uri, force_promote=force_promote, tune=request)
 
 
 @app.command()

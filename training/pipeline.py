@@ -26,11 +26,14 @@ from engine.model.metrics import ranking_report
 from engine.model.ranker import Ranker
 from engine.model.sampling import sample_negatives
 from engine.model.split import TEST, TRAIN, VALIDATION
+from engine.model.tuning import TuningResult, validation_metric
 from training.evaluate import MODEL, Evaluation, evaluate, load_truth
 from training.gate import GateDecision, decide_promotion, metric_cannot_judge, model_cannot_split
 from training.progress import Advance, Progress
 from training.report import markdown_report, write_report
 from training.tracking import BUNDLE_ARTIFACT_PATH, Tracker
+from training.tuning import (TUNED_FILE, Tuned, TuneRequest, describe, read_tuned, run_search, trial_line,
+                             with_params, write_tuned)
 
 MODEL_NAME = "nbm-ranker"
 
@@ -45,7 +48,11 @@ class TrainOutcome:
 
 
 def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: str, force_promote: bool,
-          now: datetime, progress: Progress) -> TrainOutcome:
+          now: datetime, progress: Progress, tune: TuneRequest | None = None) -> TrainOutcome:
+    """``tune``: search the LightGBM settings first (training/tuning.py) and fit with the best; without it,
+    ``[training] use_tuned`` fits with those of the last search, kept in ``<model_dir>/tuned.json``."""
+    # Read before the long steps: a corrupt file stops the run at once.
+    reused = read_tuned(model_dir) if tune is None and settings.training.use_tuned else None
     t = settings.training
     with progress.step("validate") as info:
         dataset = load_dataset(data_dir, settings.validation)
@@ -64,6 +71,22 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
                           f"(train {counts[TRAIN]:,}, validation {counts[VALIDATION]:,}, test {counts[TEST]:,})")
     if sum(examples.censored):
         progress.say(f"warning: {censored_note(examples)}")
+
+    tuning = None
+    if tune is not None:
+        with progress.step("tune") as info:
+            base = make_ranker(spec, settings, examples.features.names)
+            tuning = run_search(examples, base, settings, tune, on_trial=lambda r: progress.say(trial_line(r, validation_metric(base.objective)[0])))
+            settings = with_params(settings, tuning.best_params, source="the search")
+            tuned_path = write_tuned(model_dir, tuning, settings, now=now, data_start=dataset.events["ts"].min().isoformat(),
+                                     data_end=last_event(dataset.events))
+            info["detail"] = (f"{len(tuning.trials)} trials ({sum(r.pruned for r in tuning.trials)} pruned"
+                              + ("; the time budget ended the search" if tuning.budget_exhausted else "")
+                              + f"), validation {tuning.metric} {tuning.best_value:.5f} vs {tuning.default_value:.5f} with the "
+                              f"configured settings; fitting with {describe(tuning.best_params)}; saved to {tuned_path}")
+    elif t.use_tuned:
+        settings = _reuse_tuned(settings, reused, model_dir, progress)
+    t = settings.training
 
     with progress.step("fit") as info:
         with progress.bar("boosting rounds (early stopping may end sooner)") as advance:
@@ -109,6 +132,8 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
     tracker = Tracker(tracking_uri)
     with progress.step("track") as info, tracker.run(f"train-{now:%Y%m%dT%H%M%S}") as run:
         run.log_params({"config": settings.model_dump(mode="json"), "data_dir": str(data_dir)})
+        if tuning is not None:
+            _log_trials(run, tuning)
         stats = _data_stats(dataset, examples)
         run.log_params({"data": stats})
         run.log_metrics({**metrics, **{f"duration.{k}": v for k, v in progress.durations.items()}})
@@ -153,23 +178,54 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
     return TrainOutcome(version.version, run.run_id, path, decision, metrics)
 
 
+def _reuse_tuned(settings: Settings, tuned: Tuned | None, model_dir: Path, progress: Progress) -> Settings:
+    """``[training] use_tuned``: the settings of the last search if there is one for this objective."""
+    if tuned is None:
+        progress.say(f"note: use_tuned = true but there is no {model_dir / TUNED_FILE} (run nbm train --tune once): "
+                     "fitting with the configured settings")
+        return settings
+    if tuned.objective != settings.training.objective:
+        progress.say(f"note: {tuned.path} was tuned for the {tuned.objective} objective, not {settings.training.objective}: "
+                     "fitting with the configured settings")
+        return settings
+    progress.say(f"using the tuned settings of {tuned.path} (tuned {tuned.tuned_at} on data {tuned.data_start} to "
+                 f"{tuned.data_end}): {describe(tuned.params)}")
+    return with_params(settings, tuned.params, source=str(tuned.path))
+
+
+def _log_trials(run, tuning: TuningResult) -> None:
+    """One nested MLflow run per trial, and the search's summary on the parent run."""
+    for record in tuning.trials:
+        run.log_child_run(f"tune-trial-{record.number}", params=record.params,
+                          metrics={f"validation.{tuning.metric}": record.value, "rounds": record.rounds, "seconds": record.seconds},
+                          tags={"nbm.tuning.pruned": str(record.pruned).lower()})
+    run.log_metrics({f"tuning.validation.{tuning.metric}": tuning.best_value,
+                     f"tuning.default_validation.{tuning.metric}": tuning.default_value,
+                     "tuning.trials": len(tuning.trials), "tuning.pruned": sum(r.pruned for r in tuning.trials)})
+
+
 def gate_metric_cannot_judge(evaluation: Evaluation, settings: Settings) -> str | None:
     """Why ``[training] gate_metric`` cannot tell models apart on this test window, or None."""
     model = evaluation.ranking.loc[(MODEL, "all")]
     return metric_cannot_judge(settings.training.gate_metric_used, int(model["ordering_groups"]), int(model["groups"]))
 
 
+def make_ranker(spec: FeatureSpec, settings: Settings, feature_names: tuple[str, ...]) -> Ranker:
+    """An unfitted ranker with the ``[training]`` settings."""
+    t = settings.training
+    return Ranker(objective=t.objective, relevant_from=t.success_label, num_leaves=t.num_leaves,
+                  learning_rate=t.learning_rate, max_rounds=t.max_rounds, early_stopping_rounds=t.early_stopping_rounds,
+                  min_data_in_leaf=t.min_data_in_leaf, feature_fraction=t.feature_fraction,
+                  bagging_fraction=t.bagging_fraction, lambda_l2=t.lambda_l2, seed=t.seed,
+                  num_threads=t.num_threads, categorical_features=categorical_features(spec, feature_names))
+
+
 def fit_ranker(examples: Examples, spec: FeatureSpec, settings: Settings, *, on_round: Advance | None = None) -> Ranker:
     """The evaluated model: fitted on the train split, early-stopped on the validation split."""
-    t = settings.training
     frame, x = examples.frame, examples.features.values
     train, valid = examples.part(TRAIN), examples.part(VALIDATION)
     grades, groups = frame["grade"].to_numpy(), frame["group"].to_numpy()
-    ranker = Ranker(objective=t.objective, relevant_from=t.success_label, num_leaves=t.num_leaves,
-                    learning_rate=t.learning_rate, max_rounds=t.max_rounds, early_stopping_rounds=t.early_stopping_rounds,
-                    min_data_in_leaf=t.min_data_in_leaf, feature_fraction=t.feature_fraction,
-                    bagging_fraction=t.bagging_fraction, seed=t.seed,
-                    num_threads=t.num_threads, categorical_features=categorical_features(spec, examples.features.names))
+    ranker = make_ranker(spec, settings, examples.features.names)
     return ranker.fit(x[train], grades[train], groups[train], examples.features.names, x[valid], grades[valid], groups[valid],
                       weight=frame["weight"].to_numpy()[train], on_round=on_round)
 

@@ -34,6 +34,7 @@ class Ranker:
         min_data_in_leaf: int = 50,
         feature_fraction: float = 0.9,
         bagging_fraction: float = 1.0,
+        lambda_l2: float = 0.0,
         seed: int = 17,
         num_threads: int = 2,
         categorical_features: tuple[str, ...] = (),
@@ -47,6 +48,7 @@ class Ranker:
         self.min_data_in_leaf = min_data_in_leaf
         self.feature_fraction = feature_fraction
         self.bagging_fraction = bagging_fraction
+        self.lambda_l2 = lambda_l2
         self.seed = seed
         self.num_threads = num_threads
         self.categorical_features = categorical_features
@@ -64,6 +66,7 @@ class Ranker:
             "feature_fraction": self.feature_fraction,
             "bagging_fraction": self.bagging_fraction,
             "bagging_freq": 1 if self.bagging_fraction < 1 else 0,
+            "lambda_l2": self.lambda_l2,
             "seed": self.seed,
             "num_threads": self.num_threads,
             # Same data and config, same model: no thread-order or histogram-layout randomness.
@@ -94,12 +97,15 @@ class Ranker:
     def fit(self, features: np.ndarray | list[np.ndarray], grades: np.ndarray, groups: np.ndarray, feature_names: tuple[str, ...],
             valid_features: np.ndarray | None = None, valid_grades: np.ndarray | None = None,
             valid_groups: np.ndarray | None = None, weight: np.ndarray | None = None,
-            on_round: Callable[[int, int], None] | None = None) -> Ranker:
+            on_round: Callable[[int, int], None] | None = None,
+            on_validation: Callable[[int, float], None] | None = None) -> Ranker:
         """``features``: one matrix, or a list of blocks of rows (LightGBM reads them in turn, so rows kept
         from several parts of a matrix need no joined copy). ``weight`` per training row: e.g. 1 / rate for
         negatives kept by :mod:`engine.model.sampling`;
         ``on_round(done, at_most)`` hears each finished boosting round (a progress bar). Without a
-        validation set every one of ``max_rounds`` rounds is grown (a refit with a known round count)."""
+        validation set every one of ``max_rounds`` rounds is grown (a refit with a known round count).
+        ``on_validation(round, value)`` hears the early-stopping metric after each round (a tuner's pruner);
+        an exception it raises ends the fit and propagates."""
         names = list(feature_names)
         train = self._dataset(features, grades, groups, names, weight=weight)
         evals: dict = {}
@@ -116,6 +122,8 @@ class Ranker:
             valid_sets = [self._dataset(valid_features[keep], valid_grades[keep], valid_groups[keep], names, reference=train)]
             callbacks += [lgb.early_stopping(self.early_stopping_rounds, first_metric_only=True, verbose=False),
                           lgb.record_evaluation(evals)]
+            if on_validation is not None:
+                callbacks.append(lambda env: on_validation(env.iteration + 1, float(env.evaluation_result_list[0][2])))
         self.booster_ = lgb.train(
             self.lightgbm_params(),
             train,

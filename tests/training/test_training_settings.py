@@ -7,6 +7,8 @@ test here.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from engine.config import TrainingSettings, load_settings
 from engine.contract.load import load_dataset
 from engine.features.build import CatalogTable, ProfileTable
 from engine.features.spec import FeatureSpec
+from engine.model.bundle import load_bundle
 from engine.model.examples import build_examples, history_for
 from engine.model.split import TEST, TRAIN, VALIDATION
 from training.cli import main
@@ -160,9 +163,9 @@ def test_tree_size_settings_bound_the_trees(world, default):
     assert starved.ranker.splits() == 0 and default.ranker.splits() > 0
 
 
-@covers("learning_rate", "feature_fraction", "bagging_fraction")
+@covers("learning_rate", "feature_fraction", "bagging_fraction", "lambda_l2")
 def test_boosting_settings_reach_lightgbm_and_change_the_model(world, default):
-    for name, value in (("learning_rate", 0.2), ("feature_fraction", 0.5), ("bagging_fraction", 0.5)):
+    for name, value in (("learning_rate", 0.2), ("feature_fraction", 0.5), ("bagging_fraction", 0.5), ("lambda_l2", 50.0)):
         run = Run(world, **{name: value})
         assert run.ranker.booster_.params[name] == value
         assert run.model_text() != default.model_text(), name
@@ -250,6 +253,30 @@ def test_the_refit_samples_the_later_negatives_as_training_did(world, default):
     np.testing.assert_array_equal(rows.blocks[0], default.examples.features.values[: int((~later).sum())])
     every = Run(world, negative_sample_rate=1.0)
     assert len(refit_rows(every.examples, every.settings).grades) == len(every.examples.frame)
+
+
+@covers("use_tuned")
+def test_use_tuned_fits_with_the_settings_of_tuned_json(world, tmp_path, capsys):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "tuned.json").write_text(json.dumps({
+        "params": {"num_leaves": 3, "min_data_in_leaf": 20, "learning_rate": 0.2, "feature_fraction": 0.6, "lambda_l2": 1.5},
+        "objective": "binary", "tuned_at": "2026-12-01T00:00:00+00:00", "data_start": "a", "data_end": "b"}))
+    config = tmp_path / "nbm.toml"
+    args = ["train", "--data", str(world), "--model-dir", str(model), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}",
+            "--config", str(config)]
+    config.write_text("[training]\nuse_tuned = true\n")
+    assert main(args) == 0
+    out = capsys.readouterr().err
+    assert f"using the tuned settings of {model / 'tuned.json'} (tuned 2026-12-01T00:00:00+00:00 on data a to b): num_leaves 3," in out
+    tuned = load_bundle(next(model.glob("bundle-*-v1"))).evaluation_booster
+    assert max(t["num_leaves"] for t in tuned.dump_model()["tree_info"]) <= 3
+    assert "[lambda_l2: 1.5]" in tuned.model_to_string() and "[learning_rate: 0.2]" in tuned.model_to_string()
+    config.write_text("")  # use_tuned = false (the default): tuned.json is not read
+    assert main(args) == 0
+    assert "using the tuned settings" not in capsys.readouterr().err
+    configured = load_bundle(next(model.glob("bundle-*-v2"))).evaluation_booster
+    assert max(t["num_leaves"] for t in configured.dump_model()["tree_info"]) > 3
 
 
 def test_every_training_setting_has_a_test_here():

@@ -11,9 +11,11 @@ from engine.config import Settings
 from training.pipeline import train
 from training.progress import Progress
 from training.tracking import default_tracking_uri
+from training.tuning import TuneRequest
 
 
-def run_train(settings: Settings, *, data: Path, model_dir: Path | None, tracking_uri: str | None, force_promote: bool) -> None:
+def run_train(settings: Settings, *, data: Path, model_dir: Path | None, tracking_uri: str | None, force_promote: bool,
+              tune: TuneRequest | None = None) -> None:
     outcome = train(
         settings,
         data_dir=data,
@@ -22,6 +24,7 @@ def run_train(settings: Settings, *, data: Path, model_dir: Path | None, trackin
         force_promote=force_promote,
         now=datetime.now(timezone.utc),
         progress=Progress(),
+        tune=tune,
     )
     m = outcome.metrics
     metric = settings.training.gate_metric_used

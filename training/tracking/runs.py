@@ -72,6 +72,22 @@ class RunHandle:
     def log_figure(self, figure: Figure, artifact_file: str) -> None:
         self._store.call(f"logging {artifact_file}", self._store.client.log_figure, self.run_id, figure, artifact_file)
 
+    def log_child_run(self, run_name: str, *, params: Mapping[str, Any], metrics: Mapping[str, float],
+                      tags: Mapping[str, Any]) -> str:
+        """A finished run nested under this one (MLflow's ``mlflow.parentRunId`` tag), e.g. one tuning trial;
+        its id."""
+        client = self._store.client
+        parent = self._store.call("reading the parent run", client.get_run, self.run_id)
+        nested_tags = {"mlflow.parentRunId": self.run_id, "mlflow.runName": run_name}
+        child = self._store.call(f"starting nested run {run_name!r}", client.create_run, parent.info.experiment_id,
+                                 tags=nested_tags, run_name=run_name)
+        handle = RunHandle(child.info.run_id, self._store)
+        handle.log_params(params)
+        handle.log_metrics(metrics)
+        handle.set_tags(tags)
+        self._store.call(f"ending nested run {run_name!r}", client.set_terminated, handle.run_id, "FINISHED")
+        return handle.run_id
+
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         if not Path(path).exists():  # checked here so that a typo is not retried nor reported as a store outage
             raise FileNotFoundError(f"artifact to log does not exist: {path}")
