@@ -10,23 +10,10 @@ import pandas as pd
 import pytest
 
 from engine.model.bundle import load_bundle
+from tests.training.runs import train_with_config
 from training.cli import main
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    data = tmp_path_factory.mktemp("real") / "data"
-    assert main(["simulate", "--out", str(data), "--customers", "400", "--days", "45", "--seed", "5"]) == 0
-    return data
-
-
-def _train(tmp_path, data, config: str = "", *extra: str) -> int:
-    path = tmp_path / "nbm.toml"
-    path.write_text(config)
-    return main(["train", "--data", str(data), "--model-dir", str(tmp_path / "model"), "--tracking-uri",
-                 f"sqlite:///{tmp_path / 'mlflow.db'}", "--config", str(path), *extra])
 
 
 def _report(tmp_path) -> str:
@@ -37,9 +24,9 @@ def _report(tmp_path) -> str:
     return open(local).read()
 
 
-def test_a_group_metric_on_one_message_per_decision_refuses_to_judge(world, tmp_path, capsys):
+def test_a_group_metric_on_one_message_per_decision_refuses_to_judge(small_world, tmp_path, capsys):
     # Every impression its own query group: NDCG@3 is 1.0 for any model.
-    assert _train(tmp_path, world, "[training]\ngate_metric = \"ndcg@3\"\ngroup_window_days = 0.000001\n") == 0
+    assert train_with_config(tmp_path, small_world, "[training]\ngate_metric = \"ndcg@3\"\ngroup_window_days = 0.000001\n") == 0
     captured = capsys.readouterr()
     out = captured.out + captured.err
     assert "note: ndcg@3 cannot tell models apart on this test window: none of its" in out
@@ -47,12 +34,12 @@ def test_a_group_metric_on_one_message_per_decision_refuses_to_judge(world, tmp_
     assert not (tmp_path / "model" / "current").exists()
 
 
-def test_data_without_propensities_trains_without_off_policy_estimates(world, tmp_path, capsys):
+def test_data_without_propensities_trains_without_off_policy_estimates(small_world, tmp_path, capsys):
     data = tmp_path / "data"
-    shutil.copytree(world, data, ignore=shutil.ignore_patterns("ground_truth"))
+    shutil.copytree(small_world, data, ignore=shutil.ignore_patterns("ground_truth"))
     events = pd.read_parquet(data / "events.parquet").drop(columns=["propensity"])
     events.to_parquet(data / "events.parquet", index=False)
-    assert _train(tmp_path, data) == 0
+    assert train_with_config(tmp_path, data) == 0
     captured = capsys.readouterr()
     out = captured.out + captured.err
     assert "note: off-policy estimates skipped: the test window's impressions carry no logging propensity" in out
@@ -64,19 +51,19 @@ def test_data_without_propensities_trains_without_off_policy_estimates(world, tm
     assert "report/off_policy.csv" not in {a.path for a in client.list_artifacts(run.info.run_id, "report")}
 
 
-def test_a_model_that_cannot_split_is_refused_and_the_setting_named(world, tmp_path, capsys):
-    assert _train(tmp_path, world, "[training]\nmin_data_in_leaf = 100000\n") == 0
+def test_a_model_that_cannot_split_is_refused_and_the_setting_named(small_world, tmp_path, capsys):
+    assert train_with_config(tmp_path, small_world, "[training]\nmin_data_in_leaf = 100000\n") == 0
     captured = capsys.readouterr()
     out = captured.out + captured.err
     assert "warning: the model is constant (no tree made a split on" in out
     assert "not promoted: the model is constant" in out and "min_data_in_leaf = 100000" in out
 
 
-def test_after_a_refusal_score_names_the_challenger_and_scores_it_with_bundle(world, tmp_path, capsys):
-    assert _train(tmp_path, world, "[training]\nmin_gain_over_popularity = 1.0\n") == 0
+def test_after_a_refusal_score_names_the_challenger_and_scores_it_with_bundle(small_world, tmp_path, capsys):
+    assert train_with_config(tmp_path, small_world, "[training]\nmin_gain_over_popularity = 1.0\n") == 0
     bundle = next((tmp_path / "model").glob("bundle-*"))
     capsys.readouterr()
-    args = ["score", "--data", str(world), "--as-of", "2026-06-30T00:00:00Z", "--out", str(tmp_path / "s.csv")]
+    args = ["score", "--data", str(small_world), "--as-of", "2026-06-30T00:00:00Z", "--out", str(tmp_path / "s.csv")]
     assert main([*args, "--model-dir", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
     assert f"the newest bundle, {bundle.name}, is a challenger (not promoted: auc" in err
@@ -87,8 +74,8 @@ def test_after_a_refusal_score_names_the_challenger_and_scores_it_with_bundle(wo
     assert "not a model bundle (no metadata.json)" in capsys.readouterr().err
 
 
-def test_the_run_says_what_it_left_out_which_data_each_figure_comes_from_and_the_reward(world, tmp_path, capsys):
-    assert _train(tmp_path, world, "[training]\ntarget = \"conversion\"\n") == 0
+def test_the_run_says_what_it_left_out_which_data_each_figure_comes_from_and_the_reward(small_world, tmp_path, capsys):
+    assert train_with_config(tmp_path, small_world, "[training]\ntarget = \"conversion\"\n") == 0
     captured = capsys.readouterr()
     out = captured.out + captured.err
     assert "warning: " in out and "impressions left out of training and evaluation because their attribution window" in out

@@ -9,31 +9,17 @@ import mlflow
 import pytest
 
 from engine.model.bundle import load_bundle
-from training.cli import main
+from tests.training.runs import train_with_config
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    data = tmp_path_factory.mktemp("tune") / "data"
-    assert main(["simulate", "--out", str(data), "--customers", "400", "--days", "45", "--seed", "5"]) == 0
-    return data
-
-
-def _train(tmp_path, data, config: str = "", *extra: str) -> int:
-    path = tmp_path / "nbm.toml"
-    path.write_text(config)
-    return main(["train", "--data", str(data), "--model-dir", str(tmp_path / "model"), "--tracking-uri",
-                 f"sqlite:///{tmp_path / 'mlflow.db'}", "--config", str(path), *extra])
 
 
 # Settings at the edge of the search space, worse on this world than most the search proposes.
 POOR = "[training]\nnum_leaves = 4\nmin_data_in_leaf = 500\nlearning_rate = 0.02\n"
 
 
-def test_tune_logs_a_nested_run_per_trial_fits_the_best_and_keeps_it(world, tmp_path, capsys):
-    assert _train(tmp_path, world, POOR, "--tune", "--tune-trials", "8", "--tune-minutes", "5") == 0
+def test_tune_logs_a_nested_run_per_trial_fits_the_best_and_keeps_it(small_world, tmp_path, capsys):
+    assert train_with_config(tmp_path, small_world, POOR, "--tune", "--tune-trials", "8", "--tune-minutes", "5") == 0
     out = capsys.readouterr().err
     assert "trial 0: binary_logloss " in out and "trial 7: binary_logloss " in out
     tuned = json.loads((tmp_path / "model" / "tuned.json").read_text())
@@ -61,24 +47,24 @@ def test_tune_logs_a_nested_run_per_trial_fits_the_best_and_keeps_it(world, tmp_
     assert f"[num_leaves: {tuned['params']['num_leaves']}]" in booster.model_to_string()
 
 
-def test_a_corrupt_tuned_json_stops_a_use_tuned_run_with_exit_2(world, tmp_path, capsys):
+def test_a_corrupt_tuned_json_stops_a_use_tuned_run_with_exit_2(small_world, tmp_path, capsys):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "tuned.json").write_text("{not json")
-    assert _train(tmp_path, world, "[training]\nuse_tuned = true\n") == 2
+    assert train_with_config(tmp_path, small_world, "[training]\nuse_tuned = true\n") == 2
     err = capsys.readouterr().err
     assert f"{tmp_path / 'model' / 'tuned.json'}: not a readable tuned-settings file" in err
     (tmp_path / "model" / "tuned.json").write_text(json.dumps({"params": {"num_leaves": 1}, "objective": "binary",
                                                                "tuned_at": "t", "data_start": "a", "data_end": "b"}))
-    assert _train(tmp_path, world, "[training]\nuse_tuned = true\n") == 2
+    assert train_with_config(tmp_path, small_world, "[training]\nuse_tuned = true\n") == 2
     assert f"{tmp_path / 'model' / 'tuned.json'}: tuned settings are invalid: num_leaves:" in capsys.readouterr().err
 
 
-def test_use_tuned_without_a_file_says_so_and_uses_the_configured_settings(world, tmp_path, capsys):
-    assert _train(tmp_path, world, "[training]\nuse_tuned = true\n") == 0
+def test_use_tuned_without_a_file_says_so_and_uses_the_configured_settings(small_world, tmp_path, capsys):
+    assert train_with_config(tmp_path, small_world, "[training]\nuse_tuned = true\n") == 0
     assert (f"note: use_tuned = true but there is no {tmp_path / 'model' / 'tuned.json'} (run nbm train --tune once): "
             "fitting with the configured settings") in capsys.readouterr().err
 
 
-def test_tune_options_without_tune_are_refused(world, tmp_path, capsys):
-    assert _train(tmp_path, world, "", "--tune-minutes", "1") == 2
+def test_tune_options_without_tune_are_refused(small_world, tmp_path, capsys):
+    assert train_with_config(tmp_path, small_world, "", "--tune-minutes", "1") == 2
     assert "--tune-minutes and --tune-trials only apply with --tune" in capsys.readouterr().err

@@ -34,10 +34,8 @@ def covers(*names: str):
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    data = tmp_path_factory.mktemp("settings") / "data"
-    assert main(["simulate", "--out", str(data), "--customers", "400", "--days", "45", "--seed", "5"]) == 0
-    return data
+def world(small_world):
+    return small_world
 
 
 class Run:
