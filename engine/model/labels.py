@@ -17,7 +17,6 @@ from engine.contract.schema import OUTCOME_GRADES
 from engine.features.timecode import time_code_for
 from engine.timeutil import to_ns
 
-GRADES = OUTCOME_GRADES
 EXAMPLE_COLUMNS = ("ts", "customer_id", "channel", "topic", "message_id", "decision_id", "propensity")
 
 
@@ -42,7 +41,7 @@ def label_impressions(events: pd.DataFrame, attribution_days: float, messages: p
     attribution window closes), in the order of ``events``. ``messages``: the catalog, for per-message
     windows."""
     impressions = events.loc[events["event_type"] == "impression", list(EXAMPLE_COLUMNS)].reset_index(drop=True)
-    outcomes = events.loc[events["event_type"].isin(tuple(GRADES))].reset_index(drop=True)
+    outcomes = events.loc[events["event_type"].isin(tuple(OUTCOME_GRADES))].reset_index(drop=True)
     grade = np.zeros(len(impressions), dtype=np.int8)
     window_ns = attribution_windows_ns(impressions["message_id"], messages, attribution_days)
     if len(impressions) and len(outcomes):
@@ -53,7 +52,7 @@ def label_impressions(events: pd.DataFrame, attribution_days: float, messages: p
         found = target >= 0
         lag = to_ns(outcomes["ts"])[found] - to_ns(impressions["ts"])[target[found]]
         inside = (lag >= 0) & (lag <= window_ns[target[found]])
-        outcome_grade = outcomes["event_type"].map(GRADES).to_numpy(dtype=np.int8)[found][inside]
+        outcome_grade = outcomes["event_type"].map(OUTCOME_GRADES).to_numpy(dtype=np.int8)[found][inside]
         np.maximum.at(grade, target[found][inside], outcome_grade)
     impressions["grade"] = grade
     impressions["window_end"] = pd.to_datetime(to_ns(impressions["ts"]) + window_ns, unit="ns", utc=True)
