@@ -70,6 +70,7 @@ class ServedMessage(BaseModel):
     message_id: str
     topic: str
     score: float = Field(description="The model's score.")
+    priority: float = Field(description="What arbitration ranked the message by: its probability times the configured levers and value.")
     propensity: float = Field(description="Probability that the policy served this message in this slot (for off-policy evaluation).")
     reasons: list[Reason] = Field(description="Empty unless explain=true.")
 
@@ -91,7 +92,7 @@ class DecisionResponse(BaseModel):
             decision_id=decision.decision_id, customer_id=decision.customer_id, channel=decision.channel,
             as_of=pd.Timestamp(decision.as_of).to_pydatetime(), model_version=decision.model_version,
             cold_start=decision.cold_start,
-            messages=[ServedMessage(message_id=m.message_id, topic=m.topic, score=m.score, propensity=m.propensity,
+            messages=[ServedMessage(message_id=m.message_id, topic=m.topic, score=m.score, priority=m.priority, propensity=m.propensity,
                                     reasons=[Reason(feature=r.feature, label=r.label, contribution=r.contribution) for r in m.reasons])
                       for m in decision.messages],
             suppressed={str(rule): int(count) for rule, count in decision.suppressed.items()},

@@ -1,4 +1,5 @@
-"""The online decision engine behind ``POST /v1/decisions`` and ``GET /v1/customers/{id}/next-best-messages``.
+"""The decision engine: the one decider behind ``POST /v1/decisions``, ``GET /v1/customers/{id}/next-best-messages``,
+``nbm score`` (campaigns) and training's replay of logged decisions.
 
 One decision, for one customer on one channel at ``as_of`` (passed in: the engine never reads the clock):
 
@@ -10,9 +11,10 @@ One decision, for one customer on one channel at ``as_of`` (passed in: the engin
    the customer's state plus live events; ``suppressed`` counts each removed candidate under the first
    rule it failed;
 5. features by the training code (:func:`engine.features.build.build_encoded_features`) over a history
-   of just this customer (or of the customers decided together by :meth:`DecisionEngine.decide_each`:
-   one pass of the feature code and one model call for all, each customer's features from its own
-   events), then the model's probability, 6. priority (``arbitration.py``) and
+   of just this customer (or of the customers decided together by :meth:`DecisionEngine.decide_each` or
+   :meth:`DecisionEngine.decide_all_channels_each`: one pass of the feature code and one model call for
+   all, each customer's features from its own events), then the model's probability, 6. priority
+   (``arbitration.py``) and
    7. exploration (``exploration.py``) with a generator seeded by ``(seed, decision_id)``: a decision
    replays from its id; 8. explanations only for the served messages, and only when asked.
 
@@ -47,7 +49,7 @@ from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import greedy_slates, select_with, slot_distribution
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_with_exploration
-from engine.policy.online_decision import Decision, DecisionInput, Reason, ServedMessage
+from engine.policy.online_decision import CandidateScorer, CustomerInput, Decision, DecisionInput, Reason, ServedMessage
 from engine.policy.online_state import BatchEvents, CustomerEvents, CustomerStates, LiveEvents
 from engine.policy.scored import ScoredCandidates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
@@ -55,21 +57,21 @@ from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, req
 if TYPE_CHECKING:
     from engine.features.kernel import CompiledFeatures
 
-__all__ = ["Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
+__all__ = ["CandidateScorer", "CustomerInput", "Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
 EXPLAIN_TOP = 3  # reasons per served message
 _log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
-class _Job:
-    """One customer's candidates on some channels at one instant: what a feature build and a model call
-    answer (several jobs share one build and one call)."""
+class _Ask:
+    """One customer at one instant on some channels: what a feature build and a model call answer (the
+    asks of a batch share one build and one call)."""
 
-    events: CustomerEvents
-    contact: ContactHistory
-    channels: Sequence[ChannelMessages]
+    customer_id: str
+    live_events: LiveEvents | None
     as_of_ns: int
+    channels: Sequence[ChannelMessages]
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,11 +86,28 @@ class _Slate:
     suppressed: dict[str, int]
 
 
+@dataclass(frozen=True, eq=False)
+class _Scored:
+    """An ask after the policy's rules and the model: its channels' slates (in the ask's order), the
+    customer's contact history (None when no rule or cap could refuse a candidate: nothing read it) and
+    the scored rows' matrix (float32 values) that the slates' ``rows`` index."""
+
+    customer_id: str
+    known: bool
+    as_of_ns: int
+    contact: ContactHistory | None
+    slates: list[_Slate]
+    x: np.ndarray
+
+
 class DecisionEngine:
-    def __init__(self, bundle: Bundle, settings: Settings, *, seed: int = 0) -> None:
+    def __init__(self, bundle: Bundle, settings: Settings, *, seed: int = 0, scorer: CandidateScorer | None = None) -> None:
+        """``scorer``: what scores the candidates instead of the bundle's model (e.g. a baseline, so that
+        evaluation values it under the same policy); explanations still come from the bundle's model."""
         self.bundle = bundle
         self.settings = settings
         self.seed = int(seed)
+        self._scorer = scorer
         spec = bundle.spec
         self._spec = spec
         self._catalog = OnlineCatalog.from_messages(bundle.messages, spec)
@@ -101,17 +120,19 @@ class DecisionEngine:
         self._customers = CustomerStates(bundle.state, spec.vocab, bundle.customers, profile_columns)
         self._tables = EncodedTables.build(CatalogTable.from_messages(bundle.messages, spec), ProfileTable.from_customers(bundle.customers), spec)
         self._channel_code = {name: spec.vocab.channels.index(name) for name in self._catalog.channels}
-        bundle.predictor  # noqa: B018 - compiled (or loaded) now, while the model loads, not on a first request
+        if scorer is None:
+            bundle.predictor  # noqa: B018 - compiled (or loaded) now, while the model loads, not on a first request
+        self._message_ids = np.asarray(spec.vocab.messages.values, dtype=object)
         self._feature_names = tuple(bundle.feature_names)
         self._labels = {name: feature_label(name) for name in self._feature_names}  # regexes: once, not per request
         # A ranking objective gives raw scores; arbitration needs a probability, and a logistic keeps the order.
-        self._probability = bundle.metadata.get("objective", "binary") == "binary"
+        self._probability = scorer.probability if scorer is not None else bundle.metadata.get("objective", "binary") == "binary"
         self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
         # The matrix holds float32 values, as the model reads them; rules compare these columns in float64.
         self._precise = (JOURNEY_STAGE, DAYS_SINCE_PURCHASE) if self._rules_apply else ()
         # What decisions build: the features the model splits on (no score or contribution reads another)
         # and what rules read; the feature code may leave the others NaN (FamilyContext.wanted).
-        self._wanted = bundle.split_features | {JOURNEY_STAGE, DAYS_SINCE_PURCHASE}
+        self._wanted = (scorer.reads if scorer is not None else bundle.split_features) | {JOURNEY_STAGE, DAYS_SINCE_PURCHASE}
         self._contact_reads_impressions = reads_impressions(self._policy.contact)
         self._compiled: CompiledFeatures | None = None
         self._check_features()
@@ -175,59 +196,33 @@ class DecisionEngine:
     def decide_each(self, inputs: Sequence[DecisionInput]) -> list[Decision | NbmError | ValueError]:
         """:meth:`decide` for each input, with one feature build and one model call for all of them (the
         answers are those of separate calls: every feature reads only its own customer's events). A
-        request that cannot be answered gets its error in its place; the others are still decided.
-
-        The customers' events are gathered in one log and their consent and complaints read from it at
-        once; a request whose contact policy can only allow every candidate (:func:`passes_everyone`, no
-        rule configured: the common case) skips the per-candidate checks."""
+        request that cannot be answered gets its error in its place; the others are still decided."""
         answers: list[Decision | NbmError | ValueError | None] = [None] * len(inputs)
-        asked: list[tuple[int, DecisionInput, int, ChannelMessages]] = []
+        asked: list[tuple[int, DecisionInput, _Ask]] = []
         for at, request in enumerate(inputs):
             try:
                 if request.k < 1:
                     raise ValueError(f"k must be at least 1, got {request.k}")
-                asked.append((at, request, self._as_of_ns(request.as_of), self._catalog.channel(request.channel)))
+                ask = _Ask(str(request.customer_id), request.live_events, self._as_of_ns(request.as_of),
+                           (self._catalog.channel(request.channel),))
+                asked.append((at, request, ask))
             except (NbmError, ValueError) as exc:
                 answers[at] = exc
         if not asked:
             return answers  # type: ignore[return-value]
-        batch = self._customers.events_of_each([str(request.customer_id) for _, request, _, _ in asked],
-                                               [request.live_events for _, request, _, _ in asked])
-        as_of = np.array([as_of_ns for _, _, as_of_ns, _ in asked], dtype=np.int64)
-        standing = batch_standing(batch.log, as_of, len(self._spec.vocab.channels), self._policy.contact)
-        valid: dict[tuple[str, int], np.ndarray] = {}  # requests of one batch mostly share their instant
-        positions, suppressed = [], []
-        for i, (_, _, as_of_ns, messages) in enumerate(asked):
-            at, removed = self._open(messages, as_of_ns, standing.unsubscribed[i], valid)
-            positions.append(at)
-            suppressed.append(removed)
-        sizes = [len(at) for at in positions]
-        matrix = self._build_batch(batch, as_of, sizes, np.concatenate([m.code[at] for (_, _, _, m), at in zip(asked, positions)]))
-        bounds = np.cumsum([0, *sizes])
-        verdicts: list[Verdict | None] = []
-        contacts: list[ContactHistory | None] = []
-        for i, (_, _, as_of_ns, messages) in enumerate(asked):
-            if not sizes[i] or (not self._rules_apply and standing.passes_everyone(i, self._policy.contact)):
-                verdicts.append(None)  # every candidate allowed; nothing reads the history (no cap either)
-                contacts.append(None)
-                continue
-            events = batch.one(i)
-            contacts.append(self._contact_history(events))
-            verdicts.append(self._policy_verdict(events, contacts[-1], [messages], [positions[i]],
-                                                 matrix.rows(bounds[i], bounds[i + 1]), as_of_ns))
-        xs, scores = self._score_rows(matrix.values, bounds)
-        slates = self._scored_slates([(messages, positions[i], suppressed[i], verdicts[i], scores[i], 0)
-                                      for i, (_, _, _, messages) in enumerate(asked)])
-        fresh = iter(random_ids(sum(not request.decision_id for _, request, _, _ in asked)))
-        ids = [request.decision_id or next(fresh) for _, request, _, _ in asked]
+        scored = self._slates_each([ask for _, _, ask in asked])
+        fresh = iter(random_ids(sum(not request.decision_id for _, request, _ in asked)))
+        ids = [request.decision_id or next(fresh) for _, request, _ in asked]
+        slates = [one.slates[0] for one in scored]
         # Each candidate passed the caps as if sent alone; the slate as a whole must fit them too.
-        ks = [int(max(1, min(request.k, np.inf if contact is None else
-                             remaining_sends(messages.channel, contact, as_of_ns, self._policy.contact))))
-              for (_, request, as_of_ns, messages), contact in zip(asked, contacts)]
-        stamps = {as_of_ns: pd.Timestamp(as_of_ns, tz="UTC") for as_of_ns in set(as_of.tolist())}
-        for i, ((at, request, as_of_ns, _), slate, (index, propensity, first)) in enumerate(zip(asked, slates, self._choices(slates, ks, ids))):
-            served = tuple(self._served(slate, xs[i], index, propensity, request.explain))
-            answers[at] = self._decision(ids[i], batch.customer_ids[i], bool(batch.known[i]), slate, stamps[as_of_ns], served,
+        ks = [int(max(1, min(request.k, np.inf if one.contact is None else
+                             remaining_sends(ask.channels[0].channel, one.contact, ask.as_of_ns, self._policy.contact))))
+              for (_, request, ask), one in zip(asked, scored)]
+        stamps = {ask.as_of_ns: pd.Timestamp(ask.as_of_ns, tz="UTC") for _, _, ask in asked}
+        for i, ((at, request, ask), one, slate, (index, propensity, first)) in enumerate(
+                zip(asked, scored, slates, self._choices(slates, ks, ids))):
+            served = tuple(self._served(slate, one.x, index, propensity, request.explain))
+            answers[at] = self._decision(ids[i], one.customer_id, one.known, slate, stamps[ask.as_of_ns], served,
                                          slate.suppressed, first)
         return answers  # type: ignore[return-value]
 
@@ -236,33 +231,57 @@ class DecisionEngine:
         """One decision (k = 1) per channel of the catalog (``decision_ids``: theirs, in :attr:`channels`
         order; default random), coordinated across channels (:mod:`engine.policy.online_coordination`); a
         channel left without a message counts its candidates under ``topic_taken`` or ``customer_cap``."""
-        if decision_ids is not None and len(decision_ids) != len(self.channels):
-            raise ValueError(f"{len(decision_ids)} decision ids for {len(self.channels)} channels")
-        as_of_ns = self._as_of_ns(as_of)
-        events = self._customers.events_of(str(customer_id), live_events)
-        channels = [self._catalog.channel(name) for name in self.channels]
-        contact = self._contact_history(events)
-        slates, x = self._slates(_Job(events, contact, channels, as_of_ns))
-        ids = list(decision_ids) if decision_ids is not None else random_ids(len(slates))
+        (answer,) = self.decide_all_channels_each([CustomerInput(customer_id, as_of, live_events, explain, decision_ids)])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def decide_all_channels_each(self, inputs: Sequence[CustomerInput]) -> list[tuple[Decision, ...] | NbmError | ValueError]:
+        """:meth:`decide_all_channels` for each input, with one feature build and one model call for all of
+        them (the answers are those of separate calls); an input that cannot be answered gets its error in
+        its place."""
+        answers: list[tuple[Decision, ...] | NbmError | ValueError | None] = [None] * len(inputs)
+        channels = tuple(self._catalog.channel(name) for name in self.channels)
+        asked: list[tuple[int, CustomerInput, _Ask]] = []
+        for at, request in enumerate(inputs):
+            try:
+                if request.decision_ids is not None and len(request.decision_ids) != len(channels):
+                    raise ValueError(f"{len(request.decision_ids)} decision ids for {len(channels)} channels")
+                asked.append((at, request, _Ask(str(request.customer_id), request.live_events, self._as_of_ns(request.as_of), channels)))
+            except (NbmError, ValueError) as exc:
+                answers[at] = exc
+        if not asked:
+            return answers  # type: ignore[return-value]
+        scored = self._slates_each([ask for _, _, ask in asked])
+        fresh = iter(random_ids(len(channels) * sum(request.decision_ids is None for _, request, _ in asked)))
+        for (at, request, ask), one in zip(asked, scored):
+            ids = list(request.decision_ids) if request.decision_ids is not None else [next(fresh) for _ in channels]
+            answers[at] = self._coordinated(one, ids, request.explain)
+        return answers  # type: ignore[return-value]
+
+    def _coordinated(self, one: _Scored, ids: Sequence[str], explain: bool) -> tuple[Decision, ...]:
+        """One customer's channels served together: a message per channel at most, coordinated across them."""
+        slates = one.slates
         number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
         offer = np.concatenate([s.messages.offer[s.at] for s in slates])
         priority = np.concatenate([s.priority for s in slates])
-        # Channels served together must fit the global caps together, not only one by one.
-        room = remaining_sends(None, contact, as_of_ns, self._policy.contact)
+        # Channels served together must fit the global caps together, not only one by one (no history read:
+        # no cap configured, see _slates_each).
+        room = np.inf if one.contact is None else remaining_sends(None, one.contact, one.as_of_ns, self._policy.contact)
         turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids],
                                             max_messages=room, offer=offer)
-        decisions, offset, stamp = [], 0, pd.Timestamp(as_of_ns, tz="UTC")
+        decisions, offset, stamp = [], 0, pd.Timestamp(one.as_of_ns, tz="UTC")
         for slate, turn, decision_id in zip(slates, turns, ids):
             own = slice(offset, offset + len(slate.at))
             offset += len(slate.at)
             suppressed = dict(slate.suppressed)
             served: tuple[ServedMessage, ...] = ()
             if turn.index >= 0:
-                served = tuple(self._served(slate, x, np.array([turn.index - own.start]), np.array([turn.propensity]), explain))
+                served = tuple(self._served(slate, one.x, np.array([turn.index - own.start]), np.array([turn.propensity]), explain))
             elif len(slate.at):
                 suppressed[turn.reason] = len(slate.at)
-            decisions.append(self._decision(decision_id, events.customer_id, events.known, slate, stamp, served, suppressed,
+            decisions.append(self._decision(decision_id, one.customer_id, one.known, slate, stamp, served, suppressed,
                                             turn.first[own]))
         return tuple(decisions)
 
@@ -279,38 +298,59 @@ class DecisionEngine:
 
     # -- steps ---------------------------------------------------------------------------------------
 
-    def _slates(self, job: _Job) -> tuple[list[_Slate], np.ndarray]:
-        """One customer on several channels: validity, consent, rules and contact policy, one feature build
-        and one model call. Returns the job's slates and its scored rows' matrix (float32 values)."""
-        positions, suppressed, codes = self._valid_candidates(job)
-        matrix = (self._build(job.events, codes, job.as_of_ns) if len(codes)
-                  else FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names)))))
-        verdict = self._policy_verdict(job.events, job.contact, job.channels, positions, matrix, job.as_of_ns) if len(codes) else None
-        (x,), (score,) = self._score_rows(matrix.values, np.array([0, len(codes)]))
-        pieces, start = [], 0
-        for messages, at, removed in zip(job.channels, positions, suppressed):
-            own = None if verdict is None else Verdict(verdict.allowed[start : start + len(at)], verdict.reason[start : start + len(at)])
-            pieces.append((messages, at, removed, own, score[start : start + len(at)], start))
-            start += len(at)
-        return self._scored_slates(pieces), x
+    def _slates_each(self, asks: Sequence[_Ask]) -> list[_Scored]:
+        """Each ask's channels through validity, consent, rules and contact policy, with one feature build
+        and one model call for all asks (each customer's features from its own events).
 
-    def _score_rows(self, values: np.ndarray, bounds: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        The customers' events are gathered in one log and their consent and complaints read from it at
+        once; an ask whose contact policy can only allow every candidate (:func:`passes_everyone`, no rule
+        configured: the common case) skips the per-candidate checks and reads no contact history."""
+        batch = self._customers.events_of_each([ask.customer_id for ask in asks], [ask.live_events for ask in asks])
+        as_of = np.array([ask.as_of_ns for ask in asks], dtype=np.int64)
+        standing = batch_standing(batch.log, as_of, len(self._spec.vocab.channels), self._policy.contact)
+        valid: dict[tuple[str, int], np.ndarray] = {}  # asks of one batch mostly share their instant
+        positions, suppressed = [], []
+        for i, ask in enumerate(asks):
+            opened = [self._open(messages, ask.as_of_ns, standing.unsubscribed[i], valid) for messages in ask.channels]
+            positions.append([at for at, _ in opened])
+            suppressed.append([removed for _, removed in opened])
+        sizes = [sum(len(at) for at in own) for own in positions]
+        codes = [m.code[at] for ask, own in zip(asks, positions) for m, at in zip(ask.channels, own)]
+        codes = np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+        matrix = self._build_batch(batch, as_of, sizes, codes)
+        bounds = np.cumsum([0, *sizes])
+        verdicts: list[Verdict | None] = []
+        contacts: list[ContactHistory | None] = []
+        for i, ask in enumerate(asks):
+            if not sizes[i] or (not self._rules_apply and standing.passes_everyone(i, self._policy.contact)):
+                verdicts.append(None)  # every candidate allowed; nothing reads the history (no cap either)
+                contacts.append(None)
+                continue
+            events = batch.one(i)
+            contacts.append(self._contact_history(events))
+            verdicts.append(self._policy_verdict(events, contacts[-1], ask.channels, positions[i],
+                                                 matrix.rows(bounds[i], bounds[i + 1]), ask.as_of_ns))
+        xs, scores = self._score_rows(matrix.values, bounds, codes)
+        pieces = []
+        for i, ask in enumerate(asks):
+            start, verdict = 0, verdicts[i]
+            for messages, at, removed in zip(ask.channels, positions[i], suppressed[i]):
+                stop = start + len(at)
+                own = None if verdict is None else Verdict(verdict.allowed[start:stop], verdict.reason[start:stop])
+                pieces.append((messages, at, removed, own, scores[i][start:stop], start))
+                start = stop
+        slates = iter(self._scored_slates(pieces))
+        return [_Scored(str(batch.customer_ids[i]), bool(batch.known[i]), ask.as_of_ns, contacts[i],
+                        [next(slates) for _ in ask.channels], xs[i]) for i, ask in enumerate(asks)]
+
+    def _score_rows(self, values: np.ndarray, bounds: np.ndarray, codes: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Every row scored in one model call (``values[bounds[i]:bounds[i + 1]]`` are job i's; float32,
         or float64 holding float32 values, which the compiled model reads without a copy): each job's
         rows and scores. Rows a verdict refuses are scored too: gathering the allowed ones would copy
         every job's rows (3 MB at 300 candidates and 8 requests), which cost more than scoring them."""
-        scores = self._predict(values)
+        scores = self._predict(values, codes)
         return ([values[a:b] for a, b in zip(bounds[:-1], bounds[1:])],
                 [scores[a:b] for a, b in zip(bounds[:-1], bounds[1:])])
-
-    def _valid_candidates(self, job: _Job) -> tuple[list[np.ndarray], list[dict[str, int]], np.ndarray]:
-        """Per channel of the job: positions of the messages valid at as_of, consent removed (counted)."""
-        unsubscribed = batch_standing(job.events.log, np.array([job.as_of_ns]), len(self._spec.vocab.channels),
-                                      self._policy.contact).unsubscribed[0]
-        opened = [self._open(messages, job.as_of_ns, unsubscribed, {}) for messages in job.channels]
-        positions, suppressed = [at for at, _ in opened], [removed for _, removed in opened]
-        codes = np.concatenate([m.code[at] for m, at in zip(job.channels, positions)])
-        return positions, suppressed, codes
 
     def _open(self, messages: ChannelMessages, as_of_ns: int, unsubscribed: np.ndarray,
               valid: dict[tuple[str, int], np.ndarray]) -> tuple[np.ndarray, dict[str, int]]:
@@ -409,9 +449,12 @@ class DecisionEngine:
         return ContactHistory.from_log(events.log, self._spec.vocab, self._catalog.message_topic,
                                        impressions=self._contact_reads_impressions, message_offer=self._catalog.message_offer)
 
-    def _predict(self, x: np.ndarray) -> np.ndarray:
+    def _predict(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Scores of the rows of ``x``, the features of the messages of vocabulary ``codes``."""
         if not len(x):
             return np.zeros(0)
+        if self._scorer is not None:
+            return np.asarray(self._scorer.score(x, self._message_ids[codes]), dtype=np.float64)
         return self.bundle.predictor.predict(x)
 
     def _served(self, slate: _Slate, x: np.ndarray, index: np.ndarray, propensity: np.ndarray, explain: bool):
@@ -422,7 +465,8 @@ class DecisionEngine:
                        for row in top_contributions(contrib, self._feature_names, EXPLAIN_TOP, self._labels)]
         for i, p, why in zip(index.tolist(), propensity.tolist(), reasons):
             at = slate.at[i]
-            yield ServedMessage(str(slate.messages.message_id[at]), str(slate.messages.topic[at]), float(slate.score[i]), float(p), why)
+            yield ServedMessage(str(slate.messages.message_id[at]), str(slate.messages.topic[at]), float(slate.score[i]),
+                                float(slate.priority[i]), float(p), why)
 
     def _decision(self, decision_id: str, customer_id: str, known: bool, slate: _Slate, as_of: pd.Timestamp,
                   served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray) -> Decision:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
 
 import pandas as pd
 
@@ -22,6 +26,7 @@ class ServedMessage:
     message_id: str
     topic: str
     score: float  # the model's prediction: a probability with the binary objective
+    priority: float  # what arbitration ranked it by (arbitration.py): the score's probability times levers and value
     propensity: float  # probability that exploration served this message in this slot
     reasons: tuple[Reason, ...]
 
@@ -50,3 +55,31 @@ class DecisionInput:
     k: int = 1
     explain: bool = False
     decision_id: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class CustomerInput:
+    """One request to :meth:`DecisionEngine.decide_all_channels_each`: the arguments of
+    :meth:`DecisionEngine.decide_all_channels`."""
+
+    customer_id: str
+    as_of: pd.Timestamp
+    live_events: LiveEvents | None = None
+    explain: bool = False
+    decision_ids: Sequence[str] | None = None  # one per channel of the catalog, in DecisionEngine.channels order
+
+
+class CandidateScorer(Protocol):
+    """What scores candidates in place of a bundle's model (:class:`DecisionEngine`'s ``scorer``)."""
+
+    @property
+    def reads(self) -> frozenset[str]:
+        """The feature columns its scores read: the engine builds these (others may be left NaN)."""
+
+    @property
+    def probability(self) -> bool:
+        """Its scores are probabilities; else arbitration maps them through a logistic, keeping their order."""
+
+    def score(self, features: np.ndarray, message_ids: np.ndarray) -> np.ndarray:
+        """One score per row of ``features`` (float32 values, the bundle's feature columns), the candidate
+        message ``message_ids[i]``."""
