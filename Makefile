@@ -35,7 +35,7 @@ demo: install
 	$(BIN)/nbm simulate --out $(DEMO_DATA) --customers 3000 --days 60 --seed 7
 	$(BIN)/nbm validate --data $(DEMO_DATA) --rejects-out $(NBM_HOME)/demo/rejects.csv
 	$(BIN)/nbm train --data $(DEMO_DATA) --model-dir $(DEMO_MODEL) --tracking-uri $(TRACKING)
-	$(BIN)/nbm score --data $(DEMO_DATA) --model-dir $(DEMO_MODEL) --as-of 2026-06-30T00:00:00Z --channel all --k 3 --out $(NBM_HOME)/demo/scores.csv
+	$(BIN)/nbm score --data $(DEMO_DATA) --model-dir $(DEMO_MODEL) --as-of 2026-06-30T00:00:00Z --channel all --out $(NBM_HOME)/demo/scores.csv
 	$(BIN)/nbm show --scores $(NBM_HOME)/demo/scores.csv --customers 8
 	@echo ""
 	@echo "Demo data: $(DEMO_DATA) (ground truth in ground_truth/); model bundle: $(DEMO_MODEL)/current"

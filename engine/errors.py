@@ -28,3 +28,7 @@ class DataError(NbmError):
 
 class TooManyRejectsError(DataError):
     """More rows were rejected than the configured share allows: the data is likely broken upstream."""
+
+
+class ModelMismatchError(NbmError):
+    """The features this code builds are not the ones the model was trained on."""

@@ -132,9 +132,13 @@ def score(
     k: Annotated[int, typer.Option(min=1, help="Messages per customer and channel.")] = 1,
     customers: Annotated[Optional[Path], typer.Option(help="Only these customers: one id a line, or a CSV with customer_id.")] = None,
     bundle: Annotated[Optional[Path], typer.Option(help="Score with this bundle folder (e.g. a challenger that was not promoted) instead of the model directory's current one.")] = None,
+    explore: Annotated[bool, typer.Option(help="Explore as [policy] exploration says (off by default); the propensities and decision ids written then allow off-policy evaluation.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Write the top-k eligible messages per customer and channel (customer_id, channel, message_id, score, rank)."""
+    """Decide every customer's next best message(s) at --as-of with the API's decision engine and policy (rules, contact
+    policy, complaint suppression, arbitration, coordination across channels with --channel all), the data's events
+    before --as-of as history. One row per served message (customer_id, channel, rank, message_id, topic, score,
+    priority, propensity, decision_id, suppressed) and one per decision that served nothing, with why (suppressed)."""
     from training.commands.score import run_score
 
     if bundle is not None and model_dir is not None:
@@ -143,7 +147,7 @@ def score(
         raise DataError("not a model bundle (no metadata.json); bundles are the bundle-* folders of a model directory", path=str(bundle))
     settings = _settings(config)
     run_score(settings, data=data, model_dir=bundle or model_dir or settings.paths.home / "model", as_of=as_of, channel=channel,
-              k=k, customers=customers, out=out)
+              k=k, customers=customers, out=out, explore=explore)
 
 
 @app.command()

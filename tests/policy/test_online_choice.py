@@ -8,10 +8,10 @@ import pytest
 
 from engine.config import CoordinationSettings, PolicySettings, Settings
 from engine.policy.arbitration import lever_of
-from engine.policy.coordination import coordinate
 from engine.policy.exploration import slot_distribution
-from engine.policy.online import DecisionEngine
-from engine.policy.online_coordination import coordinate_with_exploration
+from engine.policy.online import CustomerInput, DecisionEngine
+from engine.policy.online_coordination import coordinate_each, coordinate_with_exploration
+from tests.policy.coordination_oracle import coordinate
 from tests.policy.online_world import CUTOFF, HOUR
 
 AS_OF = CUTOFF + 5 * HOUR
@@ -111,6 +111,78 @@ def test_turns_without_exploration_equal_greedy_coordination(seed):
         greedy = coordinate(channel.astype(str), np.arange(n).astype(str), topic, priority, settings,
                             channels=[str(c) for c in range(channels)])
         assert [(t.index, t.reason) for t in turns] == [(g.index, g.reason) for g in greedy]
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("policy", [PolicySettings(coordination=CoordinationSettings(max_messages_per_customer=2)),
+                                    PolicySettings(exploration="epsilon_greedy", exploration_rate=0.5),
+                                    PolicySettings(exploration="softmax", exploration_rate=1.0, softmax_temperature=0.2,
+                                                   coordination=CoordinationSettings(allow_same_topic_across_channels=True))])
+def test_customers_coordinated_together_get_what_each_gets_alone(seed, policy):
+    # Several customers (some without candidates), shared offers, per-customer room; each channel's draw from
+    # its own generator: together, one coordination; alone, one each: the same turns, reasons and draws.
+    rng = np.random.default_rng(seed)
+    channels, customers = 3, int(rng.integers(1, 6))
+    sizes = rng.integers(0, 9, customers)
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    n = int(bounds[-1])
+    channel, topic = rng.integers(0, channels, n), rng.choice(["a", "b", "c", "d"], n)
+    offer, priority = rng.choice(["o1", "o2", "o3", "o4", "o5"], n), rng.choice([0.1, 0.2, 0.5, 0.9], n)
+    room = rng.choice([np.inf, 1.0, 2.0], customers)
+
+    def generators():
+        return [[np.random.default_rng([seed, g, c]) for c in range(channels)] for g in range(customers)]
+
+    together = coordinate_each(bounds, channel, topic, priority, channels, policy, generators(), room, offer)
+    alone = generators()
+    for g in range(customers):
+        own = slice(int(bounds[g]), int(bounds[g + 1]))
+        turns = coordinate_with_exploration(channel[own], topic[own], priority[own], channels, policy, alone[g], room[g], offer[own])
+        assert [int(i) - own.start if i >= 0 else -1 for i in together.index[g]] == [t.index for t in turns]
+        assert together.propensity[g].tolist() == [t.propensity for t in turns]
+        assert together.reason[g].tolist() == [t.reason for t in turns]
+        assert together.first[own].tolist() == np.sum([t.first for t in turns], axis=0).tolist() if sizes[g] else True
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_exploring_channels_draw_only_topics_and_offers_still_open(seed):
+    # Uniform exploration draws from a channel's open candidates only: the picks never repeat a topic or an
+    # offer (with a candidate of every topic on every channel, a draw among all would soon repeat one).
+    rng = np.random.default_rng(seed)
+    n, channels = 12, 3
+    channel, topic = rng.integers(0, channels, n), rng.choice(["a", "b", "c"], n)
+    offer, priority = rng.choice(["o1", "o2", "o3", "o4"], n), rng.random(n)
+    policy = PolicySettings(exploration="epsilon_greedy", exploration_rate=1.0)
+    turns = coordinate_with_exploration(channel, topic, priority, channels, policy,
+                                        [np.random.default_rng([seed, c]) for c in range(channels)], offer=offer)
+    picks = [t.index for t in turns if t.index >= 0]
+    assert picks and len({topic[i] for i in picks}) == len(picks) and len({offer[i] for i in picks}) == len(picks)
+
+
+def test_customers_decided_together_on_all_channels_get_their_own_decisions(online_world):
+    # decide_all_channels_each is one feature build, one model call and one coordination for all customers:
+    # each answer must be the one-customer call's, live events included (c3's unsubscribe from email).
+    live = online_world.live([{"customer_id": "c3", "event_type": "unsubscribe", "channel": "email", "ts": AS_OF - HOUR}])
+    engine = _engine(online_world, exploration="epsilon_greedy", exploration_rate=0.3,
+                     coordination=CoordinationSettings(max_messages_per_customer=2))
+    customers = [*CUSTOMERS, "nobody"]
+    inputs = [CustomerInput(c, AS_OF, live, decision_ids=[f"{c}-{n}" for n in engine.channels]) for c in customers]
+    together = engine.decide_all_channels_each(inputs)
+    for customer, decisions in zip(customers, together):
+        alone = engine.decide_all_channels(customer, as_of=AS_OF, live_events=live, decision_ids=[f"{customer}-{n}" for n in engine.channels])
+        assert [(d.channel, d.messages, d.suppressed, tuple(d.candidates)) for d in decisions] == \
+               [(d.channel, d.messages, d.suppressed, tuple(d.candidates)) for d in alone]
+    assert together[3][0].suppressed.get("consent")  # c3, email: the live unsubscribe counted
+    assert sum(bool(d.messages) for d in together[0]) <= 2
+
+
+def test_a_bad_input_among_customers_gets_its_error_in_place(online_world):
+    engine = _engine(online_world)
+    answers = engine.decide_all_channels_each([CustomerInput("c1", AS_OF), CustomerInput("c2", AS_OF, decision_ids=["only-one"]),
+                                               CustomerInput("c3", AS_OF.tz_localize(None))])
+    assert len(answers[0]) == len(engine.channels)
+    assert str(answers[1]) == f"1 decision ids for {len(engine.channels)} channels"
+    assert isinstance(answers[2], ValueError) and "time zone" in str(answers[2])
 
 
 def test_explanations_are_the_largest_contributions_which_sum_to_the_raw_score(online_world):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.config import ContactSettings, CoordinationSettings, PolicySettings, Settings
-from engine.policy.coordination import coordinate
+from tests.policy.coordination_oracle import coordinate
 from engine.policy.online import DecisionEngine
 from engine.policy.online_coordination import coordinate_with_exploration
 from tests.policy.online_world import CUTOFF, HOUR, MESSAGES, OnlineWorld, build_world

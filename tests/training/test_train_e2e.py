@@ -91,19 +91,22 @@ def test_score_respects_channel_validity_and_consent(trained, tmp_path):
     as_of = events["ts"].max() + pd.Timedelta(hours=1)
     out = tmp_path / "scores.csv"
     assert main(["score", "--data", str(data), "--model-dir", str(root / "model"), "--as-of", as_of.isoformat(),
-                 "--channel", "all", "--k", "3", "--out", str(out)]) == 0
-    scores = pd.read_csv(out)
+                 "--channel", "email", "--k", "3", "--out", str(out)]) == 0
+    rows = pd.read_csv(out)
+    scores = rows.dropna(subset=["message_id"])
     catalog = messages.set_index("message_id")
     assert (scores["channel"] == catalog.loc[scores["message_id"], "channel"].to_numpy()).all()
     valid_from = catalog.loc[scores["message_id"], "valid_from"]
     valid_to = catalog.loc[scores["message_id"], "valid_to"]
     assert ((valid_from.isna() | (valid_from <= as_of)) & (valid_to.isna() | (as_of < valid_to))).all()
     assert scores.groupby(["customer_id", "channel"])["rank"].max().max() == 3
-    assert (scores.groupby(["customer_id", "channel"])["score"].apply(lambda s: s.is_monotonic_decreasing)).all()
-    unsubscribed = events.loc[events["event_type"] == "unsubscribe", ["customer_id", "channel"]].astype(str)
+    assert (scores.groupby(["customer_id", "channel"])["priority"].apply(lambda s: s.is_monotonic_decreasing)).all()
+    unsubscribed = events.loc[(events["event_type"] == "unsubscribe") & (events["channel"] == "email"), "customer_id"].astype(str)
     assert len(unsubscribed) > 0
-    pairs = set(map(tuple, scores[["customer_id", "channel"]].astype(str).to_numpy()))
-    assert not (set(map(tuple, unsubscribed.to_numpy())) & pairs)
+    served = set(scores["customer_id"].astype(str))
+    assert not (set(unsubscribed) & served)
+    told = rows.loc[rows["customer_id"].astype(str).isin(unsubscribed)]
+    assert told["message_id"].isna().all() and told["suppressed"].str.contains("consent:").all()
 
 
 def test_score_bad_inputs_exit_2(trained, tmp_path, capsys):
