@@ -31,7 +31,7 @@ EXAMPLE = REPO / "docs" / "examples" / "byo"
 WORK = "/tmp/nbm-byo"  # the tutorial's work folder
 # The data's last event is on 2026-11-15; the tutorial's requests are stamped on 2026-11-16.
 NOW = pd.Timestamp("2026-11-16T12:00:00Z")
-# Opt-outs in events.csv (customer, channel): nbm score must leave these pairs out.
+# Opt-outs in events.csv (customer, channel): nbm score serves these pairs nothing, and says consent.
 OPTED_OUT = {("c012", "sms"), ("c031", "email"), ("c040", "sms")}
 
 
@@ -157,9 +157,11 @@ def test_score_writes_a_row_per_customer_and_channel(ran):
     scores = pd.read_csv(option(args, "--out"), dtype={"customer_id": str})
     customers = pd.read_csv(EXAMPLE / "customers.csv", dtype=str)["customer_id"]
     channels = sorted(pd.read_csv(EXAMPLE / "messages.csv")["channel"].unique())
-    expected = {(c, ch) for c in customers for ch in channels} - OPTED_OUT
     pairs = list(zip(scores["customer_id"], scores["channel"], strict=True))
-    assert len(pairs) == len(set(pairs)) and set(pairs) == expected
+    assert len(pairs) == len(set(pairs)) and set(pairs) == {(c, ch) for c in customers for ch in channels}
+    opted_out = scores.loc[[pair in OPTED_OUT for pair in pairs]]
+    assert len(opted_out) == len(OPTED_OUT) and opted_out["message_id"].isna().all()
+    assert opted_out["suppressed"].str.fullmatch(r"consent:\d+").all()
     assert ran["show"][1] == 0
 
 
