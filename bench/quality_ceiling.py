@@ -36,6 +36,7 @@ from engine.features.spec import FeatureSpec  # noqa: E402
 from engine.model.decisions import DecisionReplay  # noqa: E402
 from engine.model.examples import build_examples, history_for  # noqa: E402
 from engine.model.split import TEST, TRAIN  # noqa: E402
+from engine.policy.eligibility import expand_candidates  # noqa: E402
 from engine.simulate.evaluation import gain_of  # noqa: E402
 from engine.simulate.ground_truth import GroundTruth  # noqa: E402
 from engine.simulate.replay import LoggedHistory, history_state  # noqa: E402
@@ -60,12 +61,16 @@ def main() -> None:
     examples = build_examples(dataset.events, history, catalog, profiles, spec, settings, messages=dataset.messages)
     test = examples.part(TEST)
     test_frame = examples.frame.iloc[test].assign(label=examples.frame["grade"].to_numpy()[test])
-    replay = DecisionReplay.sample(test_frame, dataset.messages, n=t.replay_decisions, seed=t.seed, relevant_from=t.success_label)
-    features = build_features(replay.candidates[["customer_id", "as_of", "message_id"]], history, catalog, profiles, spec)
+    replay = DecisionReplay.sample(test_frame, n=t.replay_decisions, seed=t.seed, relevant_from=t.success_label)
+    # Every valid message of the decision's channel: the oracles below know no policy, so they choose
+    # among all of them (what the simulator's oracle gain is normalised by).
+    candidates = expand_candidates(replay.decisions, dataset.messages)
+    for name in ("customer_id", "channel", "as_of"):
+        candidates[name] = replay.decisions[name].to_numpy()[candidates["decision"].to_numpy()]
+    features = build_features(candidates[["customer_id", "as_of", "message_id"]], history, catalog, profiles, spec)
     truth = GroundTruth.load(data / "ground_truth")
     latents, coef = truth.latents, ResponseCoefficients.from_params(truth.params)
 
-    candidates = replay.candidates
     customer = truth.customer_codes(candidates["customer_id"], "candidates")
     message = truth.message_codes(candidates["message_id"], "candidates")
     ts = series_to_ns(candidates["as_of"], "candidates.as_of")
@@ -75,7 +80,7 @@ def main() -> None:
     penalty = coef.fatigue_strength * state.same_topic_exposures + coef.repetition_penalty * state.times_shown
 
     def gain(score: np.ndarray, name: str) -> None:
-        chosen = replay.choose(score)
+        chosen = _argmax(candidates, score, len(replay.decisions))
         has = pd.notna(chosen)
         decisions = replay.decisions.loc[has, ["customer_id", "channel", "as_of"]].rename(columns={"as_of": "ts"})
         decisions["message_id"] = chosen[has]
@@ -97,6 +102,14 @@ def main() -> None:
     estimated = _estimated_interest(dataset.events, truth, replay)[candidates["decision"].to_numpy(), topic]
     gain(FUNNEL * coef.interest_weight * estimated + np.log(stage_probability * lift + 1 - stage_probability) - FUNNEL * penalty,
          "estimated interest, stage probabilities from true stages")
+
+
+def _argmax(candidates: pd.DataFrame, score: np.ndarray, n_decisions: int) -> np.ndarray:
+    """The best-scoring candidate's message per decision (ties: the first row), None without a candidate."""
+    best = pd.Series(score).groupby(candidates["decision"].to_numpy()).idxmax()
+    chosen = np.full(n_decisions, None, dtype=object)
+    chosen[best.index.to_numpy()] = candidates["message_id"].to_numpy(dtype=object)[best.to_numpy()]
+    return chosen
 
 
 def _stage_classifier(examples, truth: GroundTruth) -> lgb.LGBMClassifier:

@@ -122,13 +122,19 @@ class TrainingSettings(_Section):
     seed: int = 17
     # Fixed so that the same data and config give the same model on any machine.
     num_threads: int = Field(default=2, ge=1)
-    # The metric the quality gate compares (on the test window) and the margin over popularity. auto: AUC
-    # for the binary objective, as it compares every success with every failure, where NDCG and MAP only
-    # compare orders within query groups, which are small (and constant with one message per decision);
-    # NDCG@3 for lambdarank, whose scores order only within groups.
-    gate_metric: Literal["auto", "ndcg@1", "ndcg@3", "ndcg@5", "map", "auc"] = "auto"
+    # What the promotion gate compares (training/gate.py, docs/training.md). auto: the off-policy value of
+    # the served policy on the replayed test decisions, dr for the binary objective (its probabilities are
+    # the reward model), snips for lambdarank; when the data logs no propensities, a ranking metric on the
+    # test window: auc for binary, ndcg@3 for lambdarank. ips, snips and dr need logged propensities; dr
+    # needs the binary objective.
+    gate_metric: Literal["auto", "ips", "snips", "dr", "ndcg@1", "ndcg@3", "ndcg@5", "map", "auc"] = "auto"
+    # Promote only if the candidate beats popularity: with an off-policy metric, the lower end of the
+    # paired 95% interval of (candidate - popularity) must exceed this; with a ranking metric, the difference.
     min_gain_over_popularity: float = 0.0
-    # Logged test decisions replayed for off-policy and ground-truth evaluation (candidates x decisions rows).
+    # The candidate may fall this share below the champion's value (relative) and still be promoted: two
+    # equally good models differ by noise, and a nightly run should not be refused for it.
+    gate_tolerance: float = Field(default=0.02, ge=0, le=1)
+    # Logged test decisions replayed through the decision engine for off-policy and ground-truth evaluation.
     replay_decisions: int = Field(default=20_000, ge=100)
     # With target = "graded": an outcome at least this good is a success (binary objective, MAP, AUC, OPE
     # reward); absent: 2, a click. Another target sets it (a conversion is 3); a different value is refused.
@@ -149,12 +155,12 @@ class TrainingSettings(_Section):
                              f"is grade {OUTCOME_GRADES[self.target]}); set only one of them")
         return self
 
-    @property
-    def gate_metric_used(self) -> str:
-        """The metric the gate compares: ``gate_metric``, with auto resolved by the objective."""
-        if self.gate_metric != "auto":
-            return self.gate_metric
-        return "auc" if self.objective == "binary" else "ndcg@3"
+    @model_validator(mode="after")
+    def _gate_metric_fits_the_objective(self) -> TrainingSettings:
+        if self.gate_metric == "dr" and self.objective != "binary":
+            raise ValueError(f'gate_metric = "dr" needs probabilities, which the {self.objective} objective does not give: '
+                             'set gate_metric = "snips" or objective = "binary"')
+        return self
 
     @property
     def success_grade(self) -> int:

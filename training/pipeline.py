@@ -27,8 +27,11 @@ from engine.model.ranker import Ranker
 from engine.model.sampling import sample_negatives
 from engine.model.split import TEST, TRAIN, VALIDATION
 from engine.model.tuning import TuningResult, validation_metric
-from training.evaluate import MODEL, Evaluation, evaluate, load_truth
-from training.gate import GateDecision, decide_promotion, metric_cannot_judge, model_cannot_split
+from engine.errors import ModelMismatchError
+from engine.simulate import GroundTruth
+from training.evaluate import CHAMPION, MODEL, POPULARITY, Evaluation, evaluate, load_truth, replay_champion, with_policies
+from training.gate import (GateDecision, GateMetric, Measured, Versus, decide_promotion, metric_cannot_judge, model_cannot_split,
+                           resolve_gate_metric)
 from training.progress import Advance, Progress
 from training.report import markdown_report, write_report
 from training.tracking import BUNDLE_ARTIFACT_PATH, Tracker
@@ -36,6 +39,7 @@ from training.tuning import (TUNED_FILE, Tuned, TuneRequest, describe, read_tune
                              with_params, write_tuned)
 
 MODEL_NAME = "nbm-ranker"
+NO_CHAMPION = "no champion bundle yet"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class TrainOutcome:
     bundle: Path
     decision: GateDecision
     metrics: dict[str, float]
+    gate_metric: GateMetric
 
 
 def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: str, force_promote: bool,
@@ -107,12 +112,14 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
 
     with progress.step("evaluate") as info:
         truth = load_truth(data_dir)
-        evaluation = evaluate(examples, ranker, history, catalog, profiles, spec, settings, dataset.events, dataset.messages, truth)
+        evaluation = evaluate(examples, ranker, history, spec, settings, dataset.events, dataset.messages, dataset.customers, truth)
+        gate_metric = resolve_gate_metric(t.gate_metric, t.objective, evaluation.replayed.replay.has_propensities)
         metrics = evaluation.metrics()
-        info["detail"] = ", ".join(f"{k} {metrics[k]:.4f}" for k in (t.gate_metric_used, f"popularity.{t.gate_metric_used}", "gain") if k in metrics)
-    undecidable = gate_metric_cannot_judge(evaluation, settings)
-    for note in (*evaluation.notes, *([undecidable] if undecidable else [])):
-        progress.say(f"note: {note}")
+        info["detail"] = ", ".join(f"{k} {metrics[k]:.4f}" for k in (gate_metric.key, f"popularity.{gate_metric.key}", "gain") if k in metrics)
+    undecidable = gate_metric_cannot_judge(evaluation, gate_metric.name)
+    for note in (*evaluation.notes, gate_metric.note, undecidable):
+        if note:
+            progress.say(f"note: {note}")
 
     with progress.step("snapshot") as info:
         end = data_end(dataset.events)
@@ -122,11 +129,12 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
         info["detail"] = f"{len(snapshot):,} customers, events up to {last_event(dataset.events)}, state {len(state.log):,} records"
 
     with progress.step("champion") as info:
-        champion_metrics, champion_note = _champion_on_this_window(model_dir, examples, settings)
-        decision = decide_promotion(metrics, champion_metrics, metric=t.gate_metric_used,
-                                    popularity={t.gate_metric_used: metrics.get(f"popularity.{t.gate_metric_used}", float("nan"))},
+        evaluation, champion_ranking, champion_note = _champion_on_this_window(model_dir, examples, evaluation, dataset, settings, truth)
+        metrics = {**evaluation.metrics(), **champion_ranking}
+        decision = decide_promotion(gate_metric.name, *gate_inputs(metrics, gate_metric), tolerance=t.gate_tolerance,
                                     min_gain_over_popularity=t.min_gain_over_popularity, force=force_promote,
-                                    objections=[o for o in (constant, undecidable) if o])
+                                    objections=[o for o in (constant, undecidable, gate_metric.objection) if o],
+                                    without_champion="first model" if champion_note == NO_CHAMPION else champion_note)
         info["detail"] = decision.reason + (f" ({champion_note})" if champion_note else "")
 
     tracker = Tracker(tracking_uri)
@@ -175,7 +183,7 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
     with progress.step("promote") as info:
         alias = tracker.promote(MODEL_NAME, version.version, decision)
         info["detail"] = f"{MODEL_NAME} version {version.version} is now '{alias}'"
-    return TrainOutcome(version.version, run.run_id, path, decision, metrics)
+    return TrainOutcome(version.version, run.run_id, path, decision, metrics, gate_metric)
 
 
 def _reuse_tuned(settings: Settings, tuned: Tuned | None, model_dir: Path, progress: Progress) -> Settings:
@@ -204,10 +212,29 @@ def _log_trials(run, tuning: TuningResult) -> None:
                      "tuning.trials": len(tuning.trials), "tuning.pruned": sum(r.pruned for r in tuning.trials)})
 
 
-def gate_metric_cannot_judge(evaluation: Evaluation, settings: Settings) -> str | None:
-    """Why ``[training] gate_metric`` cannot tell models apart on this test window, or None."""
+def gate_metric_cannot_judge(evaluation: Evaluation, metric: str) -> str | None:
+    """Why the gate's ``metric`` cannot tell models apart on this test window, or None."""
     model = evaluation.ranking.loc[(MODEL, "all")]
-    return metric_cannot_judge(settings.training.gate_metric_used, int(model["ordering_groups"]), int(model["groups"]))
+    return metric_cannot_judge(metric, int(model["ordering_groups"]), int(model["groups"]))
+
+
+def gate_inputs(metrics: dict[str, float], metric: GateMetric) -> tuple[Measured, Versus | None, Versus]:
+    """The candidate's value of the gate's metric, and the champion (None when it has no value) and
+    popularity beside it, from the evaluation's metrics: with an off-policy metric, values with their
+    intervals and the paired differences (``ope.dr.vs.popularity``); with a ranking metric, plain values."""
+    key = metric.key
+    nan = float("nan")
+
+    def measured(name: str) -> Measured:
+        return Measured(metrics.get(name, nan), metrics.get(f"{name}.ci_low", nan), metrics.get(f"{name}.ci_high", nan))
+
+    def versus(other: str) -> Versus:
+        if metric.off_policy:
+            return Versus(measured(f"{other}.{key}"), measured(f"{key}.vs.{other}"))
+        return Versus(measured(f"{other}.{key}"), Measured(metrics.get(key, nan) - metrics.get(f"{other}.{key}", nan)))
+
+    champion = versus(CHAMPION) if f"{CHAMPION}.{key}" in metrics else None
+    return measured(key), champion, versus(POPULARITY)
 
 
 def make_ranker(spec: FeatureSpec, settings: Settings, feature_names: tuple[str, ...]) -> Ranker:
@@ -305,20 +332,33 @@ def _customer_snapshot(dataset: Dataset, history, catalog, profiles, spec, end: 
     return frame
 
 
-def _champion_on_this_window(model_dir: Path, examples: Examples, settings: Settings) -> tuple[dict | None, str]:
-    """The current champion's metrics on this run's test window, from its bundle (what serving runs)."""
+def _champion_on_this_window(model_dir: Path, examples: Examples, evaluation: Evaluation, dataset: Dataset, settings: Settings,
+                             truth: GroundTruth | None) -> tuple[Evaluation, dict[str, float], str]:
+    """The current champion (what serving runs) on this run's test window: ``evaluation`` with the
+    champion replayed on the same decisions through the decision engine (its off-policy values, paired
+    differences and true gain), its ranking metrics (``champion.auc``, ...) re-scored on the test rows,
+    and a note. A champion whose features this code does not build is left out: compared with popularity
+    only, and the note says so."""
     try:
         champion = load_bundle(model_dir)
     except BundleError:
-        return None, "no champion bundle yet"
+        return evaluation, {}, NO_CHAMPION
+    other_features = f"champion {champion.version} uses other features, compared with popularity only"
     if champion.feature_names != examples.features.names:
-        return None, f"champion {champion.version} uses other features; compared with popularity only"
+        return evaluation, {}, other_features
+    try:
+        choices = replay_champion(champion, evaluation, settings, dataset.events, dataset.messages, dataset.customers)
+    except ModelMismatchError:
+        return evaluation, {}, other_features
+    evaluation = with_policies(evaluation, {CHAMPION: choices}, truth=truth, events=dataset.events, messages=dataset.messages,
+                               seed=settings.training.seed)
     test = examples.part(TEST)
     frame = examples.frame.iloc[test].assign(label=examples.frame["grade"].to_numpy()[test])
     # Its evaluated model: the refit one has seen part of this test window.
     frame["score"] = champion.evaluation_booster.predict(examples.features_of(TEST), num_threads=settings.training.num_threads)
     report = ranking_report(frame, "score", relevant_from=settings.training.success_label).loc["all"]
-    return {k: float(report[k]) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "map", "auc")}, f"champion {champion.version} re-scored on this test window"
+    ranking = {f"{CHAMPION}.{k}": float(report[k]) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "map", "auc")}
+    return evaluation, ranking, f"champion {champion.version} replayed on this test window's decisions"
 
 
 def _data_stats(dataset: Dataset, examples: Examples) -> dict:

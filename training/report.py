@@ -60,10 +60,16 @@ def markdown_report(evaluation: Evaluation, *, data_stats: dict, split: dict, ob
         "### Test window, the model per channel",
         _table(per_channel),
         "",
-        f"### Off-policy value of each policy's choices on replayed logged decisions ({evaluation.reward} rate, 95% CI)",
+        f"### Off-policy value of what each policy would serve at replayed logged decisions ({evaluation.reward} rate, 95% CI)",
+        "Each logged test decision decided again by the decision engine with the configured policy (exploration off) "
+        "from the events before it, each policy as its scorer.",
+        "",
         _table(evaluation.off_policy) if len(evaluation.off_policy) else "(none)",
         *[f"- {note}" for note in evaluation.notes],
     ]
+    if len(evaluation.comparisons):
+        lines += ["", "### The model minus each other policy, paired on the same bootstrap resamples (95% CI)",
+                  _table(evaluation.comparisons)]
     if not evaluation.gains.empty:
         lines += ["", f"### Ground truth: normalised gain in {evaluation.reward} probability (1 = oracle, 0 = random choice)",
                   _table(evaluation.gains)]
@@ -99,6 +105,9 @@ def write_report(folder: Path, evaluation: Evaluation, importance: dict[str, flo
     if len(evaluation.off_policy):  # none without logged propensities
         evaluation.off_policy.to_csv(folder / "off_policy.csv")
         paths.append(folder / "off_policy.csv")
+    if len(evaluation.comparisons):
+        evaluation.comparisons.to_csv(folder / "off_policy_differences.csv")
+        paths.append(folder / "off_policy_differences.csv")
     if not evaluation.gains.empty:
         evaluation.gains.to_csv(folder / "ground_truth_gain.csv")
         paths.append(folder / "ground_truth_gain.csv")

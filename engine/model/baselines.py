@@ -5,6 +5,9 @@
   belong to one channel), the "best seller" policy;
 - most-engaged topic: the customer's decayed interest in the message's topic (feature
   ``msg_topic_affinity``), the classic rule-based next best action.
+
+Each names the feature columns it reads (``reads``) and whether its scores are probabilities
+(``probability``): what the decision engine needs to value it under the served policy.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ PRIOR_STRENGTH = 20.0
 
 class RandomBaseline:
     name = "random"
+    reads: frozenset[str] = frozenset()
+    probability = False
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -30,6 +35,8 @@ class RandomBaseline:
 
 class PopularityBaseline:
     name = "popularity"
+    reads: frozenset[str] = frozenset()
+    probability = True  # a smoothed success rate
 
     def __init__(self, relevant_from: int = 2, prior_strength: float = PRIOR_STRENGTH) -> None:
         self.relevant_from = relevant_from
@@ -54,6 +61,8 @@ class PopularityBaseline:
 
 class MostEngagedTopicBaseline:
     name = "most_engaged_topic"
+    reads = frozenset({"msg_topic_affinity"})
+    probability = False
 
     def fit(self, examples: pd.DataFrame, grades: np.ndarray) -> MostEngagedTopicBaseline:
         return self

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.policy.choice import argmax_per_decision
 from engine.policy.eligibility import expand_candidates, unsubscribed_before, valid_at
 from tests.builders import events_frame, messages_frame
 
@@ -48,8 +47,3 @@ def test_candidates_are_the_channel_messages_valid_at_as_of():
     candidates = expand_candidates(decisions, messages)
     assert list(zip(candidates["decision"], candidates["message_id"])) == [(0, "a"), (0, "b"), (1, "c"), (2, "a"), (2, "d")]
 
-
-def test_argmax_per_decision_breaks_ties_by_first_row():
-    decision = np.array([0, 0, 0, 2, 2])
-    scores = np.array([0.1, 0.5, 0.5, 0.3, 0.2])
-    assert list(argmax_per_decision(decision, scores, 3)) == [1, -1, 3]

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.slow
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     data = root / "data"
-    assert main(["simulate", "--out", str(data), "--customers", "400", "--days", "45", "--seed", "5"]) == 0
+    # 1,000 customers: the gate must tell the model from popularity beyond the paired interval of their
+    # off-policy values, which on 400 customers' test window (about 1,000 decisions) is too wide.
+    assert main(["simulate", "--out", str(data), "--customers", "1000", "--days", "45", "--seed", "5"]) == 0
     return root, data
 
 
@@ -50,8 +52,12 @@ def test_first_model_is_registered_promoted_and_bundled(trained, capsys):
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias("nbm-ranker", "champion").version) == "1"
     run = client.get_run(bundle.metadata["run_id"])
-    for metric in ("ndcg_at_3", "popularity.ndcg_at_3", "random.ndcg_at_3", "map", "auc", "ope.ips", "ope.snips", "gain", "gain.email"):
+    for metric in ("ndcg_at_3", "popularity.ndcg_at_3", "random.ndcg_at_3", "map", "auc", "ope.ips", "ope.snips", "ope.dr",
+                   "ope.dr.ci_low", "ope.dr.ci_high", "popularity.ope.dr", "ope.dr.vs.popularity", "ope.dr.vs.popularity.ci_low",
+                   "ope.dr.vs.random.ci_high", "gain", "gain.email"):
         assert metric in run.data.metrics, metric
+    assert run.data.metrics["ope.dr.vs.popularity.ci_low"] > 0
+    assert bundle.metadata["gate"].startswith("promoted: first model, dr ")
     assert run.data.params["config.training.objective"] == "binary"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
     assert {"report/feature_importance.png", "report/report.md", "report/ranking_metrics.csv", "report/off_policy.csv"} <= artifacts
@@ -70,7 +76,7 @@ def test_same_data_and_config_give_the_same_model(trained, tmp_path):
 def test_gate_refusal_keeps_the_champion_and_force_promotes(trained, capsys):
     root, data = trained
     champion_path = load_bundle(root / "model").path
-    # No model can beat popularity by a whole 1.0 of NDCG: the gate must refuse.
+    # No model can beat popularity by a whole 1.0 of click rate: the gate must refuse.
     assert _train(root, data, config="[training]\nmin_gain_over_popularity = 1.0\n") == 0
     out = capsys.readouterr().out
     assert "not promoted" in out
@@ -82,6 +88,16 @@ def test_gate_refusal_keeps_the_champion_and_force_promotes(trained, capsys):
     assert "promoted by --force-promote" in capsys.readouterr().out
     assert str(client.get_model_version_by_alias("nbm-ranker", "champion").version) == "3"
     assert load_bundle(root / "model").metadata["model_version"] == "3"
+
+
+def test_a_worse_model_is_refused_against_the_champion_on_the_same_replayed_decisions(trained, capsys):
+    root, data = trained
+    champion_path = load_bundle(root / "model").path
+    # One tree with one split: it serves nearly the same message to everyone.
+    assert _train(root, data, config="[training]\nnum_leaves = 2\nmax_rounds = 1\n") == 0
+    reason = capsys.readouterr().out.strip().splitlines()[-1]
+    assert reason.startswith("not promoted: dr ") and " vs champion " in reason and "beyond the tolerance of 2%" in reason
+    assert load_bundle(root / "model").path == champion_path
 
 
 def test_score_respects_channel_validity_and_consent(trained, tmp_path):

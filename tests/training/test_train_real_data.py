@@ -66,7 +66,7 @@ def test_after_a_refusal_score_names_the_challenger_and_scores_it_with_bundle(sm
     args = ["score", "--data", str(small_world), "--as-of", "2026-06-30T00:00:00Z", "--out", str(tmp_path / "s.csv")]
     assert main([*args, "--model-dir", str(tmp_path / "model")]) == 2
     err = capsys.readouterr().err
-    assert f"the newest bundle, {bundle.name}, is a challenger (not promoted: auc" in err
+    assert f"the newest bundle, {bundle.name}, is a challenger (not promoted: dr" in err
     assert f"score it with --bundle {bundle}" in err
     assert main([*args, "--bundle", str(bundle)]) == 0
     assert len(pd.read_csv(tmp_path / "s.csv")) > 0
@@ -83,7 +83,7 @@ def test_the_run_says_what_it_left_out_which_data_each_figure_comes_from_and_the
     bundle = load_bundle(next((tmp_path / "model").glob("bundle-*")))  # few conversions: maybe not promoted
     assert bundle.metadata["refit_on_all_data"] is True and (bundle.path / "evaluation_model.txt").is_file()
     report = _report(tmp_path)
-    assert "Off-policy value of each policy's choices on replayed logged decisions (conversion rate, 95% CI)" in report
+    assert "Off-policy value of what each policy would serve at replayed logged decisions (conversion rate, 95% CI)" in report
     assert "The shipped model was refit on train + validation + test" in report
     assert "- customers_in_table: 400" in report and "- customers_with_events: " in report
     assert "000000001" not in report

@@ -8,6 +8,7 @@ test here.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -21,8 +22,8 @@ from engine.model.examples import build_examples, history_for
 from engine.model.split import TEST, TRAIN, VALIDATION
 from training.cli import main
 from training.evaluate import evaluate, load_truth
-from training.gate import decide_promotion
-from training.pipeline import fit_ranker, gate_metric_cannot_judge, refit_on_all, refit_rows
+from training.gate import Measured, Versus, decide_promotion, resolve_gate_metric
+from training.pipeline import fit_ranker, gate_inputs, gate_metric_cannot_judge, refit_on_all, refit_rows
 
 pytestmark = pytest.mark.slow
 TESTED: set[str] = set()
@@ -63,8 +64,8 @@ class Run:
     @property
     def evaluation(self):
         if self._evaluation is None:
-            self._evaluation = evaluate(self.examples, self.ranker, self.history, self.catalog, self.profiles, self.spec,
-                                        self.settings, self.dataset.events, self.dataset.messages, load_truth(self.data))
+            self._evaluation = evaluate(self.examples, self.ranker, self.history, self.spec, self.settings, self.dataset.events,
+                                        self.dataset.messages, self.dataset.customers, load_truth(self.data))
         return self._evaluation
 
     def counts(self) -> np.ndarray:
@@ -73,13 +74,18 @@ class Run:
     def model_text(self) -> str:
         return self.ranker.booster_.model_to_string(num_iteration=self.ranker.best_iteration_)
 
+    @property
+    def gate_metric(self):
+        t = self.settings.training
+        return resolve_gate_metric(t.gate_metric, t.objective, self.evaluation.replayed.replay.has_propensities)
+
     def gate(self, champion=None):
-        t, metrics = self.settings.training, self.evaluation.metrics()
-        undecidable = gate_metric_cannot_judge(self.evaluation, self.settings)
-        return decide_promotion(metrics, champion, metric=t.gate_metric_used,
-                                popularity={t.gate_metric_used: metrics[f"popularity.{t.gate_metric_used}"]},
+        t, metric = self.settings.training, self.gate_metric
+        candidate, _, popularity = gate_inputs(self.evaluation.metrics(), metric)
+        undecidable = gate_metric_cannot_judge(self.evaluation, metric.name)
+        return decide_promotion(metric.name, candidate, champion, popularity, tolerance=t.gate_tolerance,
                                 min_gain_over_popularity=t.min_gain_over_popularity,
-                                objections=[undecidable] if undecidable else [])
+                                objections=[o for o in (undecidable, metric.objection) if o])
 
 
 @pytest.fixture(scope="module")
@@ -203,14 +209,28 @@ def test_the_thread_count_reaches_lightgbm_and_leaves_the_model_as_it_is(world, 
 
 @covers("gate_metric", "min_gain_over_popularity")
 def test_the_gate_judges_on_its_metric_and_margin(world, default):
-    assert default.gate().reason.startswith("promoted: first model, auc ")
-    ndcg = Run(world, gate_metric="ndcg@3")
-    assert "ndcg@3" in ndcg.gate().reason
-    # auto: AUC for the binary objective, NDCG@3 for lambdarank (its scores only order within groups).
-    assert TrainingSettings(objective="lambdarank").gate_metric_used == "ndcg@3"
-    assert TrainingSettings(objective="lambdarank", gate_metric="map").gate_metric_used == "map"
+    # auto: the served policy's DR value for the binary objective, with its interval and the paired
+    # difference to popularity. (On this small world the interval may be too wide to promote.)
+    interval = r"0\.\d{4} \[-?0\.\d{4}, 0\.\d{4}\]"
+    assert re.match(rf"(not )?promoted: (first model, )?dr {interval} vs popularity 0\.\d{{4}} \(difference [+-]0\.\d{{4}} \[",
+                    default.gate().reason), default.gate().reason
+    assert re.match(rf"(not )?promoted: (first model, )?snips {interval} vs popularity", Run(world, gate_metric="snips").gate().reason)
+    assert re.match(r"(not )?promoted: (first model, )?ndcg@3 0\.\d{4} vs popularity", Run(world, gate_metric="ndcg@3").gate().reason)
+    assert Run(world, objective="lambdarank").gate_metric.name == "snips"
+    with pytest.raises(ValueError, match='gate_metric = "dr" needs probabilities, which the lambdarank objective does not give'):
+        TrainingSettings(objective="lambdarank", gate_metric="dr")
+    assert "lower bound not above min gain" not in default.gate().reason
     demanding = Run(world, min_gain_over_popularity=1.0)
-    assert not demanding.gate().promote and "min gain 1.000" in demanding.gate().reason
+    assert not demanding.gate().promote and "lower bound not above min gain 1.0000" in demanding.gate().reason
+
+
+@covers("gate_tolerance")
+def test_the_gate_tolerance_lets_a_candidate_fall_that_share_below_the_champion(world, default):
+    value = default.evaluation.metrics()["ope.dr"]
+    # A champion 3% better than the candidate: beyond the default 2%, within 5%.
+    champion = Versus(Measured(value * 1.03), Measured(value - value * 1.03))
+    assert "beyond the tolerance of 2%" in default.gate(champion).reason
+    assert "tolerance 5%)" in Run(world, gate_tolerance=0.05).gate(champion).reason
 
 
 @covers("replay_decisions")

@@ -27,12 +27,19 @@ def run_train(settings: Settings, *, data: Path, model_dir: Path | None, trackin
         tune=tune,
     )
     m = outcome.metrics
-    metric = settings.training.gate_metric_used
+    metric = outcome.gate_metric.key
     typer.echo(f"model: nbm-ranker version {outcome.model_version} (run {outcome.run_id})")
-    typer.echo(f"test {metric}: model {m.get(metric, float('nan')):.4f}, popularity {m.get('popularity.' + metric, float('nan')):.4f}, "
-               f"random {m.get('random.' + metric, float('nan')):.4f}")
+    typer.echo(f"test {metric}: " + ", ".join(f"{policy} {_with_interval(m, prefix + metric)}" for policy, prefix in
+                                             (("model", ""), ("popularity", "popularity."), ("random", "random."))))
     if "gain" in m:
         per_channel = ", ".join(f"{k.split('.', 1)[1]} {v:.3f}" for k, v in m.items() if k.startswith("gain."))
         typer.echo(f"ground-truth normalised gain: {m['gain']:.3f} ({per_channel}); popularity {m.get('popularity.gain', float('nan')):.3f}")
     typer.echo(f"bundle: {outcome.bundle}")
     typer.echo(outcome.decision.reason)
+
+
+def _with_interval(metrics: dict[str, float], name: str) -> str:
+    value = f"{metrics.get(name, float('nan')):.4f}"
+    if f"{name}.ci_low" in metrics:
+        value += f" [{metrics[name + '.ci_low']:.4f}, {metrics[name + '.ci_high']:.4f}]"
+    return value
