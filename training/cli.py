@@ -133,6 +133,7 @@ def score(
     customers: Annotated[Optional[Path], typer.Option(help="Only these customers: one id a line, or a CSV with customer_id.")] = None,
     bundle: Annotated[Optional[Path], typer.Option(help="Score with this bundle folder (e.g. a challenger that was not promoted) instead of the model directory's current one.")] = None,
     explore: Annotated[bool, typer.Option(help="Explore as [policy] exploration says (off by default); the propensities and decision ids written then allow off-policy evaluation.")] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Processes deciding parts of the customers at once (each holds one part's events in memory).")] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Decide every customer's next best message(s) at --as-of with the API's decision engine and policy (rules, contact
@@ -147,7 +148,7 @@ def score(
         raise DataError("not a model bundle (no metadata.json); bundles are the bundle-* folders of a model directory", path=str(bundle))
     settings = _settings(config)
     run_score(settings, data=data, model_dir=bundle or model_dir or settings.paths.home / "model", as_of=as_of, channel=channel,
-              k=k, customers=customers, out=out, explore=explore)
+              k=k, customers=customers, out=out, explore=explore, workers=workers)
 
 
 @app.command()

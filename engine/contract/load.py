@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.config import ValidationSettings
+from engine.contract.partition import ROWS_PER_PART, EventParts, parts_for
 from engine.contract.read import ROW_COLUMN, SOURCE_COLUMN, find_table_files, read_table
 from engine.contract.report import TableSummary, ValidationReport
 from engine.contract.schema import CUSTOMERS, EVENTS, MESSAGES
@@ -32,22 +33,74 @@ def load_dataset(data_dir: Path | str, settings: ValidationSettings) -> Dataset:
     ``report.rejects``; call :func:`engine.contract.report.check_reject_share` to enforce the limit.
     """
     data_dir = Path(data_dir)
-    files = {spec.name: find_table_files(data_dir, spec) for spec in (MESSAGES, CUSTOMERS, EVENTS)}
+    files = _table_files(data_dir)
+    messages, customers = _messages_and_customers(files)
+    raw_events = read_table(files["events"], EVENTS)
+    if raw_events.empty:
+        raise DataError("no events: the table has a header but no rows", path=_names(files["events"]))
+    events = validate_events(raw_events, messages.accepted)
+    report = _report(data_dir, files, {"messages": messages, "customers": customers, "events": events}, settings,
+                     _notes(raw_events, events, customers, files["customers"]))
+    return Dataset(messages.accepted, customers.accepted, events.accepted, report)
 
+
+@dataclass(frozen=True)
+class PartedDataset:
+    """A data directory whose events are split by customer (:class:`EventParts`), validated part by part:
+    what decides many customers in bounded memory. Messages and customers are read whole."""
+
+    data_dir: Path
+    files: dict[str, list[Path]] = field(repr=False)
+    messages: TableResult = field(repr=False)
+    customers: TableResult = field(repr=False)
+    events: EventParts
+
+    def events_of(self, part: int) -> TableResult:
+        """The part's events validated (every customer's events are in one part: per-customer checks hold)."""
+        return validate_events(self.events.raw(part), self.messages.accepted)
+
+    def report(self, events: list[TableResult], settings: ValidationSettings) -> ValidationReport:
+        """The validation report of every part's events (``events``) with the messages and customers."""
+        accepted = sum(len(e.accepted) for e in events)
+        combined = TableResult(accepted=pd.DataFrame(index=range(accepted)),
+                               rejects=_combine_rejects([e.rejects for e in events]),
+                               rows_read=self.events.rows_read)
+        ignored = sorted(set(self.events.columns) - set(EVENTS.required + EVENTS.optional) - {SOURCE_COLUMN, ROW_COLUMN, "_jsonl_error"})
+        notes = (f"events columns not in the contract were ignored: {', '.join(ignored)}",) if ignored else ()
+        return _report(self.data_dir, self.files, {"messages": self.messages, "customers": self.customers, "events": combined},
+                       settings, notes)
+
+
+def load_in_parts(data_dir: Path | str, folder: Path, *, rows_per_part: int = ROWS_PER_PART) -> PartedDataset:
+    """Read and validate the messages and customers of ``data_dir`` and split its events by customer
+    into parts of about ``rows_per_part`` events under ``folder`` (:meth:`PartedDataset.events_of`
+    validates a part)."""
+    data_dir = Path(data_dir)
+    files = _table_files(data_dir)
+    messages, customers = _messages_and_customers(files)
+    parts = EventParts.split(files["events"], parts_for(files["events"], rows_per_part), Path(folder))
+    if parts.rows_read == 0:
+        raise DataError("no events: the table has a header but no rows", path=_names(files["events"]))
+    return PartedDataset(data_dir, files, messages, customers, parts)
+
+
+def _table_files(data_dir: Path) -> dict[str, list[Path]]:
+    return {spec.name: find_table_files(data_dir, spec) for spec in (MESSAGES, CUSTOMERS, EVENTS)}
+
+
+def _messages_and_customers(files: dict[str, list[Path]]) -> tuple[TableResult, TableResult]:
     messages = validate_messages(read_table(files["messages"], MESSAGES))
     if messages.accepted.empty:
         raise DataError(
             f"no valid messages ({messages.rows_read} rows read, all rejected or none present)",
             path=_names(files["messages"]),
         )
-    customers = validate_customers(read_table(files["customers"], CUSTOMERS))
-    raw_events = read_table(files["events"], EVENTS)
-    if raw_events.empty:
-        raise DataError("no events: the table has a header but no rows", path=_names(files["events"]))
-    events = validate_events(raw_events, messages.accepted)
+    return messages, validate_customers(read_table(files["customers"], CUSTOMERS))
 
-    results = {"messages": messages, "customers": customers, "events": events}
-    report = ValidationReport(
+
+def _report(data_dir: Path, files: dict[str, list[Path]], results: dict[str, TableResult], settings: ValidationSettings,
+            notes: tuple[str, ...]) -> ValidationReport:
+    return ValidationReport(
         data_dir=str(data_dir),
         tables=tuple(
             TableSummary(name, tuple(str(p) for p in files[name]), r.rows_read, len(r.accepted))
@@ -55,9 +108,8 @@ def load_dataset(data_dir: Path | str, settings: ValidationSettings) -> Dataset:
         ),
         rejects=_combine_rejects([r.rejects for r in results.values()]),
         max_reject_share=settings.max_reject_share,
-        notes=_notes(raw_events, events, customers, files["customers"]),
+        notes=notes,
     )
-    return Dataset(messages.accepted, customers.accepted, events.accepted, report)
 
 
 def _combine_rejects(frames: list[pd.DataFrame]) -> pd.DataFrame:

@@ -8,11 +8,13 @@ line is not counted). Anything that makes a whole file unusable raises :class:`D
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from engine.contract.schema import TableSpec
 from engine.errors import DataError
@@ -60,12 +62,51 @@ def read_table(files: list[Path], spec: TableSpec) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def read_chunks(files: list[Path], spec: TableSpec, rows: int) -> Iterator[pd.DataFrame]:
+    """:func:`read_table`'s rows, file after file in chunks of about ``rows`` rows (CSV and Parquet; a JSON
+    lines file in one piece), each checked and numbered as :func:`read_table` does: memory holds a chunk,
+    not the table."""
+    for path in files:
+        first_row = 1
+        for frame in _raw_chunks(path, rows):
+            yield _checked(frame, path, spec, first_row)
+            first_row += len(frame)
+
+
 def _read_one(path: Path, spec: TableSpec) -> pd.DataFrame:
     if path.suffix == ".parquet":
         frame = _read_parquet(path)
     else:
         _refuse_binary(path)
         frame = _read_csv(path) if path.suffix == ".csv" else _read_jsonl(path)
+    return _checked(frame, path, spec, 1)
+
+
+def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
+    if path.suffix == ".parquet":
+        try:
+            batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
+            for batch in batches:
+                yield batch.to_pandas()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise DataError(f"not a readable Parquet file: {exc}", path=str(path)) from None
+        return
+    _refuse_binary(path)
+    if path.suffix != ".csv":
+        yield _read_jsonl(path)
+        return
+    try:
+        yield from pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8", chunksize=rows)
+    except pd.errors.EmptyDataError:
+        raise DataError("empty file: no header line", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise DataError(_where_not_utf8(path), path=str(path)) from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"malformed CSV: {exc}".strip(), path=str(path)) from None
+
+
+def _checked(frame: pd.DataFrame, path: Path, spec: TableSpec, first_row: int) -> pd.DataFrame:
+    """The frame with its columns checked and its bookkeeping columns added (rows numbered from ``first_row``)."""
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in spec.required if c not in frame.columns]
     if missing:
@@ -82,7 +123,7 @@ def _read_one(path: Path, spec: TableSpec) -> pd.DataFrame:
     if "_jsonl_line" in frame.columns:
         frame[ROW_COLUMN] = frame.pop("_jsonl_line").to_numpy()
     else:
-        frame[ROW_COLUMN] = np.arange(1, len(frame) + 1, dtype=np.int64)
+        frame[ROW_COLUMN] = np.arange(first_row, first_row + len(frame), dtype=np.int64)
     return frame
 
 

@@ -10,9 +10,10 @@ import mlflow
 import pandas as pd
 import pytest
 
-from engine.config import load_settings
+from engine.config import Settings, load_settings
 from engine.model.bundle import load_bundle
 from training.cli import main
+from training.commands.score import run_score
 from training.commands.serve import AliasFollower, alias_dir, fetch_served_model
 from training.tracking import ModelNotFoundError
 
@@ -123,6 +124,21 @@ def test_score_respects_channel_validity_and_consent(trained, tmp_path):
     assert not (set(unsubscribed) & served)
     told = rows.loc[rows["customer_id"].astype(str).isin(unsubscribed)]
     assert told["message_id"].isna().all() and told["suppressed"].str.contains("consent:").all()
+
+
+def test_score_in_parts_by_several_processes_writes_what_one_part_writes(trained, tmp_path):
+    # Customers are split into parts by a hash of their id and each part is decided alone (its own events,
+    # profiles and engine), here by two processes: the decisions must be those of one part in one process.
+    root, data = trained
+    as_of = (pd.read_parquet(data / "events.parquet")["ts"].max() + pd.Timedelta(hours=1)).isoformat()
+    args = dict(data=data, model_dir=root / "model", as_of=as_of, channel="all", k=1, customers=None)
+    run_score(Settings(), out=tmp_path / "one.parquet", **args)
+    run_score(Settings(), out=tmp_path / "parts.parquet", workers=2, rows_per_part=2_000, **args)
+    one, parts = (pd.read_parquet(tmp_path / name) for name in ("one.parquet", "parts.parquet"))
+    assert parts["decision_id"].nunique() == len(parts) == len(one) > 0
+    keys = ["customer_id", "channel", "rank"]
+    one, parts = (f.sort_values(keys).reset_index(drop=True) for f in (one, parts))
+    pd.testing.assert_frame_equal(parts, one)
 
 
 def test_score_bad_inputs_exit_2(trained, tmp_path, capsys):
