@@ -220,7 +220,7 @@ class DecisionEngine:
         stamps = {ask.as_of_ns: pd.Timestamp(ask.as_of_ns, tz="UTC") for _, _, ask in asked}
         for i, ((at, request, ask), one, slate, (index, propensity, first)) in enumerate(
                 zip(asked, scored, slates, self._choices(slates, ks, ids))):
-            served = tuple(self._served(slate, one.x, index, propensity, request.explain))
+            served = self._served(slate, one.x, index, propensity, request.explain)
             answers[at] = self._decision(ids[i], one.customer_id, one.known, slate, stamps[ask.as_of_ns], served,
                                          slate.suppressed, first)
         return answers  # type: ignore[return-value]
@@ -267,8 +267,8 @@ class DecisionEngine:
         n_channels = len(self.channels)
         bounds = np.concatenate([[0], np.cumsum(sizes.reshape(len(scored), n_channels).sum(axis=1))])
         number = np.repeat(np.tile(np.arange(n_channels), len(scored)), sizes)
-        topic = np.concatenate([s.messages.topic[s.at] for s in slates])
-        offer = np.concatenate([s.messages.offer[s.at] for s in slates])
+        codes = np.concatenate([s.messages.code[s.at] for s in slates])
+        topic, offer = self._catalog.message_topic_key[codes], self._catalog.message_offer[codes]  # codes: cheaper than names
         priority = np.concatenate([s.priority for s in slates])
         # Channels served together must fit the global caps together, not only one by one (no history was
         # read where no cap is configured, see _slates_each).
@@ -287,7 +287,7 @@ class DecisionEngine:
                 served: tuple[ServedMessage, ...] = ()
                 pick = int(turns.index[g, c])
                 if pick >= 0:
-                    served = tuple(self._served(slate, one.x, np.array([pick - own.start]), turns.propensity[g, c:c + 1], explained))
+                    served = self._served(slate, one.x, np.array([pick - own.start]), turns.propensity[g, c:c + 1], explained)
                 elif len(slate.at):
                     suppressed[turns.reason[g, c]] = len(slate.at)
                 decisions.append(self._decision(decision_id, one.customer_id, one.known, slate, stamp, served, suppressed,
@@ -467,16 +467,17 @@ class DecisionEngine:
             return np.asarray(self._scorer.score(x, self._message_ids[codes]), dtype=np.float64)
         return self.bundle.predictor.predict(x)
 
-    def _served(self, slate: _Slate, x: np.ndarray, index: np.ndarray, propensity: np.ndarray, explain: bool):
+    def _served(self, slate: _Slate, x: np.ndarray, index: np.ndarray, propensity: np.ndarray,
+                explain: bool) -> tuple[ServedMessage, ...]:
+        """The slate's candidates at ``index``, in that order, as served messages."""
         reasons: list[tuple[Reason, ...]] = [()] * len(index)
         if explain and len(index):
             contrib = self.bundle.booster.predict(x[slate.rows[index]], pred_contrib=True, num_threads=1)
             reasons = [tuple(Reason(c.feature, c.label, c.value) for c in row)
                        for row in top_contributions(contrib, self._feature_names, EXPLAIN_TOP, self._labels)]
-        for i, p, why in zip(index.tolist(), propensity.tolist(), reasons):
-            at = slate.at[i]
-            yield ServedMessage(str(slate.messages.message_id[at]), str(slate.messages.topic[at]), float(slate.score[i]),
-                                float(slate.priority[i]), float(p), why)
+        return tuple(ServedMessage(str(slate.messages.message_id[slate.at[i]]), str(slate.messages.topic[slate.at[i]]),
+                                   float(slate.score[i]), float(slate.priority[i]), float(p), why)
+                     for i, p, why in zip(index.tolist(), propensity.tolist(), reasons))
 
     def _decision(self, decision_id: str, customer_id: str, known: bool, slate: _Slate, as_of: pd.Timestamp,
                   served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray) -> Decision:

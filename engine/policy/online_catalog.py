@@ -53,6 +53,7 @@ class OnlineCatalog:
     by_channel: dict[str, ChannelMessages]
     message_topic: np.ndarray  # topic code of each message code of the spec (-1: unknown)
     message_offer: np.ndarray  # offer code of each message code of the spec (a message code)
+    message_topic_key: np.ndarray  # each catalog message's topic numbered by its name (-1: not in the catalog)
 
     @property
     def offers_shared(self) -> bool:
@@ -82,7 +83,10 @@ class OnlineCatalog:
             )
         message_topic = np.full(len(spec.vocab.messages), -1, np.int64)
         message_topic[code] = spec.vocab.topics.encode(known["topic"]).astype(np.int64)
-        return cls(tuple(sorted(by_channel)), by_channel, message_topic, offer_codes)
+        # By name, not by the spec's vocabulary: a topic the model never saw is still a topic of its own.
+        topic_key = np.full(len(spec.vocab.messages), -1, np.int64)
+        topic_key[code] = pd.factorize(known["topic"].astype(str))[0]
+        return cls(tuple(sorted(by_channel)), by_channel, message_topic, offer_codes, topic_key)
 
     def channel(self, name: str) -> ChannelMessages:
         try:

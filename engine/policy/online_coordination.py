@@ -68,7 +68,8 @@ def coordinate_each(bounds: np.ndarray, channel: np.ndarray, topic: np.ndarray, 
     ``bounds[g]:bounds[g + 1]``, ``channel`` each candidate's channel number, ``rngs[g]`` one generator per
     channel (a channel's draw replays from its own decision; ``rngs`` may be None when nothing is drawn),
     ``max_messages[g]`` caps the channels served on top of the configured per-customer cap (e.g. what the
-    global contact caps still allow); ``offer``: each candidate's offer (default: each its own).
+    global contact caps still allow); ``offer``: each candidate's offer (default: each its own). Topics and
+    offers are compared by equality: names, or integer codes (cheaper).
 
     Turn by turn for all customers together: in each turn every customer that may still be served gives
     the turn to the channel holding its highest open priority (ties: the earlier candidate), which then
@@ -78,9 +79,8 @@ def coordinate_each(bounds: np.ndarray, channel: np.ndarray, topic: np.ndarray, 
     priority = np.asarray(priority, dtype=np.float64)
     n, customers = len(channel), len(bounds) - 1
     group = np.repeat(np.arange(customers), np.diff(bounds))
-    topic_code = np.unique(np.asarray(topic).astype(str), return_inverse=True)[1].reshape(-1) if n else np.zeros(0, np.int64)
-    offer_code = (np.arange(n) if offer is None else
-                  np.unique(np.asarray(offer).astype(str), return_inverse=True)[1].reshape(-1) if n else np.zeros(0, np.int64))
+    topic_code = _codes(topic)
+    offer_code = np.arange(n) if offer is None else _codes(offer)
     coordination = settings.coordination
     exploring = settings.exploration != "none" and settings.exploration_rate != 0.0
     cap = np.minimum(coordination.max_messages_per_customer or n_channels, np.asarray(max_messages, dtype=np.float64))
@@ -91,7 +91,7 @@ def coordinate_each(bounds: np.ndarray, channel: np.ndarray, topic: np.ndarray, 
     index = np.full((customers, n_channels), -1, dtype=np.int64)
     propensity = np.zeros((customers, n_channels))
     first = np.zeros(n)
-    best_first = np.lexsort((np.arange(n), -priority, group))  # each customer's candidates, highest priority first
+    best_first = np.lexsort((-priority, group))  # each customer's candidates, highest priority first (stable: ties in order)
     while True:
         free = is_open[group, channel] & ~offer_taken[group, offer_code] & (served < cap)[group]
         if not coordination.allow_same_topic_across_channels:
@@ -133,3 +133,12 @@ def _reasons(group: np.ndarray, channel: np.ndarray, topic_code: np.ndarray, off
     blocked = np.bincount(key, weights=gone, minlength=size).reshape(customers, n_channels)
     reason = np.select([count == 0, offers == count, blocked == count], [NO_CANDIDATES, OFFER_TAKEN, TOPIC_TAKEN], CUSTOMER_CAP)
     return np.where(index >= 0, "", reason).astype(object)
+
+
+def _codes(values: np.ndarray) -> np.ndarray:
+    """Non-negative integers equal where ``values`` are: integer codes as they are (shifted past -1, an
+    unknown's code), other values numbered."""
+    values = np.asarray(values)
+    if np.issubdtype(values.dtype, np.integer):
+        return values.astype(np.int64) + 1
+    return np.unique(values.astype(str), return_inverse=True)[1].reshape(-1).astype(np.int64)
