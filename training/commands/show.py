@@ -18,5 +18,5 @@ def run_show(scores: Path, customers: int) -> None:
     best = frame.loc[frame["rank"] == 1]
     chosen = sorted(best["customer_id"].astype(str).unique())[:customers]
     table = best.loc[best["customer_id"].astype(str).isin(chosen)].pivot(index="customer_id", columns="channel", values="message_id")
-    typer.echo(f"next best message per channel for {len(chosen)} customers ('-' = no eligible message or no consent):")
+    typer.echo(f"next best message per channel for {len(chosen)} customers ('-' = nothing served: the file's suppressed column says why):")
     typer.echo(table.fillna("-").to_string())
