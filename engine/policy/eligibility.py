@@ -1,9 +1,6 @@
-"""Who may receive what, when: pure rules shared by batch scoring, evaluation and the API.
-
-- channel: a message is only sent on its own channel;
-- validity: ``valid_from <= as_of < valid_to`` (an empty bound is open);
-- consent: an ``unsubscribe`` from a channel strictly before ``as_of`` blocks that channel for good.
-"""
+"""Which messages are candidates, when: a message is only sent on its own channel, and only while valid,
+``valid_from <= as_of < valid_to`` (an empty bound is open). Consent is the contact policy's
+(:mod:`engine.policy.contact`)."""
 
 from __future__ import annotations
 
@@ -21,20 +18,6 @@ def valid_at(valid_from_ns: np.ndarray, valid_to_ns: np.ndarray, as_of_ns: np.nd
     started = (valid_from_ns == NAT) | (valid_from_ns <= as_of_ns)
     not_ended = (valid_to_ns == NAT) | (as_of_ns < valid_to_ns)
     return started & not_ended
-
-
-def unsubscribed_before(events: pd.DataFrame, customer_ids: pd.Series, channels: pd.Series, as_of: pd.Series) -> np.ndarray:
-    """True where the customer unsubscribed from the channel strictly before as_of."""
-    unsubscribes = events.loc[events["event_type"] == "unsubscribe", ["customer_id", "channel", "ts"]]
-    if unsubscribes.empty or len(customer_ids) == 0:
-        return np.zeros(len(customer_ids), dtype=bool)
-    first = unsubscribes.groupby(["customer_id", "channel"], observed=True)["ts"].min()
-    keys = pd.MultiIndex.from_arrays([customer_ids.astype(str).to_numpy(), channels.astype(str).to_numpy()])
-    first.index = pd.MultiIndex.from_arrays([first.index.get_level_values(0).astype(str), first.index.get_level_values(1).astype(str)])
-    at = first.index.get_indexer(keys)
-    first_ns = to_ns(first.reset_index(drop=True))
-    when = np.where(at >= 0, first_ns[np.maximum(at, 0)], np.iinfo(np.int64).max)
-    return when < to_ns(as_of.reset_index(drop=True))
 
 
 def expand_candidates(decisions: pd.DataFrame, messages: pd.DataFrame) -> pd.DataFrame:

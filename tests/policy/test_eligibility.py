@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.policy.eligibility import expand_candidates, unsubscribed_before, valid_at
-from tests.builders import events_frame, messages_frame
+from engine.policy.eligibility import expand_candidates, valid_at
+from tests.builders import messages_frame
 
 T = pd.Timestamp("2026-03-01T00:00:00Z")
 
@@ -19,20 +19,6 @@ def test_validity_window_is_half_open_with_open_bounds():
     as_of = np.array([start, end, 0, end - 1])
     assert list(valid_at(frm, to, as_of)) == [True, False, True, True]
     assert not valid_at(np.array([start]), np.array([nat]), np.array([start - 1]))[0]
-
-
-def test_unsubscribe_blocks_that_channel_strictly_after_it():
-    events = events_frame([
-        {"ts": "2026-03-01T10:00:00Z", "customer_id": "c1", "event_type": "unsubscribe", "channel": "sms"},
-        {"ts": "2026-03-05T10:00:00Z", "customer_id": "c1", "event_type": "unsubscribe", "channel": "sms"},
-    ])
-    blocked = unsubscribed_before(
-        events,
-        pd.Series(["c1", "c1", "c1", "c2"]),
-        pd.Series(["sms", "sms", "email", "sms"]),
-        pd.Series(pd.to_datetime(["2026-03-01T10:00:00Z", "2026-03-01T10:00:01Z", "2026-03-09T00:00:00Z", "2026-03-09T00:00:00Z"], utc=True)),
-    )
-    assert list(blocked) == [False, True, False, False]
 
 
 def test_candidates_are_the_channel_messages_valid_at_as_of():
