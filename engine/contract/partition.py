@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from engine.contract.read import read_chunks
 from engine.contract.schema import EVENTS
 
-ROWS_PER_PART = 2_000_000  # events a part holds at most, about: a few hundred MB once validated
+ROWS_PER_PART = 1_000_000  # events a part holds at most, about: under 1 GB of a process's memory once decided
 CHUNK_ROWS = 1_000_000  # rows read at once
 
 

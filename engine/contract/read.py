@@ -87,7 +87,9 @@ def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         try:
             batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
             for batch in batches:
-                yield batch.to_pandas()
+                # A dictionary column (a pandas categorical) carries its whole dictionary in every batch (all
+                # customer ids, say): its values as plain text are what a chunk holds.
+                yield pa.Table.from_batches([batch]).cast(_plain(batch.schema)).to_pandas()
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise DataError(f"not a readable Parquet file: {exc}", path=str(path)) from None
         return
@@ -103,6 +105,12 @@ def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(_where_not_utf8(path), path=str(path)) from None
     except pd.errors.ParserError as exc:
         raise DataError(f"malformed CSV: {exc}".strip(), path=str(path)) from None
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with each dictionary-encoded field as its values' type."""
+    return pa.schema([field.with_type(field.type.value_type) if pa.types.is_dictionary(field.type) else field for field in schema],
+                     metadata=None)
 
 
 def _checked(frame: pd.DataFrame, path: Path, spec: TableSpec, first_row: int) -> pd.DataFrame:

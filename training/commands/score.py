@@ -143,10 +143,11 @@ def decide_part(job: PartJob) -> PartResult:
         ids = np.sort(pd.concat([job.profiles["customer_id"], events.accepted["customer_id"]]).astype(str).unique())
     engine = engine_at(load_bundle(job.bundle), job.settings, events=events.accepted, customers=job.profiles,
                        messages=job.messages, as_of=job.as_of, explore=job.explore, seed=job.settings.serving.seed)
+    counted = TableResult(accepted=pd.DataFrame(index=range(len(events.accepted))), rejects=events.rejects, rows_read=events.rows_read)
+    del events  # the engine's state holds what deciding needs
     tables = [decision_rows(decisions) for decisions in
               decide_in_chunks(engine, ids, as_of=job.as_of, channel=job.channel, k=job.k, chunk=CHUNK_CUSTOMERS)]
     (pd.concat(tables, ignore_index=True) if tables else decision_rows([])).to_parquet(job.out, index=False)
-    counted = TableResult(accepted=pd.DataFrame(index=range(len(events.accepted))), rejects=events.rejects, rows_read=events.rows_read)
     return PartResult(job.out, len(ids), counted, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 
 
