@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -97,14 +98,8 @@ def _raw_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     if path.suffix != ".csv":
         yield _read_jsonl(path)
         return
-    try:
-        yield from pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8", chunksize=rows)
-    except pd.errors.EmptyDataError:
-        raise DataError("empty file: no header line", path=str(path)) from None
-    except UnicodeDecodeError:
-        raise DataError(_where_not_utf8(path), path=str(path)) from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"malformed CSV: {exc}".strip(), path=str(path)) from None
+    with _csv_errors(path):
+        yield from _csv(path, chunksize=rows)
 
 
 def _plain(schema: pa.Schema) -> pa.Schema:
@@ -154,9 +149,20 @@ def _where_not_utf8(path: Path) -> str:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
+    with _csv_errors(path):
+        return _csv(path)
+
+
+def _csv(path: Path, chunksize: int | None = None):
+    # Everything as text: the validator parses each column itself so it can reject single rows.
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8", chunksize=chunksize)
+
+
+@contextmanager
+def _csv_errors(path: Path) -> Iterator[None]:
+    """A CSV file that cannot be read as a table becomes a :class:`DataError` naming it and why."""
     try:
-        # Everything as text: the validator parses each column itself so it can reject single rows.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8")
+        yield
     except pd.errors.EmptyDataError:
         raise DataError("empty file: no header line", path=str(path)) from None
     except UnicodeDecodeError:

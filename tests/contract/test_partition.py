@@ -11,6 +11,7 @@ from engine.contract.load import load_dataset, load_in_parts
 from engine.contract.partition import EventParts, part_of, parts_for
 from engine.contract.read import ROW_COLUMN, SOURCE_COLUMN, read_chunks, read_table
 from engine.contract.schema import EVENTS
+from engine.errors import DataError
 from tests.builders import write_csv
 
 MESSAGES = [{"message_id": "m1", "channel": "email", "topic": "t"}, {"message_id": "m2", "channel": "sms", "topic": "t"}]
@@ -86,3 +87,12 @@ def test_an_empty_part_reads_as_an_empty_events_table(tmp_path):
     parts = EventParts.split([_data(tmp_path, _events(9, customers=1)) / "events.csv"], 8, tmp_path / "parts")
     empty = [p for p in range(8) if not (tmp_path / "parts" / f"{p:05d}").exists()]
     assert len(empty) == 7 and list(parts.raw(empty[0]).columns) == list(EVENTS.required)
+
+
+def test_a_broken_file_read_in_chunks_is_refused_naming_it(tmp_path):
+    path = tmp_path / "events.csv"
+    lines = ["ts,customer_id,event_type"] + [f"2026-03-01T00:00:00Z,c{i},visit" for i in range(30)] + ['2026-03-01T00:00:00Z,"c1,visit']
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match="malformed CSV") as caught:
+        list(read_chunks([path], EVENTS, rows=10))
+    assert str(path) in str(caught.value)
