@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -53,7 +54,7 @@ class Progress:
         yield info
         seconds = time.perf_counter() - started
         self.durations[name] = seconds
-        self.peaks_gb[name] = _peak_rss_gb()
+        self.peaks_gb[name] = peak_rss_gb()
         # The process's peak so far: the step where it jumps is the one that needed the memory.
         detail = f"{info['detail']}; " if info.get("detail") else ""
         self.say(f"[{name}] done in {seconds:.1f} s: {detail}peak RSS so far {self.peaks_gb[name]:.2f} GB")
@@ -66,6 +67,15 @@ def _is_terminal(stream) -> bool:
         return False
 
 
-def _peak_rss_gb() -> float:
+def peak_rss_gb() -> float:
+    """This process's peak resident memory. On Linux the high-water mark of its own memory (``VmHWM``):
+    ``ru_maxrss`` also keeps the RSS of the process it was forked from, e.g. a worker spawned by a big
+    parent, a bench's child."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024**2  # kB
+    except OSError:
+        pass
     kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return kib / (1024**3 if sys.platform == "darwin" else 1024**2)

@@ -50,3 +50,15 @@ def test_bars_show_on_a_terminal_with_what_they_count():
         advance(40, 100)
         advance(100, 100)
     assert "feature rows" in out.getvalue() and "100/100" in out.getvalue()
+
+
+def test_the_peak_counts_this_process_memory_and_never_drops():
+    import numpy as np
+
+    from training.progress import peak_rss_gb
+
+    before = peak_rss_gb()
+    block = np.ones(64 * 2**20 // 8)  # 64 MiB, written: resident
+    during = peak_rss_gb()
+    del block
+    assert during >= before + 0.05 and peak_rss_gb() >= during

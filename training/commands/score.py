@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import resource
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +23,7 @@ from engine.contract.validate import TableResult, validate_events
 from engine.errors import DataError
 from engine.model.bundle import load_bundle
 from engine.policy.batch import decide_in_chunks, decision_rows, engine_at
-from training.progress import Progress
+from training.progress import Progress, peak_rss_gb
 
 CHUNK_CUSTOMERS = 1_000  # customers decided together: one feature build and one model call
 OUT_FORMATS = (".csv", ".parquet")
@@ -148,7 +147,7 @@ def decide_part(job: PartJob) -> PartResult:
     tables = [decision_rows(decisions) for decisions in
               decide_in_chunks(engine, ids, as_of=job.as_of, channel=job.channel, k=job.k, chunk=CHUNK_CUSTOMERS)]
     (pd.concat(tables, ignore_index=True) if tables else decision_rows([])).to_parquet(job.out, index=False)
-    return PartResult(job.out, len(ids), counted, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    return PartResult(job.out, len(ids), counted, peak_rss_gb())
 
 
 def _run(jobs: list[PartJob], workers: int) -> Iterator[PartResult]:
