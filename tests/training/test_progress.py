@@ -58,7 +58,7 @@ def test_the_peak_counts_this_process_memory_and_never_drops():
     from training.progress import peak_rss_gb
 
     before = peak_rss_gb()
-    block = np.ones(64 * 2**20 // 8)  # 64 MiB, written: resident
+    block = np.ones(int((before + 0.1) * 2**30) // 8)  # more than the peak so far, written: resident
     during = peak_rss_gb()
     del block
-    assert during >= before + 0.05 and peak_rss_gb() >= during
+    assert during >= before + 0.1 and peak_rss_gb() >= during
