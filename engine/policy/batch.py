@@ -26,17 +26,21 @@ from engine.policy.online import CustomerInput, Decision, DecisionEngine, Decisi
 ROW_COLUMNS = ("customer_id", "channel", "rank", "message_id", "topic", "score", "priority", "propensity", "decision_id", "suppressed")
 
 
-def engine_at(bundle: Bundle, settings: Settings, *, events: pd.DataFrame, customers: pd.DataFrame, messages: pd.DataFrame,
-              as_of: pd.Timestamp, explore: bool, seed: int) -> DecisionEngine:
-    """The decision engine of ``bundle`` with the state of ``events`` before ``as_of`` (contract frame),
-    the profiles of ``customers`` and the catalog ``messages`` (only messages the model knows). Exploration
-    is off unless ``explore``, which needs ``[policy] exploration``; ``seed`` seeds it, as the API's."""
+def batch_settings(settings: Settings, *, explore: bool) -> Settings:
+    """The settings batch decisions run with: exploration off unless ``explore``, which needs an exploring
+    ``[policy]``."""
     policy = settings.policy
     if explore and (policy.exploration == "none" or policy.exploration_rate == 0.0):
         raise ConfigError('--explore needs an exploring policy: set [policy] exploration = "epsilon_greedy" or "softmax" '
                           "and a non-zero exploration_rate")
-    if not explore:
-        settings = settings.model_copy(update={"policy": policy.model_copy(update={"exploration": "none"})})
+    return settings if explore else settings.model_copy(update={"policy": policy.model_copy(update={"exploration": "none"})})
+
+
+def engine_at(bundle: Bundle, settings: Settings, *, events: pd.DataFrame, customers: pd.DataFrame, messages: pd.DataFrame,
+              as_of: pd.Timestamp, seed: int) -> DecisionEngine:
+    """The decision engine of ``bundle`` and ``settings`` (:func:`batch_settings`) with the state of
+    ``events`` before ``as_of`` (contract frame), the profiles of ``customers`` and the catalog
+    ``messages`` (only messages the model knows); ``seed`` seeds exploration, as the API's."""
     spec = bundle.spec
     state = FeatureState.at_cutoff(EventLog.from_events(events, spec.vocab), as_of, spec.settings.max_window_days)
     return DecisionEngine(replace(bundle, state=state, customers=customers, messages=messages), settings, seed=seed)

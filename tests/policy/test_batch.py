@@ -8,7 +8,7 @@ import pytest
 
 from engine.config import ContactSettings, PolicySettings, Settings
 from engine.errors import ConfigError
-from engine.policy.batch import ROW_COLUMNS, decide_in_chunks, decision_id, decision_rows, engine_at
+from engine.policy.batch import ROW_COLUMNS, batch_settings, decide_in_chunks, decision_id, decision_rows, engine_at
 from engine.policy.online import Decision, DecisionEngine, ServedMessage
 from engine.policy.scored import ScoredCandidates
 from tests.policy.online_world import CUSTOMERS, CUTOFF, HOUR, MESSAGES
@@ -27,8 +27,8 @@ def test_batch_decisions_are_the_apis_with_the_data_before_as_of_as_history(onli
     after = [{"customer_id": "c2", "event_type": "unsubscribe", "channel": "email", "ts": (AS_OF + HOUR).isoformat()}]
     live = online_world.live(before)
     data = pd.concat([online_world.events, online_world.live(before + after)], ignore_index=True)
-    batch = engine_at(online_world.bundle, SETTINGS, events=data, customers=CUSTOMERS, messages=MESSAGES, as_of=AS_OF,
-                      explore=False, seed=0)
+    batch = engine_at(online_world.bundle, batch_settings(SETTINGS, explore=False), events=data, customers=CUSTOMERS,
+                      messages=MESSAGES, as_of=AS_OF, seed=0)
     api = DecisionEngine(online_world.bundle, SETTINGS)
     customers = [f"c{i}" for i in range(12)] + ["stranger"]
     decided = [d for chunk in decide_in_chunks(batch, customers, as_of=AS_OF, channel=None, k=1, chunk=5) for d in chunk]
@@ -50,8 +50,9 @@ def test_batch_decisions_are_the_apis_with_the_data_before_as_of_as_history(onli
 
 def test_exploring_needs_an_exploring_policy(online_world):
     with pytest.raises(ConfigError, match=r"--explore needs an exploring policy"):
-        engine_at(online_world.bundle, Settings(), events=online_world.events, customers=CUSTOMERS, messages=MESSAGES,
-                  as_of=AS_OF, explore=True, seed=0)
+        batch_settings(Settings(), explore=True)
+    with pytest.raises(ConfigError, match=r"--explore needs an exploring policy"):
+        batch_settings(Settings(policy=PolicySettings(exploration="softmax", exploration_rate=0.0)), explore=True)
 
 
 def test_without_explore_the_policy_does_not_explore_and_with_it_decisions_replay(online_world):
@@ -63,11 +64,11 @@ def test_without_explore_the_policy_does_not_explore_and_with_it_decisions_repla
         return [(d.customer_id, d.channel, tuple(m.message_id for m in d.messages), tuple(m.propensity for m in d.messages))
                 for chunk in decide_in_chunks(engine, customers, as_of=AS_OF, channel="email", k=1, chunk=5) for d in chunk]
 
-    greedy = served(engine_at(online_world.bundle, exploring, explore=False, **args))
+    greedy = served(engine_at(online_world.bundle, batch_settings(exploring, explore=False), **args))
     assert all(p == (1.0,) for *_, p in greedy if p)
-    explored = served(engine_at(online_world.bundle, exploring, explore=True, **args))
+    explored = served(engine_at(online_world.bundle, batch_settings(exploring, explore=True), **args))
     assert explored != greedy and any(p and p[0] < 1.0 for *_, p in explored)
-    assert served(engine_at(online_world.bundle, exploring, explore=True, **args)) == explored  # ids derived: replays
+    assert served(engine_at(online_world.bundle, batch_settings(exploring, explore=True), **args)) == explored  # ids derived: replays
 
 
 def test_rows_are_one_per_served_message_and_one_per_empty_decision():

@@ -151,6 +151,27 @@ def test_score_bad_inputs_exit_2(trained, tmp_path, capsys):
     assert main(["score", "--data", str(data), "--model-dir", str(tmp_path / "none"), "--as-of", "2026-07-01T00:00:00Z",
                  "--out", str(tmp_path / "s.csv")]) == 2
     assert "no model bundle here" in capsys.readouterr().err
+    assert main(base + ["--as-of", "2026-07-01T00:00:00Z", "--explore"]) == 2
+    assert "--explore needs an exploring policy" in capsys.readouterr().err
+    assert main(base + ["--as-of", "2026-07-01T00:00:00Z", "--channel", "all", "--k", "2"]) == 2
+    assert "--k 2 needs one channel" in capsys.readouterr().err
+
+
+def test_score_refuses_data_with_too_many_rejected_events_and_writes_nothing(trained, tmp_path, capsys):
+    root, data = trained
+    bad = tmp_path / "data"
+    bad.mkdir()
+    for name in ("messages.parquet", "customers.parquet"):
+        (bad / name).write_bytes((data / name).read_bytes())
+    events = pd.read_parquet(data / "events.parquet")
+    broken = events.sample(frac=0.05, random_state=1).astype({"event_type": str}).assign(event_type="teleport")
+    pd.concat([events.astype({"event_type": str}), broken], ignore_index=True).to_parquet(bad / "events.parquet", index=False)
+    out = tmp_path / "s.parquet"
+    assert main(["score", "--data", str(bad), "--model-dir", str(root / "model"), "--as-of", "2026-07-01T00:00:00Z",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "events rejected" in err and "validation.max_reject_share" in err
+    assert not out.exists() and not list(tmp_path.glob("s.parquet*"))
 
 
 def _tracking_uri(root) -> str:

@@ -22,7 +22,7 @@ from engine.contract.report import check_reject_share
 from engine.contract.validate import TableResult, validate_events
 from engine.errors import DataError
 from engine.model.bundle import load_bundle
-from engine.policy.batch import decide_in_chunks, decision_rows, engine_at
+from engine.policy.batch import batch_settings, decide_in_chunks, decision_rows, engine_at
 from training.progress import Progress, peak_rss_gb
 
 CHUNK_CUSTOMERS = 1_000  # customers decided together: one feature build and one model call
@@ -68,6 +68,7 @@ def run_score(settings: Settings, *, data: Path, model_dir: Path, as_of: str, ch
         raise DataError(f"unsupported output type '{Path(out).suffix}'; use .csv or .parquet", path=str(out))
     moment = parse_as_of(as_of)
     progress = Progress()
+    settings = batch_settings(settings, explore=explore)
     bundle = load_bundle(model_dir)
     wanted = np.sort(read_customer_list(customers).astype(str).unique()) if customers else None
     with tempfile.TemporaryDirectory(prefix="nbm-score-") as scratch:
@@ -90,7 +91,7 @@ def run_score(settings: Settings, *, data: Path, model_dir: Path, as_of: str, ch
         wanted_part = None if wanted is None else part_of(pd.Series(wanted), dataset.events.parts)
         jobs = [PartJob(part, dataset.events, messages, profiles.loc[profile_part == part].reset_index(drop=True),
                         None if wanted is None else wanted[wanted_part == part], bundle.path, settings, moment,
-                        None if channel == "all" else channel, k, explore, Path(scratch) / f"decisions-{part:05d}.parquet")
+                        None if channel == "all" else channel, k, Path(scratch) / f"decisions-{part:05d}.parquet")
                 for part in range(dataset.events.parts)]
         rows, decided, results = 0, 0, []
         with progress.step("score") as info, _TableWriter(Path(out)) as writer, progress.bar("parts") as advance:
@@ -117,11 +118,10 @@ class PartJob:
     profiles: pd.DataFrame  # the customers table's rows of this part's customers
     wanted: np.ndarray | None  # the part's customers of --customers; None: every customer of the part
     bundle: Path
-    settings: Settings
+    settings: Settings  # batch_settings: exploration as --explore says
     as_of: pd.Timestamp
     channel: str | None  # None: every channel, coordinated
     k: int
-    explore: bool
     out: Path
 
 
@@ -141,7 +141,7 @@ def decide_part(job: PartJob) -> PartResult:
     else:
         ids = np.sort(pd.concat([job.profiles["customer_id"], events.accepted["customer_id"]]).astype(str).unique())
     engine = engine_at(load_bundle(job.bundle), job.settings, events=events.accepted, customers=job.profiles,
-                       messages=job.messages, as_of=job.as_of, explore=job.explore, seed=job.settings.serving.seed)
+                       messages=job.messages, as_of=job.as_of, seed=job.settings.serving.seed)
     counted = TableResult(accepted=pd.DataFrame(index=range(len(events.accepted))), rejects=events.rejects, rows_read=events.rows_read)
     del events  # the engine's state holds what deciding needs
     tables = [decision_rows(decisions) for decisions in
