@@ -10,11 +10,11 @@ A missed goal prints MISSED; a failing child prints its output's tail and makes 
 
 The quality goal is measured on a world whose customers have a year of history, as a nightly job on a
 CRM's interaction log has. The 90-day world (the history the speed goal is set on) is also trained, and
-its gain printed for information only: there the journey stage is too ambiguous for any policy to reach the
-goal. Measured on it (2026-11-30, with the simulator's latents): choosing by the true topic affinity and the
-true stage gives gain 1.00, by the true affinity and the rule-based stage feature 0.86, and by an estimated
-affinity with the stage probabilities of a classifier trained on the *true* stages (information no real
-data has) 0.84 (bench/quality_ceiling.py); the customer's own events are what limit it, not the model.
+its gain printed for information only: there the journey stage is too ambiguous for a learned policy to reach the
+goal: a policy that knows the simulator's true topic affinities barely reaches it with the rule-based
+stage feature, and one with estimated affinities falls short even with a stage classifier trained on the
+*true* stages, information no real data has (bench/quality_ceiling.py measures this ceiling; its figures
+are in docs/benchmarks.md). The customer's own events are what limit it, not the model.
 """
 
 from __future__ import annotations

@@ -100,10 +100,9 @@ class TrainingSettings(_Section):
     # Impressions without a multi-message slate are grouped per customer x channel x this many days.
     group_window_days: float = Field(default=28.0, gt=0)
     objective: Literal["lambdarank", "binary"] = "binary"
-    # Small trees: on the 20k-customer simulated world (make bench) the true normalised gain was 0.775 at
-    # 31 leaves / 50 rows per leaf, 0.789 at 15 / 50, 0.794 at 15 / 100, 0.792 at 15 / 200, 0.790 at 7 / 200
-    # and 0.739 at 63 / 50: deeper trees fit noise in the responses. Larger leaves than 100 rows starve a
-    # small data set (a 400-customer world then no longer beats popularity).
+    # Small trees: on the 20k-customer simulated world (make bench) 15 leaves of at least 100 rows gave the
+    # best true gain; deeper trees fit noise in the responses, and larger leaves than 100 rows starve a
+    # small data set (a 400-customer world then no longer beats popularity). Figures: docs/benchmarks.md.
     num_leaves: int = Field(default=15, ge=2)
     learning_rate: float = Field(default=0.05, gt=0)
     max_rounds: int = Field(default=400, ge=1)

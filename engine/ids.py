@@ -5,9 +5,9 @@ ones (RFC 9562), each as 32 hex digits.
 decisions, one id per decision, paid that call eight times where one read serves them all.
 
 Ids that are a table's key should be time-ordered: random keys land anywhere in the key's index, so each
-insert touches another page once the index outgrows the cache. Logging a decision cost 63-72 us with
-random ids against 39-45 us with time-ordered ones past 60,000 logged decisions (SQLite, the decision
-log's schema, batches of 8).
+insert touches another page once the index outgrows the cache, and logging a decision slows as the log
+grows. Time-ordered ids land at the index's end, a batch's keys together (docs/benchmarks.md has the
+measured difference).
 """
 
 from __future__ import annotations

@@ -3,9 +3,8 @@
 Why: FastAPI's work around a route is a large part of a decision's cost. For each request it solves the
 dependency graph, parses the content type with ``email.message``, decodes the body with ``json.loads``
 and then validates the dict, and wraps the call in its exception and telemetry layers. The route's own
-work is one engine call. Answering well-formed decision requests here took the server's CPU per decision
-from 1,310 to 1,009 us at 279-330 candidates, and from 1,060 to 800 us at 53-68
-(``bench/ab_serving.py``, 6 rounds each). Decisions per second rose by 28% and 33%.
+work is one engine call. Answering well-formed decision requests here skips that work and lowers the
+server's CPU per decision (``bench/ab_serving.py`` measures it; figures in docs/benchmarks.md).
 
 What the lane answers is exactly what the route answers for the same request. It takes only a request that
 the route would accept, and it decides it with the route's own function,

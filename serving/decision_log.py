@@ -5,25 +5,25 @@ it was made, for whom, by which model, every eligible candidate with its score a
 messages served (in slot order) and the suppressions. The decisions of one request are one
 ``BEGIN IMMEDIATE`` ... ``COMMIT``, one connection per thread, with ``synchronous=NORMAL``: in WAL mode a
 logged decision survives a killed process; a power cut may lose the last few. Syncing every commit
-(FULL, as the event store must for acknowledged events) cost about 35 ms per decision on a test disk,
-NORMAL about 1 ms. A single decision is answered before its batch is written here (a fraction of a
-millisecond later, :meth:`serving.context.ServingContext.logged` waits for it): a process killed in
-between loses that batch's rows, the same kind of loss as NORMAL's, for 8% more decisions per second.
+(FULL, as the event store must for acknowledged events) would cost a disk sync per decision, far more
+than the decision itself. A single decision is answered before its batch is written here (a fraction of
+a millisecond later, :meth:`serving.context.ServingContext.logged` waits for it), so the answer does not
+wait for the write: a process killed in between loses that batch's rows, the same kind of loss as
+NORMAL's.
 The events table's schema version (``PRAGMA user_version``) belongs to :mod:`serving.store` and is not
 touched.
 
 Its commits never checkpoint the WAL: a thread of its own does, every ``checkpoint_every_s``
 (``PRAGMA wal_checkpoint(PASSIVE)``, which never blocks a writer). A checkpoint copies the WAL into the
-file and syncs it; run by the commit that crosses SQLite's threshold, it stalled that batch of decisions
-for up to 7.6 ms, and so every request waiting on it (bench/serving.py: the log's p99 5.75 ms, its
-median 0.31 ms).
+file and syncs it; run by the commit that crosses SQLite's threshold, it would stall that batch of
+decisions, and so every request waiting on it.
 
-A passive checkpoint alone let the WAL grow without end under steady load: SQLite writes the WAL from
-its start again only when a write begins with every frame copied, and a batch was always written while
-the checkpoint ran (1 GB of WAL after 90 s of bench/serving.py's 279-330 candidate load). So once the
+A passive checkpoint alone lets the WAL grow without end under steady load: SQLite writes the WAL from
+its start again only when a write begins with every frame copied, and under load a batch is always being
+written while the checkpoint runs. So once the
 WAL holds more than ``restart_wal_frames`` frames, the thread follows its passive checkpoint with a
 ``RESTART`` one: it holds new writers back while it copies what the passive one left and syncs
-(about 20 ms on the bench machine: the batch being logged then waits), and the next write starts the
+(the batch being logged then waits), and the next write starts the
 WAL over. It waits at most ``_RESTART_WAIT_MS`` for the
 current writer and readers, else it tries again at its next turn. ``journal_size_limit``
 (:mod:`serving.sqlite`) then cuts the file back.
@@ -33,11 +33,11 @@ transactions of ``PRUNE_ROWS`` rows with a pause between them, so that the log's
 (:meth:`prune`). The freed pages are reused by later rows: the file stops growing at about the
 retention's worth of decisions (it does not shrink; ``VACUUM`` offline does that).
 
-``candidates`` holds JSON ``[[message_id, score, propensity], ...]`` in rows written before 2026-11-30,
-and since then the same in a packed form (a BLOB; SQLite keeps one as it is in a TEXT column): writing
-120 floats as JSON text cost more than the rest of logging a decision. The second packed form keeps the
-ids as one text with their lengths rather than as JSON, which cost half of logging a decision of 300
-candidates. Every form reads back alike.
+``candidates`` holds one of three forms, and every form reads back alike: JSON
+``[[message_id, score, propensity], ...]`` in rows written before 2026-11-30; a packed form (a BLOB;
+SQLite keeps one as it is in a TEXT column) with the ids as JSON; and a packed form with the ids as one
+text with their lengths. The packed forms exist because formatting a decision's floats and ids as JSON
+text cost more than the rest of logging it.
 """
 
 from __future__ import annotations
@@ -76,13 +76,13 @@ _COLUMNS = ("decision_id", "decided_ns", "as_of_ns", "customer_id", "channel", "
 _HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
 # The WAL is started over once it holds this many frames (pages of 4 KiB: 256 MiB), and a RESTART
 # checkpoint waits at most this long for the writer and readers of the moment (module docstring). A
-# restart holds writers back for its sync (about 20 ms here): at 32 MiB it came every few seconds under
-# load and cost the decisions' p99 0.4-1 ms.
+# restart holds writers back for its sync, so it should be rare under load: a much smaller limit made it
+# come every few seconds and raised the decisions' p99.
 RESTART_WAL_FRAMES = 65_536
 _RESTART_WAIT_MS = 100
 # Decisions deleted per transaction by the retention, and the pause between two such transactions:
-# 1,000 decisions of 300 candidates took 15-35 ms to delete here (5,000: 84 ms), about what a WAL
-# restart holds the log's writes back; in the pause, a write waiting in SQLite's busy handler (which
+# a transaction of 1,000 decisions holds the log's writes back about as long as a WAL restart does (the
+# time grows with the rows per transaction; docs/benchmarks.md); in the pause, a write waiting in SQLite's busy handler (which
 # retries after 1, 2, 5, 10, ... ms) gets its turn.
 PRUNE_ROWS = 1_000
 _PRUNE_PAUSE_S = 0.02
@@ -247,7 +247,8 @@ def pack_candidates(candidates: Sequence[tuple[str, float, float]]) -> bytes:
 @functools.lru_cache(maxsize=1024)
 def _packed_ids(raw: bytes, dtype: str) -> bytes:
     """The ids' lengths and text, from their array's bytes. Cached: a channel's candidates are the same
-    few lists of ids decision after decision, and packing 300 of them cost 12 us each time."""
+    few lists of ids decision after decision, and packing them anew each time is a noticeable part of
+    logging a decision."""
     text = np.frombuffer(raw, dtype=dtype)
     return np.char.str_len(text).astype("<u4").tobytes() + "".join(text.tolist()).encode("utf-8")
 

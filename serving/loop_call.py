@@ -2,9 +2,8 @@
 
 Why: CPython runs one thread's Python at a time (the GIL). A decision's engine work is Python and numpy,
 CPU-bound: in the batcher's thread it does not run beside the event loop but against it. Each time numpy
-releases the GIL the loop takes it, and the two threads pass it back and forth (strace of the decision
-bench: 17.8 futex calls per request; 9.8 with the engine in the loop's thread; docs/operations.md,
-"Capacity", has the throughput and p99 this bought). The batcher's thread keeps the blocking I/O (the
+releases the GIL the loop takes it, and the two threads pass it back and forth, each hand-over a futex
+system call (docs/benchmarks.md has the measured counts, throughput and p99). The batcher's thread keeps the blocking I/O (the
 event store read, the decision log write) and the gathering of a batch.
 
 :class:`LoopCall` hands a call over and waits for it. A loop that cannot run it (closed, or stopping

@@ -2,8 +2,9 @@
 last-resort 500.
 
 - ``X-Request-ID``: a client's id is kept if it is 1-128 safe characters, else one is made (32 hex digits:
-  a random prefix per middleware, so per worker process, and a counter; a ``uuid4`` per request was a
-  system call, and a point where the decision batcher's thread took the GIL from the event loop); it is
+  a random prefix per middleware, so per worker process, and a counter: no system call per request, as
+  ``uuid4`` would make, and so no point where the decision batcher's thread takes the GIL from the event
+  loop); it is
   echoed on every response and carried by every log line of the request.
 - Body limit: refused with 413 from ``Content-Length`` before reading, and while reading a streamed
   (chunked) body as soon as it passes the limit; the route only ever sees a complete body within it.

@@ -280,11 +280,11 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
     values = np.empty((len(message), len(names)), dtype=dtype)
     if per_pair:
         # One array of the pair columns (rows: columns), in the matrix's dtype so that each row is a plain
-        # copy; np.column_stack costs 3x more here.
+        # copy; np.column_stack costs several times more here.
         _gather_rows(np.array(list(per_pair.values()), dtype=dtype).T, pair, out=values[:, : len(per_pair)])
     if row_columns:
         # Column by column into a block of columns, then one transposed copy: a column written straight
-        # into the row-major matrix touches every row's cache line (1.7x slower at 2,000 rows).
+        # into the row-major matrix touches every row's cache line, which is slower.
         values[:, len(per_pair):] = np.array(list(row_columns.values()), dtype=dtype).T
     kept = {name: np.asarray(per_pair[name], dtype=np.float64)[pair] if name in per_pair else np.asarray(row_columns[name], dtype=np.float64)
             for name in precise}
@@ -297,8 +297,8 @@ _MAX_RUNS = 64
 
 def _gather_rows(block: np.ndarray, pair: np.ndarray, out: np.ndarray) -> None:
     """``out[i] = block[pair[i]]``. Serving's rows come in runs of one pair (a customer's candidates):
-    a broadcast per run writes each row once, where a gather builds the rows and then copies them (2.2x
-    slower on 2,400 rows of 150 columns)."""
+    a broadcast per run writes each row once, where a gather builds the rows and then copies them, which is
+    slower."""
     starts = np.flatnonzero(np.diff(pair, prepend=-1))
     if len(starts) > _MAX_RUNS:
         out[:] = block[pair]

@@ -212,7 +212,7 @@ class History:
         return getattr(self.log, by)[rows].astype(np.int64)
 
     def type_mask(self, types: tuple[str, ...]) -> np.ndarray:
-        """Per log event, whether its type is one of ``types`` (a table look-up: np.isin is 10x slower)."""
+        """Per log event, whether its type is one of ``types`` (a table look-up: much faster than np.isin)."""
         codes = self.log.event_type
         # Codes are int8 (-1: unknown type, 255 as uint8, in no table): reinterpreted, not copied.
         codes = codes.view(np.uint8) if codes.dtype.itemsize == 1 else codes.astype(np.uint8)

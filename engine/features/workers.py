@@ -1,15 +1,12 @@
 """The threads that share a History's look-ups: started on first use, kept while their owner lives.
 
-A pool started afresh for every query cost time and memory: the new threads did not reuse the heap
-memory (glibc arenas) that the last query's threads had filled and freed, so every query faulted its
-temporaries in again, and the process grew. Measured on the features bench's rolling 30-day count per
-exposure (6.1 million requests, 2 threads), 8 runs in one process, each on a fresh History: with a pool
-per query, 0.41 s at first and 0.78-1.09 s from the fourth run, the process 0.5 GB larger after each
-run (130,000 page faults per run); with one set of threads kept across the runs, 0.32-0.34 s after the
-first (0.42 s), the process within 50 MB (about 2,000 page faults per run). Threads of each History's
-own did as badly as a pool per query from the fifth run (0.81-1.11 s): code that makes many Histories
-passes them one :class:`LookupThreads` (``make_history(..., workers)``; bench/features.py does); a job
-makes one History, whose queries and partitions all share its threads."""
+One set of threads serves every query, because a pool started afresh for each query costs time and
+memory: new threads do not reuse the heap memory (glibc arenas) that the last query's threads filled and
+freed, so every query faults its temporaries in again and the process grows, query after query. Kept
+threads reuse that memory: the process stays about the same size (docs/benchmarks.md has the features
+bench's figures). Threads of each History's own do as badly once there are several Histories: code that
+makes many Histories passes them one :class:`LookupThreads` (``make_history(..., workers)``;
+bench/features.py does); a job makes one History, whose queries and partitions all share its threads."""
 
 from __future__ import annotations
 

@@ -1,19 +1,18 @@
 """The ranker compiled to machine code by lleaves, for the few hundred rows of an online decision.
 
-LightGBM's ``Booster.predict`` spends ~0.3 ms on 60 rows of 166 features, most of it fixed cost; the
-lleaves-compiled model answers the same rows in ~0.02 ms, equal to 1e-15 (measured on the serving bench
-model). Training compiles the model once into the bundle (``model.so``), with the CPU it was compiled
+On the few hundred rows of a decision, most of LightGBM's ``Booster.predict`` time is fixed cost per
+call; the lleaves-compiled model answers the same rows in a fraction of that time, with the same scores
+(to rounding; docs/benchmarks.md has the measured figures). Training compiles the model once into the bundle (``model.so``), with the CPU it was compiled
 for; loading uses that file on the same CPU, compiles again in memory on another one, and falls back to
 ``Booster.predict`` when lleaves is missing or fails: the model is the same either way.
 
 lleaves runs the trees in blocks (``fblocksize``, 34 by default), each block over every row: the
 matrix of a decision batch (2,000-2,400 rows of 166 float64 at 279-330 candidates, 3 MB) is read once
 per block, while a block's machine code stays in the instruction cache. :func:`compile_options` makes the
-fewest blocks of at most :data:`TREES_PER_BLOCK` trees. Measured on the bench models (scoring the
-rows of 30 decision batches of 8, each option compiled in the same process, in turns): 55 trees at
-2,041 rows per batch, 555 us per batch in blocks of 34, 430 in one block; 79 trees at 418 rows, 236
-and 220 us (one block), 223 (blocks of 64). A forest of 150 trees on 2,000 rows took 4.6 ms in blocks of 34,
-4.8 in blocks of 50, 5.0 in blocks of 64 and 6.1 ms in one block: beyond some 64 trees, blocks pay.
+fewest blocks of at most :data:`TREES_PER_BLOCK` trees: for the small forests the default training
+makes, fewer blocks mean fewer passes over the batch's matrix, while past some 64 trees a block's code
+no longer stays in the instruction cache and smaller blocks are faster again (timings of the bench
+models in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -48,7 +47,7 @@ class BoosterPredictor:
     kind: str = "lightgbm"
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        # One thread: for a few hundred rows, starting OpenMP threads costs more than it saves (~6x).
+        # One thread: for a few hundred rows, starting OpenMP threads costs more than it saves.
         return self.booster.predict(x, num_threads=1)
 
 
