@@ -1,6 +1,6 @@
 """The online event store: where the API keeps acknowledged events until the nightly export.
 
-The interface is small and backend-neutral: SQLite embedded by default (``serving/store.py``), a shared
+The interface is small and backend-neutral: SQLite embedded by default (``engine/store/events.py``), a shared
 store such as Redis when several replicas serve. Events go in validated and canonical (see
 :func:`engine.contract.records.validate_event_records`) and come out in contract columns, time in UTC.
 """

@@ -21,7 +21,7 @@ from engine.eventstore import EventStore
 from engine.model.bundle import Bundle
 from serving.context import ServingContext, Slot
 from serving.decision_lane import DecisionLane
-from serving.decision_log import SqliteDecisionLog
+from engine.store.decisions import SqliteDecisionLog
 from serving.errors import install_error_handlers
 from serving.logs import LOGGER
 from serving.metrics import Metrics
@@ -29,7 +29,7 @@ from serving.middleware import RequestMiddleware
 from serving.model_holder import EngineFactory, ModelHolder, ModelPoller, ReloadError
 from serving.routers import admin, customers, decisions, events, health, model
 from serving.settings import model_dir_of, serving_settings
-from serving.store import SqliteEventStore, store_path
+from engine.store.events import SqliteEventStore, store_path
 
 CONFIG_ENV = "NBM_SERVE_CONFIG"  # the --config of nbm serve, for worker processes
 _log = logging.getLogger(LOGGER)

@@ -24,7 +24,7 @@ from engine.ids import time_ordered_ids
 from engine.eventstore import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, StoreUnavailableError
 from engine.eventstore import record_events
 from serving.batcher import Batcher
-from serving.decision_log import SqliteDecisionLog
+from engine.store.decisions import SqliteDecisionLog
 from serving.errors import BatchItemError, BatchTooLargeError, NoModelError
 from serving.ids import id_problems
 from serving.logs import LOGGER, add_request_fields, customer_for_log

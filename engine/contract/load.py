@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from engine.config import ValidationSettings
 from engine.contract.partition import ROWS_PER_PART, EventParts, parts_for
 from engine.contract.read import ROW_COLUMN, SOURCE_COLUMN, find_table_files, read_table
 from engine.contract.report import TableSummary, ValidationReport
 from engine.contract.schema import CUSTOMERS, EVENTS, MESSAGES
 from engine.contract.validate import TableResult, validate_customers, validate_events, validate_messages
 from engine.errors import DataError
+
+if TYPE_CHECKING:  # annotations only: the configuration reads the contract's vocabulary, not the reverse
+    from engine.config import ValidationSettings
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 
-from engine.config import ValidationSettings
 from engine.contract.plain_records import canonical_frame, check_plain_rows, message_catalog
 from engine.contract.validate import LiveRules, check_events
+
+if TYPE_CHECKING:  # annotations only: the configuration reads the contract's vocabulary, not the reverse
+    from engine.config import ValidationSettings
 
 # The validator's marker for a line that is not a JSON object (reason code ``malformed_line``).
 _MALFORMED = "_jsonl_error"

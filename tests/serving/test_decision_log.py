@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from engine.policy.scored import ScoredCandidates
-from serving.decision_log import SqliteDecisionLog, pack_candidates, unpack_candidates
+from engine.store.decisions import SqliteDecisionLog, pack_candidates, unpack_candidates
 
 CANDIDATES = (("m1", 0.1, 0.9166666666666666), ("m-ü", 1e-300, 0.041666666666666664), ("m\"3", 0.7300000000000001, 0.0),
               ("m\x1f4🙂,x", 0.5, 0.0))
@@ -210,7 +210,7 @@ def test_the_retention_setting_reaches_the_servers_decision_log_and_bad_values_a
 
 
 def test_the_server_prunes_its_decision_log_by_its_clock_and_counts_it_in_the_metrics(make_client, tmp_path, bundle_facts):
-    from serving.store import store_path
+    from engine.store.events import store_path
 
     home = tmp_path / "pruning"
     now = bundle_facts["now"]

@@ -7,8 +7,8 @@ import threading
 import pandas as pd
 import pytest
 
-from serving.decision_log import SqliteDecisionLog
-from serving.store import store_path
+from engine.store.decisions import SqliteDecisionLog
+from engine.store.events import store_path
 
 
 def test_a_decision_returns_the_best_messages_with_reasons(client, bundle_facts):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from engine.eventstore import StoreUnavailableError
-from serving.store import SqliteEventStore, store_path
+from engine.store.events import SqliteEventStore, store_path
 
 
 def visit(event_id: str, customer: str = "c-events", **extra) -> dict:

@@ -17,7 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.store import SqliteEventStore, store_path
+from engine.store.events import SqliteEventStore, store_path
 from training.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,9 +11,9 @@ from pandas.testing import assert_frame_equal
 
 from engine.config import ValidationSettings
 from engine.eventstore import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, contract_rows, record_events
-from serving.sqlite import _many_values
-import serving.store as serving_store
-from serving.store import _CUSTOMER_ID, SqliteEventStore, store_path
+from engine.store.sqlite import _many_values
+import engine.store.events as serving_store
+from engine.store.events import _CUSTOMER_ID, SqliteEventStore, store_path
 from tests.builders import DEFAULT_MESSAGES, events_frame, messages_frame
 
 MESSAGES = messages_frame(DEFAULT_MESSAGES)
@@ -180,12 +180,12 @@ def test_rows_of_several_customers_in_one_read_are_each_customers_own_rows(store
     assert store.rows_for_customers(asked, since) == expected and list(expected) == ["c1", "nobody", "c0"]
     assert [r[-1] for r in expected["c1"]] == ["e4", "same-time", "e7"]  # by time, then arrival
     assert store.rows_for_customers(asked) == {c: store.rows_for_customer(c) for c in asked}
-    monkeypatch.setattr("serving.store._IN_LIMIT", 2)  # more customers than one IN list holds
+    monkeypatch.setattr("engine.store.events._IN_LIMIT", 2)  # more customers than one IN list holds
     assert store.rows_for_customers(["c2", "c0", "c1"], since) == {c: store.rows_for_customer(c, since) for c in ("c2", "c0", "c1")}
 
 
 def test_a_batch_longer_than_one_statement_is_still_idempotent_and_all_or_nothing(store, monkeypatch):
-    monkeypatch.setattr("serving.sqlite.ROWS_PER_STATEMENT", 2)  # 5 events: statements of 2, 2 and 1
+    monkeypatch.setattr("engine.store.sqlite.ROWS_PER_STATEMENT", 2)  # 5 events: statements of 2, 2 and 1
     first = events_frame([visit("a"), visit("b"), visit("c"), visit("a"), visit("d")])  # "a" again, in the next statement
     assert store.append(first) == AppendResult(stored=4, duplicates=1)
     rows = contract_rows(events_frame([visit("e"), visit("f"), visit("g"), visit("h"), visit("i")]))
@@ -221,7 +221,7 @@ def test_decisions_read_the_events_since_the_cutoff_and_every_opt_out_and_compla
     assert read["nobody"] == [] and [r[-1] for r in read["c2"]] == ["u-other"]
     assert read == EventStore.rows_for_decisions(store, ["c1", "nobody", "c2"], cutoff)  # the obvious reading
     assert read["c1"][0] == store.rows_for_customer("c1")[0]  # rows in contract form, nothing more
-    monkeypatch.setattr("serving.store._IN_LIMIT", 2)  # more customers than one IN list holds
+    monkeypatch.setattr("engine.store.events._IN_LIMIT", 2)  # more customers than one IN list holds
     assert store.rows_for_decisions(["c2", "nobody", "c1"], cutoff) == {c: read[c] for c in ("c2", "nobody", "c1")}
 
 

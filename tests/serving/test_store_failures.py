@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from engine.eventstore import StoreUnavailableError
-from serving.store import SqliteEventStore
+from engine.store.events import SqliteEventStore
 from tests.builders import events_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_acknowledged_batches_survive_sigkill_exactly_once(tmp_path):
     path = tmp_path / "events.db"
     child_code = """
         import sys
-        from serving.store import SqliteEventStore
+        from engine.store.events import SqliteEventStore
         from tests.builders import events_frame
         store = SqliteEventStore(sys.argv[1])
         batch = 0
@@ -152,7 +152,7 @@ def test_a_full_disk_makes_the_store_unavailable_and_leaves_it_as_it_was(tmp_pat
     attempt = """
         import resource, signal, sys
         from engine.eventstore import StoreUnavailableError
-        from serving.store import SqliteEventStore
+        from engine.store.events import SqliteEventStore
         from tests.builders import events_frame
         def batch(prefix, n):
             return events_frame([{"ts": "2026-02-10T09:00:00Z", "customer_id": "c1", "event_type": "visit", "topic": "t" * 200, "event_id": f"{prefix}{i}"} for i in range(n)])

@@ -10,7 +10,7 @@ from pandas.testing import assert_frame_equal
 from engine.config import ValidationSettings
 from engine.contract.load import load_dataset
 from engine.eventstore import record_events
-from serving.store import SqliteEventStore, store_path
+from engine.store.events import SqliteEventStore, store_path
 from tests.builders import DEFAULT_MESSAGES, MESSAGE_HEADER, events_frame, messages_frame, write_csv
 from training.cli import main
 

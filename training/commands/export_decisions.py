@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config import Settings
-from serving.decision_log import SqliteDecisionLog, decision_frame
+from engine.store.decisions import SqliteDecisionLog, decision_frame
 from training.commands.export_events import export_store
 
 

@@ -13,10 +13,10 @@ from engine.config import Settings
 from engine.contract.write import FILE_SUFFIXES, write_frames
 from engine.errors import DataError
 from engine.eventstore import contract_frame
-from serving.store import SqliteEventStore, store_path
+from engine.store.events import SqliteEventStore, store_path
 
 if TYPE_CHECKING:
-    from serving.decision_log import SqliteDecisionLog
+    from engine.store.decisions import SqliteDecisionLog
 
 
 def parse_since(text: str) -> pd.Timestamp:

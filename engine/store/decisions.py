@@ -10,7 +10,7 @@ than the decision itself. A single decision is answered before its batch is writ
 a millisecond later, :meth:`serving.context.ServingContext.logged` waits for it), so the answer does not
 wait for the write: a process killed in between loses that batch's rows, the same kind of loss as
 NORMAL's.
-The events table's schema version (``PRAGMA user_version``) belongs to :mod:`serving.store` and is not
+The events table's schema version (``PRAGMA user_version``) belongs to :mod:`engine.store.events` and is not
 touched.
 
 Its commits never checkpoint the WAL: a thread of its own does, every ``checkpoint_every_s``
@@ -26,7 +26,7 @@ WAL holds more than ``restart_wal_frames`` frames, the thread follows its passiv
 (the batch being logged then waits), and the next write starts the
 WAL over. It waits at most ``_RESTART_WAIT_MS`` for the
 current writer and readers, else it tries again at its next turn. ``journal_size_limit``
-(:mod:`serving.sqlite`) then cuts the file back.
+(:mod:`engine.store.sqlite`) then cuts the file back.
 
 Decisions older than ``retention`` are deleted by the same thread, at most every ``prune_every_s``, in
 transactions of ``PRUNE_ROWS`` rows with a pause between them, so that the log's writes never wait long
@@ -58,8 +58,9 @@ import pandas as pd
 
 from engine.eventstore import StoreUnavailableError
 from engine.policy.scored import ScoredCandidates
-from serving.logs import LOGGER
-from serving.sqlite import EARLIEST_NS, SqliteFile, transaction
+from engine.store.sqlite import EARLIEST_NS, SqliteFile, transaction
+
+LOGGER = "nbm.store"  # in the "nbm" tree: serving's logging configuration handles it
 
 if TYPE_CHECKING:
     from engine.policy.online import Decision

@@ -21,7 +21,7 @@ import pandas as pd
 from engine.durable import fsync_directory
 from engine.eventstore import APPLIED_AT_ANY_TIME, EVENT_COLUMNS, EXPORT_CHUNK_ROWS, AppendResult, EventIdConflictError, EventStore
 from engine.eventstore import StoreUnavailableError, contract_frame, contract_rows, event_id_conflicts, is_late
-from serving.sqlite import EARLIEST_NS, SqliteFile, transaction
+from engine.store.sqlite import EARLIEST_NS, SqliteFile, transaction
 
 EVENTS_DB = "events.db"
 SCHEMA_VERSION = 1
