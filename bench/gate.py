@@ -22,14 +22,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from engine.config import load_settings  # noqa: E402
-from engine.contract.load import load_dataset  # noqa: E402
-from engine.features.build import CatalogTable, ProfileTable  # noqa: E402
-from engine.features.spec import FeatureSpec  # noqa: E402
-from engine.model.examples import build_examples, history_for  # noqa: E402
-from engine.model.split import TEST  # noqa: E402
-from training.evaluate import evaluate, load_truth  # noqa: E402
 from training.gate import resolve_gate_metric  # noqa: E402
-from training.pipeline import fit_ranker  # noqa: E402
+from training.pipeline import fit_and_evaluate  # noqa: E402
 
 NBM = str(Path(sys.executable).parent / "nbm")
 WORLD = {"customers": 3000, "days": 60, "seed": 7}  # make demo's world
@@ -44,15 +38,7 @@ def main() -> int:
                        stdout=subprocess.DEVNULL)
     settings = load_settings(environ=False)
     started = time.perf_counter()
-    dataset = load_dataset(data, settings.validation)
-    spec = FeatureSpec.fit(dataset.messages, dataset.customers, settings.features)
-    history = history_for(dataset.events, spec)
-    examples = build_examples(dataset.events, history, CatalogTable.from_messages(dataset.messages, spec),
-                              ProfileTable.from_customers(dataset.customers), spec, settings, messages=dataset.messages)
-    ranker = fit_ranker(examples, spec, settings)
-    examples = examples.keep_features_of(TEST)
-    evaluation = evaluate(examples, ranker, history, spec, settings, dataset.events, dataset.messages, dataset.customers,
-                          load_truth(data))
+    evaluation = fit_and_evaluate(data, settings).evaluation
     m = evaluation.metrics()
     t = settings.training
     gate = resolve_gate_metric(t.gate_metric, t.objective, evaluation.replayed.replay.has_propensities)

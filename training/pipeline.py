@@ -212,6 +212,32 @@ def _log_trials(run, tuning: TuningResult) -> None:
                      "tuning.trials": len(tuning.trials), "tuning.pruned": sum(r.pruned for r in tuning.trials)})
 
 
+@dataclass(frozen=True, eq=False)
+class Evaluated:
+    """What :func:`fit_and_evaluate` leaves: the data, its features and the fitted, evaluated model."""
+
+    dataset: Dataset
+    spec: FeatureSpec
+    examples: Examples  # only the test rows' features kept
+    ranker: Ranker
+    evaluation: Evaluation
+
+
+def fit_and_evaluate(data_dir: Path, settings: Settings) -> Evaluated:
+    """``nbm train``'s validate, examples, fit and evaluate steps on ``data_dir``, without tuning, refit,
+    tracking or a bundle: for benches and tests that judge the evaluation itself."""
+    dataset = load_dataset(data_dir, settings.validation)
+    spec = FeatureSpec.fit(dataset.messages, dataset.customers, settings.features)
+    history = history_for(dataset.events, spec)
+    examples = build_examples(dataset.events, history, CatalogTable.from_messages(dataset.messages, spec),
+                              ProfileTable.from_customers(dataset.customers), spec, settings, messages=dataset.messages)
+    ranker = fit_ranker(examples, spec, settings)
+    examples = examples.keep_features_of(TEST)
+    evaluation = evaluate(examples, ranker, history, spec, settings, dataset.events, dataset.messages, dataset.customers,
+                          load_truth(data_dir))
+    return Evaluated(dataset, spec, examples, ranker, evaluation)
+
+
 def gate_metric_cannot_judge(evaluation: Evaluation, metric: str) -> str | None:
     """Why the gate's ``metric`` cannot tell models apart on this test window, or None."""
     model = evaluation.ranking.loc[(MODEL, "all")]

@@ -8,15 +8,11 @@ import pandas as pd
 import pytest
 
 from engine.config import MessageRule, load_settings
-from engine.contract.load import load_dataset
-from engine.features.build import CatalogTable, ProfileTable
-from engine.features.spec import FeatureSpec
-from engine.model.examples import build_examples, history_for
-from engine.model.split import TEST
+from engine.model.examples import history_for
 from engine.policy.online import DecisionEngine
 from engine.policy.replay import BoosterScorer, replay_bundle, replay_choices, without_exploration
-from training.evaluate import MODEL, evaluate, load_truth
-from training.pipeline import fit_ranker
+from training.evaluate import MODEL
+from training.pipeline import fit_and_evaluate
 
 pytestmark = pytest.mark.slow
 COOLDOWN_DAYS = 30
@@ -32,16 +28,8 @@ def run(small_world):
         "contact": base.policy.contact.model_copy(update={"cooldown_days": float(COOLDOWN_DAYS)}),
         "rules": (MessageRule(topic=FORBIDDEN_TOPIC, attribute_in={"segment": ("nobody",)}),)})
     settings = base.model_copy(update={"policy": policy})
-    dataset = load_dataset(small_world, settings.validation)
-    spec = FeatureSpec.fit(dataset.messages, dataset.customers, settings.features)
-    history = history_for(dataset.events, spec)
-    examples = build_examples(dataset.events, history, CatalogTable.from_messages(dataset.messages, spec),
-                              ProfileTable.from_customers(dataset.customers), spec, settings, messages=dataset.messages)
-    ranker = fit_ranker(examples, spec, settings)
-    examples = examples.keep_features_of(TEST)
-    evaluation = evaluate(examples, ranker, history, spec, settings, dataset.events, dataset.messages, dataset.customers,
-                          load_truth(small_world))
-    return settings, dataset, spec, examples, ranker, evaluation
+    done = fit_and_evaluate(small_world, settings)
+    return settings, done.dataset, done.spec, done.examples, done.ranker, done.evaluation
 
 
 def _shown_within(events: pd.DataFrame, customer: str, message: str, as_of: pd.Timestamp, days: float) -> bool:
