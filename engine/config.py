@@ -307,6 +307,9 @@ class ServingSettings(_Section):
     # load a day of decisions can take hundreds of GB (docs/operations.md, "Where state lives").
     decision_log_retention_days: float = Field(default=30.0, ge=0, le=36_500, allow_inf_nan=False)
     seed: int = 0  # of the decision engine's exploration
+    # What computes the features of decisions, to the same values: "numba" (the definitions compiled when a
+    # model loads; fast for a few customers at a time) or "numpy" (the interpreter training uses).
+    feature_interpreter: Literal["numba", "numpy"] = "numba"
     store_busy_timeout_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("api_keys", "admin_keys")

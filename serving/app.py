@@ -118,7 +118,7 @@ def _engine_factory(settings: Settings, seed: int) -> EngineFactory:
     def build(bundle: Bundle) -> object:
         from engine.policy.online import DecisionEngine  # imported when the first model loads
 
-        return DecisionEngine(bundle, settings, seed=seed)
+        return DecisionEngine(bundle, settings, seed=seed, interpreter=settings.serving.feature_interpreter)
 
     return build
 

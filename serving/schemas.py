@@ -142,8 +142,8 @@ class ModelInfo(BaseModel):
     metrics: dict[str, float | None] = Field(description="Headline test metrics from training (null: not computable).")
     bundle: str
     predictor: str = Field(description="What computes the scores: 'lleaves' (the model compiled to machine code) or 'lightgbm' (its fallback).")
-    features: str = Field(description="What computes the customer-level features: 'compiled' (the feature families run as one "
-                                      "compiled pass, checked against them when the model loads) or 'numpy' (the families themselves).")
+    features: str = Field(description="What computes the features of decisions, to the same values: 'numba' (the feature definitions "
+                                      "compiled) or 'numpy' ([serving] feature_interpreter).")
     loaded_at: datetime
 
     @classmethod
@@ -160,7 +160,7 @@ class ModelInfo(BaseModel):
             trained_at=text("trained_at"), data_start=text("data_start"), data_end=text("data_end"),
             feature_cutoff=pd.Timestamp(loaded.bundle.state.cutoff_ns, tz="UTC").ceil("us").to_pydatetime(),
             objective=text("objective"), promoted=meta.get("promoted"), gate=text("gate"), metrics=metrics,
-            bundle=loaded.bundle.path.name, predictor=loaded.bundle.predictor.kind, features=loaded.engine.features_kind,
+            bundle=loaded.bundle.path.name, predictor=loaded.bundle.predictor.kind, features=loaded.engine.interpreter,
             loaded_at=loaded.loaded_at.to_pydatetime(),
         )
 
@@ -174,8 +174,8 @@ class ReloadResponse(BaseModel):
     previous_version: str | None
     bundle: str
     predictor: str = Field(description="What computes the scores: 'lleaves' (the model compiled to machine code) or 'lightgbm' (its fallback).")
-    features: str = Field(description="What computes the customer-level features: 'compiled' (the feature families run as one "
-                                      "compiled pass, checked against them when the model loads) or 'numpy' (the families themselves).")
+    features: str = Field(description="What computes the features of decisions, to the same values: 'numba' (the feature definitions "
+                                      "compiled) or 'numpy' ([serving] feature_interpreter).")
     loaded_at: datetime
 
 

@@ -1,7 +1,9 @@
-"""The single path from requests to a feature matrix, used by training, batch scoring and the API.
+"""The single path from requests to a feature matrix with numpy, used by training, batch scoring and
+explanations (the API builds its matrices with :mod:`engine.features.numba_interpreter`, to the same bits).
 
-A request is ``(customer_id, as_of[, message_id])``. Customer-level families are computed once per
-distinct (customer, as_of) and broadcast to that pair's candidate rows.
+A request is ``(customer_id, as_of[, message_id])``. Customer-level features are computed once per
+distinct (customer, as_of) and broadcast to that pair's candidate rows. The features are the spec's
+(engine/features/definitions.py), all of them or the ``names`` a model reads.
 """
 
 from __future__ import annotations
@@ -13,33 +15,14 @@ import numpy as np
 import pandas as pd
 
 from engine.contract.schema import JOURNEY_STAGES
-from engine.features.affinity import affinity_features
-from engine.features.candidate import Candidates, candidate_features
-from engine.features.context import Columns, FamilyContext
-from engine.features.engagement import engagement_features
 from engine.features.history import NS_PER_DAY, History, Requests
-from engine.features.partitions import customer_partitions
 from engine.features.log import EventLog
-from engine.features.journey import journey_features
-from engine.features.pressure import pressure_features
-from engine.features.rfm import rfm_features
-from engine.features.snapshot import SnapshotHistory
+from engine.features.numpy_interpreter import Candidates, Columns, CustomerColumns, RowInputs, candidate_columns
+from engine.features.partitions import customer_partitions
 from engine.features.spec import FeatureSpec
 from engine.features.vocab import Vocabulary
-from engine.features.voice import voice_features
 from engine.features.workers import LookupThreads
 from engine.timeutil import to_ns
-
-CUSTOMER_FAMILIES = (rfm_features, engagement_features, affinity_features, journey_features, voice_features, pressure_features)
-
-
-def family_columns(ctx: FamilyContext) -> Columns:
-    """The customer families' columns, in their order (a later family's column of the same name keeps
-    the earlier's place)."""
-    columns: Columns = {}
-    for family in CUSTOMER_FAMILIES:
-        columns.update(family(ctx))
-    return columns
 
 
 @dataclass(frozen=True, eq=False)
@@ -119,8 +102,10 @@ def build_features(
     dtype: type = np.float32,
     chunk_rows: int = CHUNK_ROWS,
     on_rows: Callable[[int, int], None] | None = None,
+    names: Sequence[str] | None = None,
 ) -> FeatureMatrix:
-    """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``).
+    """Features of each request row (``customer_id``, ``as_of``, optional ``message_id``): every feature
+    of the spec, or ``names`` (customer-level ones first, then candidate-level, each in the order given).
 
     Rows are processed in chunks of consecutive customers (sorted by customer, then as_of), which keeps
     temporary memory bounded and every history look-up in sorted order. ``on_rows(done, total)`` hears
@@ -135,6 +120,7 @@ def build_features(
     )
     profile = profiles.ids.encode(requests["customer_id"]).astype(np.int64)
     attributes = _AttributeTables.build(catalog, profiles, spec)
+    split = spec.features.level_of(spec.features.names if names is None else names)
     order = np.lexsort((as_of, customer))
     # Requests that come sorted (as training sorts them) are written in place, not scattered.
     in_order = bool(np.all(order[1:] > order[:-1]))
@@ -143,7 +129,8 @@ def build_features(
     # Indexes over just each chunk's customers: their size, and the memory they take, follow the chunk.
     for start, stop, part in customer_partitions(history, customer[order], chunk_rows):
         rows = order[start:stop]
-        per_pair, pair, row_columns = _chunk_parts(part, catalog, spec, attributes, customer[rows], as_of[rows], message[rows], profile[rows])
+        per_pair, pair, row_columns, _ = _chunk_parts(part, catalog, spec, attributes, customer[rows], as_of[rows], message[rows],
+                                                      profile[rows], split)
         identity = len(pair) == len(next(iter(per_pair.values()), pair))  # every row its own pair: no gather needed
         columns: Columns = {name: column if identity else column[pair] for name, column in per_pair.items()}
         columns.update(row_columns)
@@ -168,47 +155,39 @@ def _chunk_parts(
     as_of: np.ndarray,
     message: np.ndarray,
     profile: np.ndarray,
+    split: tuple[tuple[str, ...], tuple[str, ...]],
     wanted: frozenset[str] | None = None,
-) -> tuple[Columns, np.ndarray, Columns]:
-    """(customer-level columns per distinct (customer, as_of) pair, each row's pair, per-row columns):
-    the features in column order are the first then the last. ``wanted``: :attr:`FamilyContext.wanted`."""
+) -> tuple[Columns, np.ndarray, Columns, CustomerColumns]:
+    """(customer-level columns per distinct (customer, as_of) pair, each row's pair, per-row columns) of
+    ``split``'s (customer-level, candidate-level) names, and every customer-level column on demand.
+    ``wanted``: the columns the caller reads (None: all); a costly candidate column it does not read may be
+    left NaN."""
     pair, pair_customer, pair_as_of = _pairs(customer, as_of)
-    pair_ctx = FamilyContext(history, Requests(pair_customer, pair_as_of), spec.vocab, spec.settings, wanted)
-    per_pair = family_columns(pair_ctx)
-    row_ctx = FamilyContext(history, Requests(customer, as_of), spec.vocab, spec.settings, wanted)
-    row_columns = candidate_features(row_ctx, _candidates(message, catalog), per_pair, pair)
-    row_columns.update(attributes.columns(profile, message, as_of))
-    clash = per_pair.keys() & row_columns.keys()
-    if clash:
-        raise ValueError(f"feature families define the same column twice: {sorted(clash)[:5]}")
-    return per_pair, pair, row_columns
+    terms = spec.features.terms
+    per_customer = CustomerColumns(terms, history, Requests(pair_customer, pair_as_of))
+    per_pair = {name: per_customer.column(name) for name in split[0]}
+    rows = RowInputs(Requests(customer, as_of), _candidates(message, catalog), per_customer, pair, profile,
+                     attributes.profile, attributes.message)
+    return per_pair, pair, candidate_columns(terms, split[1], history, rows, wanted), per_customer
 
 
 @dataclass(frozen=True, eq=False)
 class _AttributeTables:
-    """Profile and message attributes encoded once per profile / catalog row, gathered per request."""
+    """Profile and message attributes encoded once per profile / catalog row: column -> values."""
 
-    profile: dict[str, tuple[np.ndarray, bool]]
-    message: dict[str, tuple[np.ndarray, bool]]
+    profile: dict[str, np.ndarray]
+    message: dict[str, np.ndarray]
 
     @classmethod
     def build(cls, catalog: CatalogTable, profiles: ProfileTable, spec: FeatureSpec) -> _AttributeTables:
-        def encode(frame: pd.DataFrame, encoders) -> dict[str, tuple[np.ndarray, bool]]:
+        def encode(frame: pd.DataFrame, encoders) -> dict[str, np.ndarray]:
             table = {}
             for e in encoders:
                 column = frame[e.column] if e.column in frame.columns else pd.Series([None] * len(frame), dtype=object)
-                table[e.column] = (e.encode(column.reset_index(drop=True)), e.kind == "datetime")
+                table[e.column] = e.encode(column.reset_index(drop=True))
             return table
 
         return cls(encode(profiles.frame, spec.profile_encoders), encode(catalog.attributes, spec.message_encoders))
-
-    def columns(self, profile: np.ndarray, message: np.ndarray, as_of: np.ndarray) -> Columns:
-        out: Columns = {}
-        for prefix, table, rows in (("profile_", self.profile, profile), ("msg_attr_", self.message, message)):
-            for name, (encoded, relative) in table.items():
-                gathered = np.where(rows >= 0, encoded[np.maximum(rows, 0)], np.nan) if len(encoded) else np.full(len(rows), np.nan)
-                out[prefix + name] = (as_of - gathered) / NS_PER_DAY if relative else gathered
-        return out
 
 
 def _candidates(message: np.ndarray, catalog: CatalogTable) -> Candidates:
@@ -264,18 +243,19 @@ class EncodedTables:
 
 def build_encoded_features(history: History, tables: EncodedTables, customer: np.ndarray, as_of_ns: np.ndarray,
                            message: np.ndarray, profile: np.ndarray, *, dtype: type = np.float32,
-                           precise: Sequence[str] = (), wanted: frozenset[str] | None = None) -> FeatureMatrix:
+                           precise: Sequence[str] = (), wanted: frozenset[str] | None = None,
+                           names: Sequence[str] | None = None) -> FeatureMatrix:
     """:func:`build_features` for requests already encoded, without pandas: customer codes of
     ``history.log`` (-1: unknown), ``as_of`` in ns, message codes of the spec (-1: none) and profile rows
-    (-1: none). The same family code, so the same columns and values; assembled as blocks, not column by
-    column, because serving calls it for a few dozen rows at a time. The columns named in ``precise``
-    are also kept in float64 (:attr:`FeatureMatrix.precise`); a column not in ``wanted`` (None: all)
-    may be left NaN (:attr:`FamilyContext.wanted`). Serving builds its batches' matrices compiled
-    (:class:`engine.features.kernel.CompiledFeatures`), checked against this when a model loads."""
-    per_pair, pair, row_columns = _chunk_parts(
+    (-1: none). The same columns and values; assembled as blocks, not column by column, because the
+    engine calls it for a few dozen rows at a time. The customer-level columns named in ``precise`` are
+    also kept in float64 (:attr:`FeatureMatrix.precise`); a costly candidate column not in ``wanted``
+    (None: all) may be left NaN."""
+    features = tables.spec.features
+    per_pair, pair, row_columns, per_customer = _chunk_parts(
         history, tables.catalog, tables.spec, tables.attributes, np.asarray(customer, dtype=np.int64),
         np.asarray(as_of_ns, dtype=np.int64), np.asarray(message, dtype=np.int64), np.asarray(profile, dtype=np.int64),
-        wanted)
+        features.level_of(features.names if names is None else names), wanted)
     names = (*per_pair, *row_columns)
     values = np.empty((len(message), len(names)), dtype=dtype)
     if per_pair:
@@ -286,8 +266,7 @@ def build_encoded_features(history: History, tables: EncodedTables, customer: np
         # Column by column into a block of columns, then one transposed copy: a column written straight
         # into the row-major matrix touches every row's cache line, which is slower.
         values[:, len(per_pair):] = np.array(list(row_columns.values()), dtype=dtype).T
-    kept = {name: np.asarray(per_pair[name], dtype=np.float64)[pair] if name in per_pair else np.asarray(row_columns[name], dtype=np.float64)
-            for name in precise}
+    kept = {name: per_customer.column(name)[pair] for name in precise}
     return FeatureMatrix(names, values, kept)
 
 
@@ -335,12 +314,3 @@ def make_history(log: EventLog, spec: FeatureSpec, workers: LookupThreads | None
         workers=workers,
         message_offer=np.asarray(spec.message_offers, dtype=np.int64),
     )
-
-
-def make_snapshot(log: EventLog, spec: FeatureSpec, as_of_ns: np.ndarray) -> SnapshotHistory:
-    """The queries of :func:`make_history` for a serving batch: customer code c of ``log`` asked at
-    ``as_of_ns[c]`` only (:mod:`engine.features.snapshot`)."""
-    return SnapshotHistory(log, _key_widths(spec), as_of_ns, max_window_days=spec.settings.max_window_days,
-                           half_life_days=spec.settings.affinity_half_life_days,
-                           message_stage=np.asarray(spec.message_stages, dtype=np.int64),
-                           message_offer=np.asarray(spec.message_offers, dtype=np.int64))

@@ -1,5 +1,5 @@
-"""Point-in-time queries over an event log. The only module that compares event times with ``as_of``, with
-:mod:`engine.features.snapshot`, its twin for serving batches (tested equal to it to the bit).
+"""Point-in-time queries over an event log, for the numpy interpreter of the features. With the numba
+interpreter's loops (tested equal to the bit), the only code that compares event times with ``as_of``.
 
 Every query answers for many requests at once, with sorted arrays and ``np.searchsorted``: no loop per
 customer or per event. The rule everywhere: an event counts for a request when ``ts < as_of``, and for a

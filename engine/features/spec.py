@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from engine.config import FeatureSettings
 from engine.contract.schema import JOURNEY_STAGES, MESSAGES
+from engine.features.definitions import Catalog, Resolved, resolve
 from engine.features.encoders import ColumnEncoder, fit_encoders
 from engine.features.log import CatalogVocabularies
 from engine.features.vocab import Vocabulary
@@ -71,6 +73,16 @@ class FeatureSpec:
             message_stages=tuple(int(c) for c in data["message_stages"]),
             message_offers=tuple(int(c) for c in data.get("message_offers", ())),  # absent in bundles from before offers
         )
+
+    @cached_property
+    def features(self) -> Resolved:
+        """Every feature's name and term for this catalog and these settings (engine/features/definitions.py)."""
+        catalog = Catalog(
+            channels=tuple(self.vocab.channels.values), topics=tuple(self.vocab.topics.values), shared_offers=bool(self.message_offers),
+            profile_attributes=tuple((e.column, e.kind == "datetime") for e in self.profile_encoders),
+            message_attributes=tuple((e.column, e.kind == "datetime") for e in self.message_encoders),
+        )
+        return resolve(self.settings, catalog)
 
     def offer_codes(self) -> np.ndarray:
         """The offer code of each message code (each message its own offer when none is shared)."""

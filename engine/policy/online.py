@@ -27,16 +27,14 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
 
 from engine.config import Settings
-from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_snapshot
-from engine.features.candidate_program import row_program
-from engine.features.program import customer_program
-from engine.timeutil import NS_PER_DAY
+from engine.features.build import CatalogTable, EncodedTables, FeatureMatrix, ProfileTable, build_encoded_features, make_history
+from engine.features.definitions import UnknownFeatures
 from engine.errors import ModelMismatchError, NbmError
 from engine.ids import random_ids
 from engine.features.state import StaleRequestError
@@ -54,7 +52,9 @@ from engine.policy.scored import ScoredCandidates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
 
 if TYPE_CHECKING:
-    from engine.features.kernel import CompiledFeatures
+    from engine.features.numba_interpreter import CompiledFeatures
+
+Interpreter = Literal["numba", "numpy"]
 
 __all__ = ["CandidateScorer", "CustomerInput", "Decision", "DecisionEngine", "DecisionInput", "ModelMismatchError", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
@@ -100,9 +100,12 @@ class _Scored:
 
 
 class DecisionEngine:
-    def __init__(self, bundle: Bundle, settings: Settings, *, seed: int = 0, scorer: CandidateScorer | None = None) -> None:
+    def __init__(self, bundle: Bundle, settings: Settings, *, seed: int = 0, scorer: CandidateScorer | None = None,
+                 interpreter: Interpreter = "numba") -> None:
         """``scorer``: what scores the candidates instead of the bundle's model (e.g. a baseline, so that
-        evaluation values it under the same policy); explanations still come from the bundle's model."""
+        evaluation values it under the same policy); explanations still come from the bundle's model.
+        ``interpreter``: what computes the features of decisions, to the same values: "numba" (compiled
+        when the engine is built; a few customers at a time, fast) or "numpy" (every feature term)."""
         self.bundle = bundle
         self.settings = settings
         self.seed = int(seed)
@@ -130,51 +133,20 @@ class DecisionEngine:
         # The matrix holds float32 values, as the model reads them; rules compare these columns in float64.
         self._precise = (JOURNEY_STAGE, DAYS_SINCE_PURCHASE) if self._rules_apply else ()
         # What decisions build: the features the model splits on (no score or contribution reads another)
-        # and what rules read; the feature code may leave the others NaN (FamilyContext.wanted).
+        # and what rules read; a costly candidate column outside them may be left NaN.
         self._wanted = (scorer.reads if scorer is not None else bundle.split_features) | {JOURNEY_STAGE, DAYS_SINCE_PURCHASE}
         self._contact_reads_impressions = reads_impressions(self._policy.contact)
-        self._compiled: CompiledFeatures | None = None
         self._check_features()
-        # Compiled after the check above, which the families pass: the compiled matrix is then checked
-        # against theirs.
-        self._compiled, self.features_kind = self._compiled_features()
+        self.interpreter = interpreter
+        self._compiled: CompiledFeatures | None = self._compile() if interpreter == "numba" else None
 
-    def _compiled_features(self) -> tuple[CompiledFeatures | None, str]:
-        """The feature matrix compiled (:mod:`engine.features.kernel`) when it is exactly the families'
-        on a sample of the bundle's customers and messages (at three instants: within the shortest
-        window, past it, past the longest), else None: serve with the families. With what serves
-        ("compiled" or "numpy"), and a log line saying why not."""
+    def _compile(self) -> CompiledFeatures:
+        from engine.features.numba_interpreter import NotCompiled, compile_features  # numba: imported only here
+
         try:
-            from engine.features.kernel import CompiledFeatures, first_difference  # numba: imported only to serve
-
-            spec = self._spec
-            customers = customer_program(spec.vocab, spec.settings, spec.message_stages)
-            rows = row_program(self._tables, {name: at for at, name in enumerate(customers.names)}, self._wanted)
-            compiled = CompiledFeatures(customers, rows)
-            problem = first_difference(compiled, self._tables, self._sample_batches(), self._precise, self._wanted)
-        except Exception as exc:  # no numba here, settings a program does not state, a failed compile
-            problem = f"{type(exc).__name__}: {exc}"
-        if problem is None:
-            return compiled, CompiledFeatures.kind
-        _log.warning("model %s: features computed by the numpy families, not compiled: %s", self.model_version, problem)
-        return None, "numpy"
-
-    def _sample_batches(self, customers: int = 48, messages: int = 40) -> list[tuple]:
-        """build_encoded_features' arguments for a sample of the state's customers and an unknown one, each
-        with a slice of the catalog (and one row without a message), at three instants."""
-        known = np.asarray(self.bundle.state.log.customers.values)
-        picked = known[np.linspace(0, len(known) - 1, min(customers, len(known))).astype(int)] if len(known) else known
-        batch = self._customers.events_of_each([*map(str, picked), ""], [None] * (len(picked) + 1))  # "": unknown
-        codes = len(self._spec.vocab.messages)
-        request = np.repeat(np.arange(len(batch), dtype=np.int64), messages)
-        message = (np.arange(len(request), dtype=np.int64) * 7) % max(codes, 1) if codes else np.full(len(request), -1)
-        message[0] = -1
-        settings = self._spec.settings
-        samples = []
-        for days in (0.5, settings.windows_days[0] + 1.5, settings.max_window_days + 1.5):
-            as_of = np.full(len(batch), self.bundle.state.cutoff_ns + int(days * NS_PER_DAY), dtype=np.int64)
-            samples.append((make_snapshot(batch.log, self._spec, as_of), request, as_of[request], message, batch.profile[request]))
-        return samples
+            return compile_features(self._tables, self._feature_names, self._wanted, self._precise)
+        except NotCompiled as exc:
+            raise ModelMismatchError(f"model {self.model_version}: {exc}; decide with the numpy interpreter instead") from None
 
     @property
     def model_version(self) -> str:
@@ -418,10 +390,10 @@ class DecisionEngine:
         n = len(codes)
         rows = (np.zeros(n, np.int64), np.full(n, as_of_ns, np.int64), np.asarray(codes, dtype=np.int64), np.full(n, events.profile, np.int64))
         if self._compiled is not None and not every_column:
-            return self._compiled.build(events.log, *rows, dtype=np.float64, rounded=True, precise=self._precise)
-        history = make_snapshot(events.log, self._spec, np.array([as_of_ns], dtype=np.int64))
-        return build_encoded_features(history, self._tables, *rows, dtype=np.float64 if every_column else np.float32,
-                                      precise=self._precise, wanted=None if every_column else self._wanted)
+            return self._compiled.build(events.log, *rows, dtype=np.float64, rounded=True)
+        return build_encoded_features(make_history(events.log, self._spec), self._tables, *rows,
+                                      dtype=np.float64 if every_column else np.float32, precise=self._precise,
+                                      wanted=None if every_column else self._wanted, names=self._feature_names)
 
     def _build_batch(self, batch: BatchEvents, as_of: np.ndarray, sizes: Sequence[int], codes: np.ndarray) -> FeatureMatrix:
         """Features of each request's candidate codes (``sizes[i]`` rows for request i, customer code i of
@@ -430,11 +402,12 @@ class DecisionEngine:
         if not len(codes):
             return FeatureMatrix(self._feature_names, np.zeros((0, len(self._feature_names))))
         request = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
-        if self._compiled is not None:  # reads the log itself: no snapshot's tables to build
+        if self._compiled is not None:
             return self._compiled.build(batch.log, request, as_of[request], codes.astype(np.int64), batch.profile[request],
-                                        dtype=np.float64, rounded=True, precise=self._precise)
-        return build_encoded_features(make_snapshot(batch.log, self._spec, as_of), self._tables, request, as_of[request],
-                                      codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted)
+                                        dtype=np.float64, rounded=True)
+        return build_encoded_features(make_history(batch.log, self._spec), self._tables, request, as_of[request],
+                                      codes.astype(np.int64), batch.profile[request], precise=self._precise, wanted=self._wanted,
+                                      names=self._feature_names)
 
     def _policy_verdict(self, events: CustomerEvents, contact: ContactHistory, channels: Sequence[ChannelMessages],
                         positions: list[np.ndarray], matrix: FeatureMatrix, as_of_ns: int) -> Verdict:
@@ -516,10 +489,13 @@ class DecisionEngine:
         return as_of_ns
 
     def _check_features(self) -> None:
-        """Fail at load, not on the first request, if this code builds other features than the model's."""
-        empty = self._customers.events_of("", None)
-        names = self._build(empty, np.zeros(1, np.int64), self.bundle.state.cutoff_ns).names
-        if names != self._feature_names:
-            missing = sorted(set(self._feature_names) - set(names))
-            raise ModelMismatchError(f"model {self.model_version} needs features this nbm does not build "
-                                     f"(missing {missing[:5]}): the bundle needs this nbm's feature code")
+        """Fail at load, not on the first request, if the definitions do not give every feature the model
+        reads, customer-level ones first (as every matrix orders them)."""
+        try:
+            customer, candidate = self._spec.features.level_of(self._feature_names)
+        except UnknownFeatures as exc:
+            raise ModelMismatchError(f"model {self.model_version} needs features this nbm does not define "
+                                     f"(missing {list(exc.names[:5])}): the bundle needs this nbm's feature code") from None
+        if (*customer, *candidate) != self._feature_names:
+            raise ModelMismatchError(f"model {self.model_version} lists candidate features before customer ones: "
+                                     "it was not trained by this nbm")

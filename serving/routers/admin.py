@@ -23,5 +23,5 @@ def reload(body: Annotated[ReloadRequest | None, Body()] = None, context: Servin
     model_dir = Path(body.model_dir) if body is not None and body.model_dir else None
     loaded = context.holder.reload(model_dir)
     return ReloadResponse(model_version=loaded.version, previous_version=previous.version if previous else None,
-                          bundle=loaded.bundle.path.name, predictor=loaded.bundle.predictor.kind, features=loaded.engine.features_kind,
+                          bundle=loaded.bundle.path.name, predictor=loaded.bundle.predictor.kind, features=loaded.engine.interpreter,
                           loaded_at=loaded.loaded_at.to_pydatetime())

@@ -1,6 +1,6 @@
 """Impressions per offer (one offer sent as several messages on several channels): by hand on a tiny
-history, History's count by offer against a slow loop, the snapshot and the compiled matrix against
-History's, and no offer columns for a catalog that shares no offer."""
+history, History's count by offer against a slow loop, the numba matrix against the numpy one, and no
+offer columns for a catalog that shares no offer."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import pandas as pd
 import pytest
 
 from engine.config import FeatureSettings
-from engine.features.build import CatalogTable, EncodedTables, ProfileTable, build_encoded_features, build_features, make_history, make_snapshot
-from engine.features.candidate_program import row_program
+from engine.features.build import CatalogTable, EncodedTables, ProfileTable, build_encoded_features, build_features, make_history
 from engine.features.history import Requests
-from engine.features.kernel import CompiledFeatures
 from engine.features.log import EventLog
-from engine.features.program import customer_program
+from engine.features.numba_interpreter import compile_features
 from engine.features.spec import FeatureSpec
 from tests.builders import events_frame, messages_frame
-from tests.features.test_snapshot import _random_events
+from tests.features.worlds import random_events
 
 AS_OF = pd.Timestamp("2026-03-31T00:00:00Z")
 SETTINGS = FeatureSettings()  # windows 7 / 30 / 90 days
@@ -92,7 +90,7 @@ def _slow_offer_count(events: pd.DataFrame, offer_of: dict[str, str], customer: 
 def _random_offer_events(seed: int, customers: int, n: int) -> pd.DataFrame:
     """Random events of every type over 120 days before AS_OF (some exactly a window's length before it, in
     whole minutes), about messages m1, m2 and m3 of MESSAGES."""
-    events = _random_events(seed, customers, n, AS_OF)  # about m1 and m2 of the family tests' catalog
+    events = random_events(seed, MESSAGES[MESSAGES['message_id'] != 'm3'], customers, n, SETTINGS.max_window_days)  # about m1 and m2
     rng = np.random.default_rng(seed)
     events["message_id"] = events["message_id"].mask((events["message_id"] == "m2") & (rng.random(len(events)) < 0.5), "m3")
     events["channel"] = events["message_id"].map(MESSAGES.set_index("message_id")["channel"]).astype("string")
@@ -124,7 +122,7 @@ def _encoded(spec: FeatureSpec, messages: pd.DataFrame) -> EncodedTables:
 
 @pytest.mark.parametrize("seed", [3, 4])
 @pytest.mark.parametrize("wanted", ["all", "cheap"])
-def test_snapshot_and_compiled_matrix_equal_history(seed, wanted):
+def test_numba_matrix_equals_numpy(seed, wanted):
     spec = FeatureSpec.fit(MESSAGES, CUSTOMERS, SETTINGS)
     log = EventLog.from_events(_random_offer_events(seed, 5, 400), spec.vocab)
     rng = np.random.default_rng(seed)
@@ -135,20 +133,16 @@ def test_snapshot_and_compiled_matrix_equal_history(seed, wanted):
     at = np.where(customer >= 0, as_of[np.maximum(customer, 0)], as_of[0])
     message, profile = np.tile(codes, len(as_of) + 1), np.full(len(customer), -1, dtype=np.int64)
     tables = _encoded(spec, MESSAGES)
-    customers = customer_program(spec.vocab, spec.settings, spec.message_stages)
-    names = build_encoded_features(make_snapshot(log, spec, as_of), tables, customer, at, message, profile).names
+    names = spec.features.names
     chosen = None if wanted == "all" else frozenset(n for n in names if n not in (*OFFER_COLUMNS, "msg_seen_count"))
-    compiled = CompiledFeatures(customers, row_program(tables, {n: i for i, n in enumerate(customers.names)}, chosen))
+    compiled = compile_features(tables, names, chosen)
     assert compiled.reads_offers == (wanted == "all")
 
-    # History (training's queries), the snapshot (the API's) and the compiled kernel: one matrix.
+    # The numpy interpreter (on History) and the numba one: one matrix.
     reference = build_encoded_features(make_history(log, spec), tables, customer, at, message, profile, dtype=np.float64, wanted=chosen)
-    snapshot = build_encoded_features(make_snapshot(log, spec, as_of), tables, customer, at, message, profile, dtype=np.float64,
-                                      wanted=chosen)
     got = compiled.build(log, customer, at, message, profile, dtype=np.float64)
-    assert got.names == snapshot.names == reference.names and set(OFFER_COLUMNS) <= set(got.names)
+    assert got.names == reference.names and set(OFFER_COLUMNS) <= set(got.names)
     for j, name in enumerate(reference.names):
-        np.testing.assert_array_equal(snapshot.values[:, j], reference.values[:, j], err_msg=name)
         np.testing.assert_array_equal(got.values[:, j], reference.values[:, j], err_msg=name)
     offers = reference.values[:, [reference.names.index(c) for c in OFFER_COLUMNS]]
     if wanted == "all":  # the counts are not all zero: the comparison compares something

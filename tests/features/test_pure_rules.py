@@ -9,16 +9,31 @@ import pandas as pd
 import pytest
 
 from engine.config import FeatureSettings
-from engine.features.affinity import share
+from engine.features import terms as t
 from engine.features.build import _gather_rows
-from engine.features.candidate import _at, _lines, _pick, _standing
 from engine.features.encoders import ColumnEncoder
-from engine.features.engagement import smoothed_rate
-from engine.features.journey import infer_stage
+from engine.features.history import Requests
+from engine.features.numpy_interpreter import CustomerColumns, _lines, _places, _standing, journey_stage
 from engine.features.spec import FeatureSpec
 from engine.features.vocab import Vocabulary
-from engine.features.voice import nps_flags
 from tests.builders import messages_frame
+
+
+class _GivenCounts:
+    """A history that answers count(types) with the column given for types[0]: terms on hand-made inputs."""
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        self.columns = columns
+
+    def count(self, types, requests, window_days=None):
+        return self.columns[types[0]]
+
+
+def _given(columns: dict[str, np.ndarray]) -> CustomerColumns:
+    """Customer-level columns holding the given values, each the count of a pseudo event type of its name."""
+    pairs = len(next(iter(columns.values()))) if columns else 0
+    requests = Requests(np.arange(pairs), np.zeros(pairs, dtype=np.int64))
+    return CustomerColumns({name: t.Count((name,)) for name in columns}, _GivenCounts(columns), requests)  # type: ignore[arg-type]
 
 
 def test_infer_stage_takes_the_most_advanced_rule_that_holds():
@@ -34,17 +49,22 @@ def test_infer_stage_takes_the_most_advanced_rule_that_holds():
         ((2, 0, 0, 5, 3), 1),  # repeat buyer gone quiet: back to consideration by behaviour
     ]
     columns = [np.array([c[0][i] for c in cases], dtype=float) for i in range(5)]
-    assert list(infer_stage(*columns)) == [c[1] for c in cases]
+    assert list(journey_stage(*columns)) == [c[1] for c in cases]
 
 
-def test_smoothed_rate_and_share():
-    rates = smoothed_rate(np.array([0.0, 0.0, 1.0, 50.0]), np.array([0.0, 1.0, 1.0, 100.0]), prior=0.2, strength=10)
-    np.testing.assert_allclose(rates, [0.2, 2 / 11, 3 / 11, 52 / 110])
-    np.testing.assert_array_equal(share(np.array([1.0, 0.0]), np.array([4.0, 0.0])), [0.25, np.nan])
+def test_smoothed_rate_share_and_difference():
+    given = _given({"clicks": np.array([0.0, 0.0, 1.0, 50.0]), "shown": np.array([0.0, 1.0, 1.0, 100.0])})
+    clicks, shown = t.Column("clicks"), t.Column("shown")
+    rates = given.value(t.Rate(clicks, shown, "click", prior_rate=0.2, strength=10.0))
+    np.testing.assert_allclose(rates, [0.2, 2 / 11, 3 / 11, 52 / 110])  # 0 of 0 is the prior; 0 of 1 is not 0
+    np.testing.assert_array_equal(given.value(t.Share(clicks, shown)), [np.nan, 0.0, 1.0, 0.5])  # no evidence: NaN
+    np.testing.assert_array_equal(given.value(t.Difference(shown, clicks)), [0.0, 1.0, 0.0, 50.0])
 
 
-def test_nps_flags():
-    detractor, promoter = nps_flags(np.array([0.0, 6.0, 7.0, 8.0, 9.0, 10.0, np.nan]))
+def test_nps_groups():
+    given = _given({"score": np.array([0.0, 6.0, 7.0, 8.0, 9.0, 10.0, np.nan])})
+    detractor = given.value(t.NpsGroup(t.Column("score"), "detractor"))
+    promoter = given.value(t.NpsGroup(t.Column("score"), "promoter"))
     np.testing.assert_array_equal(detractor, [1, 1, 0, 0, 0, 0, np.nan])
     np.testing.assert_array_equal(promoter, [0, 0, 0, 0, 1, 1, np.nan])
 
@@ -86,7 +106,10 @@ def test_standing_matches_a_loop_over_rows_with_ties_and_missing_values():
     customer = {f"t_{n}": rng.choice([np.nan, 0.0, 0.25, 0.5, 1.0], size=pairs) for n in names}
     rows = rng.integers(0, pairs, size=60)
     codes = rng.integers(-1, len(names), size=60)
-    gap, rank = _standing(_lines(customer, "t_{}", names, pairs), _at(rows, codes, len(names), pairs))
+    columns, blocks = tuple(customer), {}
+    at = _places(rows, codes, len(names), pairs)
+    gaps, ranks = _standing(_lines(_given(customer), columns, blocks), columns, blocks)
+    gap, rank = gaps.ravel()[at], ranks.ravel()[at]
     for i, (pair, code) in enumerate(zip(rows, codes)):
         if code < 0:
             assert np.isnan(gap[i]) and np.isnan(rank[i])
@@ -101,16 +124,16 @@ def test_pick_reads_the_rows_pair_under_its_code_and_nan_for_other_codes():
     customer = {"t_a": np.array([1.0, 2.0, np.nan]), "t_b": np.array([10.0, 20.0, 30.0])}
     rows = np.array([0, 1, 2, 2, 0, 1])
     codes = np.array([0, 1, 1, 0, -1, 2])  # 2: a code no name has (a topic the features do not list)
-    picked = _pick(customer, "t_{}", ("a", "b"), 3, _at(rows, codes, 2, 3))
+    picked = _lines(_given(customer), ("t_a", "t_b"), {}).ravel()[_places(rows, codes, 2, 3)]
     np.testing.assert_array_equal(picked, [1.0, 20.0, 30.0, np.nan, np.nan, np.nan])
-    assert np.isnan(_pick(customer, "t_{}", (), 3, _at(rows, codes, 0, 3))).all()  # no names: nothing to read
+    assert np.isnan(_lines(_given(customer), (), {}).ravel()[_places(rows, codes, 0, 3)]).all()  # no names: nothing to read
 
 
 def test_a_rows_place_in_a_block_of_per_pair_columns_never_wraps():
     # Training asks for hundreds of thousands of pairs, with topic codes stored as int16.
     codes = np.array([3, -1, 12, 0], dtype=np.int16)
     rows = np.array([299_999, 5, 7, 0], dtype=np.int64)
-    assert _at(rows, codes, 10, 300_000).tolist() == [3 * 300_000 + 299_999, 10 * 300_000 + 5, 10 * 300_000 + 7, 0]
+    assert _places(rows, codes, 10, 300_000).tolist() == [3 * 300_000 + 299_999, 10 * 300_000 + 5, 10 * 300_000 + 7, 0]
 
 
 def test_a_vocabulary_decodes_codes_to_values_and_unknown_to_empty_text():

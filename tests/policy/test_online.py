@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 import numpy as np
 import pandas as pd
@@ -10,15 +9,15 @@ import pytest
 
 from engine.config import ContactSettings, MessageRule, PolicySettings, Settings, StageTargetingSettings
 from engine.contract.schema import JOURNEY_STAGES
-from engine.eventstore import contract_rows
-from engine.policy.online import DecisionEngine, DecisionInput, StaleRequestError, UnknownChannelError
+from engine.store.interface import contract_rows
+from engine.policy.online import DecisionEngine, DecisionInput, ModelMismatchError, StaleRequestError, UnknownChannelError
 from engine.policy.rules import stage_matrix
 from tests.policy.conftest import COSTLY_ROW_FEATURES
 from tests.policy.online_world import CUSTOMERS, CUTOFF, HOUR, at
 
 
-def _engine(world, **policy) -> DecisionEngine:
-    return DecisionEngine(world.bundle, Settings(policy=PolicySettings(**policy)))
+def _engine(world, interpreter: str = "numba", **policy) -> DecisionEngine:
+    return DecisionEngine(world.bundle, Settings(policy=PolicySettings(**policy)), interpreter=interpreter)
 
 
 def _valid(world, channel: str, as_of: pd.Timestamp) -> list[str]:
@@ -209,18 +208,18 @@ def test_a_rule_reads_days_since_purchase_at_full_precision(online_world, short_
 
 
 def _record_history_keys(monkeypatch) -> list[str]:
-    """The ``by`` of every count and days_since_last query serving's history answers from now on."""
-    from engine.features.snapshot import SnapshotHistory
+    """The ``by`` of every count and days_since_last query the numpy interpreter's history answers from now on."""
+    from engine.features.history import History
 
     asked: list[str] = []
     for name in ("count", "days_since_last"):
-        original = getattr(SnapshotHistory, name)
+        original = getattr(History, name)
 
         def recording(self, *args, _original=original, **kwargs):
             asked.append(kwargs.get("by", "customer"))
             return _original(self, *args, **kwargs)
 
-        monkeypatch.setattr(SnapshotHistory, name, recording)
+        monkeypatch.setattr(History, name, recording)
     return asked
 
 
@@ -235,9 +234,8 @@ def test_decisions_score_what_the_model_gives_every_feature(world, skipped, requ
     asked_by = _record_history_keys(monkeypatch)
     as_of = CUTOFF + pd.Timedelta(days=1)
     live = world.live([at(HOUR, "c1", "impression", channel="email", message_id="e1", topic="deals")])
-    compiled, families = _engine(world), _engine(world)
-    families._compiled = None  # the feature families themselves, as without numba
-    assert compiled.features_kind == "compiled" and compiled._compiled.reads_impressions == (not skipped)
+    compiled, families = _engine(world), _engine(world, interpreter="numpy")
+    assert (compiled.interpreter, families.interpreter) == ("numba", "numpy")
     for customer in ("c1", "c3", "heavy", "nobody"):
         ids, features = compiled.features(customer, "email", as_of=as_of, live_events=live)
         x = features.values.astype(np.float32)
@@ -353,7 +351,7 @@ def test_a_batch_log_holds_each_customers_own_events(online_world):
 def test_a_batch_log_is_each_customers_state_then_its_live_events_stably_in_time_order(online_world):
     # Against a naive reference, per request: the state's rows of its customer, then EventLog.from_events
     # of its own live events at or after the cutoff, in the order given (from_events sorts stably by time).
-    from engine.eventstore import contract_frame
+    from engine.store.interface import contract_frame
     from engine.features.log import EVENT_CODE, EventLog
     from engine.policy.online_state import CustomerStates
 
@@ -447,27 +445,16 @@ def _busy_batch(world) -> list[DecisionInput]:
             for i, c in enumerate(["c1", "c4", "heavy", "nobody", "old_unsub"]) for channel in ("sms", "email", "push")]
 
 
-def test_the_engine_decides_with_compiled_features_as_with_the_families(online_world):
-    engine = _engine(online_world)
-    assert engine.features_kind == "compiled"
+def test_the_engine_decides_with_either_interpreter_alike(online_world):
     inputs = _busy_batch(online_world)
-    compiled = engine.decide_each(inputs)
-    engine._compiled = None  # the families, as without numba
-    assert engine.decide_each(inputs) == compiled
+    compiled = _engine(online_world).decide_each(inputs)
+    assert _engine(online_world, interpreter="numpy").decide_each(inputs) == compiled
     assert sum(len(d.candidates.score) for d in compiled) > 20
 
 
-def test_the_engine_keeps_the_families_when_the_compiled_columns_differ(online_world, monkeypatch, caplog):
-    import engine.features.kernel as kernel
+def test_a_model_reading_features_this_nbm_does_not_define_is_refused_at_load(online_world):
+    from dataclasses import replace
 
-    monkeypatch.setattr(kernel, "first_difference", lambda *args: "column 'x' differs from the families'")
-    engine = _engine(online_world)
-    assert engine.features_kind == "numpy" and engine._compiled is None
-    assert "column 'x' differs" in caplog.text and "numpy families" in caplog.text
-
-
-def test_without_the_compiler_the_engine_serves_with_the_families(online_world, monkeypatch):
-    monkeypatch.setitem(sys.modules, "engine.features.kernel", None)  # as if numba could not be imported
-    engine = _engine(online_world)
-    assert engine.features_kind == "numpy"
-    assert engine.decide("c1", "email", as_of=CUTOFF + HOUR, live_events=None).messages
+    renamed = replace(online_world.bundle, feature_names=(*online_world.bundle.feature_names[:-1], "msg_favourite_colour"))
+    with pytest.raises(ModelMismatchError, match=r"needs features this nbm does not define \(missing \['msg_favourite_colour'\]\)"):
+        DecisionEngine(renamed, Settings())

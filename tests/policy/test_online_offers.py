@@ -36,7 +36,7 @@ WANTS_TRIP = {"topic_levers": {"travel": 100.0},
 
 def test_an_offer_goes_to_one_channel_of_a_next_best_messages_answer(offer_world, online_world):
     engine = _engine(offer_world, **WANTS_TRIP)
-    assert engine.features_kind == "compiled"  # the offer columns are computed compiled too
+    assert engine.interpreter == "numba"  # the offer columns are computed by numba too
     for customer in CUSTOMERS:
         decisions = engine.decide_all_channels(customer, as_of=AS_OF, live_events=offer_world.live([]))
         served = {d.channel: d.messages[0].message_id for d in decisions if d.messages}
