@@ -164,3 +164,9 @@ def test_profile_and_message_attributes(row):
     # segment 'premium' is category 0 of ['premium']; signup 60 days before as_of; offer_type 'discount' is 1
     # of ['content', 'discount'].
     _check(row, {"profile_segment": 0, "profile_signup_date": 60, "msg_attr_offer_type": 1})
+
+
+def test_days_since_last_open_reads_the_last_open_on_any_channel():
+    # c1 opened m1 on 03-30T13:00, 11 hours before as_of; seen from 03-30T12:30 the open has not happened.
+    assert _rows().iloc[0]["days_since_last_open"] == pytest.approx(11 / 24, rel=1e-12)
+    assert np.isnan(_rows("2026-03-30T12:30:00Z").iloc[0]["days_since_last_open"])
