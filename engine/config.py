@@ -288,19 +288,13 @@ class ServingSettings(_Section):
     admin_keys: tuple[SecretStr, ...] = ()
     max_body_bytes: int = Field(default=1_048_576, ge=1024)  # larger request bodies get 413
     max_batch_size: int = Field(default=1_000, ge=1)  # decisions per batch request, events per POST /v1/events
-    # Single decisions that arrive together are decided in one pass (serving/batcher.py): a batch starts
-    # once no new request came for batch_gather_gap_ms, or after batch_gather_max_ms. 0: no pause.
-    batch_gather_gap_ms: float = Field(default=0.2, ge=0, le=100)
-    batch_gather_max_ms: float = Field(default=2.0, ge=0, le=1000)
-    # A batch of at most this many decisions (and a customer's next-best-messages, one per channel) is
-    # computed in the event loop's thread (serving/loop_call.py: under the GIL a worker thread's Python
-    # runs against the loop, not beside it); larger ones, and all with 0, in a worker thread. The store
-    # read and the decision log always stay out of the loop.
-    loop_batch_max: int = Field(default=32, ge=0, le=1000)
     # Check the model dir's `current` symlink this often and load a new bundle; absent: only /admin/reload.
     # With `nbm serve --model-uri models:/<name>@<alias>`, the alias is re-read at this interval too.
     reload_poll_seconds: float | None = Field(default=None, gt=0)
+    # Log lines show customer ids as a keyed hash (HMAC-SHA256 with log_customer_id_key): a plain hash of
+    # an id could be reversed by hashing a list of known ids. The key is a secret, like the API keys.
     hash_customer_ids_in_logs: bool = False
+    log_customer_id_key: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_decisions: bool = True  # append every decision to the decision log (events.db) for off-policy evaluation
     # Decisions older than this are deleted from the log (checked every minute); 0: keep them all. At full
@@ -324,6 +318,17 @@ class ServingSettings(_Section):
                     f"{MIN_KEY_CHARS} printable characters, e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))'"
                 )
         return keys
+
+    @model_validator(mode="after")
+    def _hashing_has_a_key(self) -> ServingSettings:
+        key = self.log_customer_id_key
+        if key is not None and len(key.get_secret_value()) < MIN_KEY_CHARS:
+            raise ValueError(f"log_customer_id_key must have at least {MIN_KEY_CHARS} characters")
+        if self.hash_customer_ids_in_logs and key is None:
+            raise ValueError("hash_customer_ids_in_logs needs a secret log_customer_id_key (at least "
+                             f"{MIN_KEY_CHARS} characters; environment: NBM_SERVING__LOG_CUSTOMER_ID_KEY), e.g. "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(32))'")
+        return self
 
 
 class Settings(BaseSettings):

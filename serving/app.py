@@ -6,7 +6,6 @@ factory :func:`app_from_environment`, which each worker process calls.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -20,7 +19,6 @@ from engine.config import ServingSettings, Settings, load_settings
 from engine.eventstore import EventStore
 from engine.model.bundle import Bundle
 from serving.context import ServingContext, Slot
-from serving.decision_lane import DecisionLane
 from engine.store.decisions import SqliteDecisionLog
 from serving.errors import install_error_handlers
 from serving.logs import LOGGER
@@ -66,7 +64,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        context.loop = asyncio.get_running_loop()
         if not serving.api_keys:
             _log.warning("NBM_API_KEYS is not set: /v1 endpoints accept requests without an API key")
         try:
@@ -84,7 +81,7 @@ def create_app(
         finally:
             if poller is not None:
                 poller.stop()
-            context.close()
+            await context.close()  # answers the decisions already asked for
             if log_slot is not None:
                 log_slot.close()
             store_slot.close()
@@ -102,7 +99,6 @@ def create_app(
     for router in routers:
         app.include_router(router)
     paths = [route.path for router in routers for route in router.routes if hasattr(route, "path")]
-    app.add_middleware(DecisionLane)  # added first: RequestMiddleware, added next, wraps it
     app.add_middleware(RequestMiddleware, max_body_bytes=serving.max_body_bytes, metrics=metrics, route_paths=paths)
     return app
 

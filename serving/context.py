@@ -7,15 +7,17 @@ engine (live events in, decision log and metrics out) so that routes stay thin.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pandas as pd
-from starlette.concurrency import run_in_threadpool
 
 from engine.config import ServingSettings, Settings
 from engine.contract.records import validate_event_records
@@ -23,12 +25,11 @@ from engine.errors import NbmError
 from engine.ids import time_ordered_ids
 from engine.eventstore import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, StoreUnavailableError
 from engine.eventstore import record_events
-from serving.batcher import Batcher
+from serving.batcher import MicroBatcher
 from engine.store.decisions import SqliteDecisionLog
-from serving.errors import BatchItemError, BatchTooLargeError, NoModelError
+from serving.errors import BatchItemError, BatchTooLargeError, NoModelError, ShuttingDownError
 from serving.ids import id_problems
 from serving.logs import LOGGER, add_request_fields, customer_for_log
-from serving.loop_call import LoopCall
 from serving.metrics import Metrics
 from serving.model_holder import LoadedModel, ModelHolder
 from serving.schemas import DecisionRequest
@@ -105,123 +106,105 @@ class ServingContext:
     decision_log: Slot[SqliteDecisionLog] | None
     metrics: Metrics
     clock: Callable[[], pd.Timestamp]
-    batcher: Batcher[tuple[DecisionRequest, pd.Timestamp | None, bool], Decision] = field(init=False)
-    # The event loop the app serves in (set by the lifespan, cleared by close()): where small batches of
-    # decisions are computed (:mod:`serving.loop_call`). None: in the batcher's thread.
-    loop: asyncio.AbstractEventLoop | None = field(default=None, init=False)
+    # Every piece of decision work (store read, engine, decision log write) runs in this one thread:
+    # threads deciding side by side would only compete for the GIL.
+    executor: ThreadPoolExecutor = field(init=False)
+    batcher: MicroBatcher[DecisionRequest, Decision] = field(init=False)
 
     def __post_init__(self) -> None:
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbm-decisions")
         # Single decisions that arrive together (concurrent clients) are decided, and logged, together.
-        serving = self.serving
-        self.batcher = Batcher(self._decide_and_record, serving.max_batch_size, name="nbm-decisions",
-                               gather_gap_seconds=serving.batch_gather_gap_ms / 1000,
-                               gather_max_seconds=serving.batch_gather_max_ms / 1000)
+        self.batcher = MicroBatcher(self._decide_singles, self.executor, self.serving.max_batch_size)
 
-    def close(self) -> None:
-        # close() runs in the loop's thread and joins the batcher's: a batch waiting for the loop, and every
-        # later one, is computed in the batcher's thread instead.
-        self.loop = None
-        self.batcher.close()
+    async def close(self) -> None:
+        """Answer the decisions already asked for, then stop the decision thread."""
+        await self.batcher.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown)
 
     def now(self) -> pd.Timestamp:
         return read_clock(self.clock)
 
+    async def in_decision_thread(self, work: Callable[..., _T], *args: Any) -> _T:
+        """``work(*args)`` in the decision thread, awaited from the event loop."""
+        if self.batcher.closed:
+            raise ShuttingDownError("the server is shutting down: no new decisions are taken")
+        return await asyncio.get_running_loop().run_in_executor(self.executor, functools.partial(work, *args))
+
     # ---- decisions
-    async def decide_one(self, request: DecisionRequest, caller: Hashable | None = None) -> Decision:
-        """One decision, answered by the batcher's thread together with the others waiting (counted and
-        stored by the batch), at the instant the batch reads the clock. ``caller``: the client's
-        connection, which asks again only once answered (:meth:`Batcher.submit`)."""
-        decision = await self.batcher.submit((request, None, True), caller)
+    async def decide_one(self, request: DecisionRequest) -> Decision:
+        """One decision, made with the others waiting in the batcher at the instant the batch reads the
+        clock; counted and in the decision log when it is answered."""
+        decision = await self.batcher.submit(request)
         add_request_fields(customer=self._customer(request.customer_id))
         self._log_decisions([decision])
         return decision
 
     async def decide_batch(self, requests: Sequence[DecisionRequest], now: pd.Timestamp) -> list[Decision]:
         """One decision per request, stored together; any failing request fails the whole call, naming
-        it, and then none is stored. Decided by the batcher's thread in its bulk lane, taking turns with
-        the single decisions: one thread does all decision work, so the two never compete for the GIL."""
+        it, and then none is stored."""
         if len(requests) > self.serving.max_batch_size:
             raise BatchTooLargeError(f"{len(requests):,} decision requests in one batch; at most "
                                      f"{self.serving.max_batch_size:,} ([serving] max_batch_size)")
-        answers = await self.batcher.submit_many([(request, now, False) for request in requests])
-        for index, answer in enumerate(answers):
-            if isinstance(answer, NbmError):
-                raise BatchItemError(index, answer) from answer
-            if isinstance(answer, BaseException):
-                raise answer
-        decisions: list[Decision] = list(answers)  # type: ignore[arg-type]
-        await run_in_threadpool(self._record, decisions, now)  # a disk write: out of the event loop
+        decisions = await self.in_decision_thread(self._decide_all_or_none, requests, now)
         self._log_decisions(decisions)
         return decisions
 
-    def _decide_and_record(self, items: list[tuple[DecisionRequest, pd.Timestamp | None, bool]]) -> list[Decision | Exception]:
-        """The batcher's run: each item ``(request, now, record)``, ``now`` None for the clock read once
-        here; those with ``record`` are counted and stored here, the others by their caller (a batch
-        request stores all of its decisions or none). The decisions are counted and answered as soon as
-        the engine has made them, in the event loop's thread; the log write follows in this thread,
-        beside the routes' answers (a decision is in the log a fraction of a millisecond after its
-        answer went out: :meth:`logged` waits for it)."""
-        self.metrics.decision_batch_size.observe(len(items))
-        batch_now = self.now() if any(now is None for _, now, _ in items) else None
-        dated = [(request, batch_now if now is None else now) for request, now, _ in items]
-        recorded = [record for _, _, record in items]
-
-        def count_and_answer(answers: list[Decision | Exception]) -> None:
-            self._count_decisions([answer for answer, record in zip(answers, recorded) if record and not isinstance(answer, Exception)])
-            self.batcher.answer_now(answers)
-
-        answers = self._decide_each(dated, count_and_answer)
-        decided = [(answer, now) for answer, (_, now), record in zip(answers, dated, recorded)
-                   if record and not isinstance(answer, Exception)]
-        self._append_to_log([d for d, _ in decided], [now for _, now in decided])
-        return answers
-
-    def _decide_each(self, items: list[tuple[DecisionRequest, pd.Timestamp]],
-                     then: Callable[[list[Decision | Exception]], None] | None = None) -> list[Decision | Exception]:
-        """Each request at its own ``now`` (the default as_of), with one model: each decision or its error;
-        ``then(answers)`` runs right after the engine, in the thread that ran it."""
-        loaded = self.model()
-        # One read of the store for the whole batch.
-        live = self.store.get().rows_for_decisions([request.customer_id for request, _ in items], loaded.bundle.state.cutoff_ns)
-        ids = _decision_ids([now for _, now in items])
-        inputs = [DecisionInput(request.customer_id, request.channel,
-                                now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
-                                live[request.customer_id], request.k, request.explain, decision_id)
-                  for (request, now), decision_id in zip(items, ids)]
-        engine = loaded.engine
-        return self._compute(lambda: engine.decide_each(inputs), len(inputs), then)
-
-    def logged(self, timeout: float | None = 10.0) -> bool:
-        """Wait until every decision answered so far is in the decision log (or failed to be): True, or
-        False after ``timeout`` seconds. Single decisions are answered before their log write ends."""
-        return self.batcher.idle(timeout)
-
-    def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
-        loaded = self.model()
+    async def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool,
+                              now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
+        """One decision per channel, coordinated; counted and stored."""
         add_request_fields(customer=self._customer(customer_id))
-        engine, live = loaded.engine, self._live_events(loaded, customer_id)
-        ids = _decision_ids([now] * len(engine.channels))
-        decisions = list(self._compute(lambda: engine.decide_all_channels(
-            customer_id, as_of=now if as_of is None else as_of, live_events=live, explain=explain, decision_ids=ids),
-            len(ids)))
-        self._record(decisions, now)
+        loaded, decisions = await self.in_decision_thread(self._decide_all_channels, customer_id, as_of, explain, now)
         self._log_decisions(decisions)
         return loaded, decisions
 
-    def _compute(self, work: Callable[[], _T], decisions: int, then: Callable[[_T], None] | None = None) -> _T:
-        """``work()`` (the engine deciding ``decisions`` decisions) in the event loop's thread if there are
-        at most ``[serving] loop_batch_max`` of them (:mod:`serving.loop_call`), else in this thread;
-        ``then(result)`` right after it, in the same thread."""
-        def work_then() -> _T:
-            result = work()
-            if then is not None:
-                then(result)
-            return result
+    def logged(self, timeout: float | None = 10.0) -> bool:
+        """Wait until the decision thread has done the work handed to it so far (decisions are in the
+        log when they are answered: this is for callers outside the event loop, such as tests): True,
+        or False after ``timeout`` seconds."""
+        done, _ = futures_wait([self.executor.submit(lambda: None)], timeout)
+        return bool(done)
 
-        loop = self.loop
-        if loop is None or decisions > self.serving.loop_batch_max:
-            return work_then()
-        return LoopCall(work_then).run(loop, given_up=lambda: self.loop is None)
+    def _decide_singles(self, requests: list[DecisionRequest]) -> list[Decision | Exception]:
+        """The batcher's run, in the decision thread: one clock read, one store read and one engine call
+        for the batch; the decisions made are counted and stored before they are answered."""
+        self.metrics.decision_batch_size.observe(len(requests))
+        now = self.now()
+        answers = self._decide_each(requests, now)
+        self._record([answer for answer in answers if not isinstance(answer, Exception)], now)
+        return answers
+
+    def _decide_all_or_none(self, requests: Sequence[DecisionRequest], now: pd.Timestamp) -> list[Decision]:
+        answers = self._decide_each(requests, now)
+        for index, answer in enumerate(answers):
+            if isinstance(answer, NbmError):
+                raise BatchItemError(index, answer) from answer
+            if isinstance(answer, Exception):
+                raise answer
+        decisions: list[Decision] = answers  # type: ignore[assignment]
+        self._record(decisions, now)
+        return decisions
+
+    def _decide_each(self, requests: Sequence[DecisionRequest], now: pd.Timestamp) -> list[Decision | Exception]:
+        """Each request with ``now`` as its default as_of, with one model: each decision or its error."""
+        loaded = self.model()
+        # One read of the store for the whole batch.
+        live = self.store.get().rows_for_decisions([request.customer_id for request in requests], loaded.bundle.state.cutoff_ns)
+        ids = _decision_ids([now] * len(requests))
+        inputs = [DecisionInput(request.customer_id, request.channel,
+                                now if request.as_of is None else pd.Timestamp(request.as_of).tz_convert("UTC"),
+                                live[request.customer_id], request.k, request.explain, decision_id)
+                  for request, decision_id in zip(requests, ids)]
+        return loaded.engine.decide_each(inputs)
+
+    def _decide_all_channels(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool,
+                             now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
+        loaded = self.model()
+        engine, live = loaded.engine, self._live_events(loaded, customer_id)
+        ids = _decision_ids([now] * len(engine.channels))
+        decisions = list(engine.decide_all_channels(customer_id, as_of=now if as_of is None else as_of, live_events=live,
+                                                    explain=explain, decision_ids=ids))
+        self._record(decisions, now)
+        return loaded, decisions
 
     # ---- events
     def record_events(self, records: Sequence[Any], now: pd.Timestamp) -> AppendResult:
@@ -279,10 +262,11 @@ class ServingContext:
         return self.store.get().rows_for_decisions([customer_id], loaded.bundle.state.cutoff_ns)[customer_id]
 
     def _customer(self, customer_id: str) -> str:
-        return customer_for_log(customer_id, self.serving.hash_customer_ids_in_logs)
+        serving = self.serving
+        return customer_for_log(customer_id, serving.log_customer_id_key if serving.hash_customer_ids_in_logs else None)
 
     def _log_decisions(self, decisions: Sequence[Decision]) -> None:
-        """A debug line per decision, from the request's own thread: it carries that request's id."""
+        """A debug line per decision, from the request's own task: it carries that request's id."""
         if not _log.isEnabledFor(logging.DEBUG):
             return  # the default: not even the fields are built
         for d in decisions:

@@ -31,6 +31,10 @@ class BatchTooLargeError(NbmError):
     """More items in one request than ``[serving] max_batch_size``."""
 
 
+class ShuttingDownError(NbmError):
+    """A decision asked for while the server shuts down."""
+
+
 class BatchItemError(NbmError):
     """One request of a batch failed; the batch is answered as that request would have been."""
 
@@ -49,6 +53,7 @@ STATUS: tuple[tuple[type[NbmError], int], ...] = (
     (BatchTooLargeError, 413),
     (StoreUnavailableError, 503),
     (NoModelError, 503),
+    (ShuttingDownError, 503),
     (ReloadError, 422),
     (BundleError, 422),
     (ConfigError, 500),  # the server's configuration, not the request: an operator must fix it

@@ -2,22 +2,27 @@
 
 The request id lives in a context variable set by the request middleware; sync routes run in a thread
 pool that copies the context, so their log lines carry it too. Customer ids go through
-:func:`customer_for_log`, which hashes them when ``[serving] hash_customer_ids_in_logs`` is on.
+:func:`customer_for_log`, which hashes them (keyed) when ``[serving] hash_customer_ids_in_logs`` is on.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import logging.config
-import os
+import logging.handlers
+import queue
+import signal
 import sys
 import threading
-import time
+import weakref
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Any
+
+from pydantic import SecretStr
 
 LOGGER = "nbm.serving"
 request_id_var: ContextVar[str | None] = ContextVar("nbm_request_id", default=None)
@@ -50,84 +55,56 @@ class JsonFormatter(logging.Formatter):
 ACCESS_LOGGER = f"{LOGGER}.access"
 
 
-class BufferedStderrHandler(logging.StreamHandler):
-    """Lines to stderr in blocks. The per-request lines (an INFO from ``buffered_loggers``, the access log,
-    or any DEBUG) wait until ``max_bytes`` are pending or for at most ``flush_seconds`` (a timer thread
-    writes them); any other line is written at once, after every line before it. At exit
-    (``logging.shutdown``) what waits is written.
+class StderrQueueHandler(logging.handlers.QueueHandler):
+    """Log lines formatted in the caller's thread (its request id is a context variable there) and
+    queued; a :class:`logging.handlers.QueueListener` thread writes them to stderr. The caller never
+    waits for the write. :meth:`close` stops the listener, which first writes every line queued:
+    ``logging.shutdown`` (at exit) and ``dictConfig`` (replacing its handlers) call it.
 
-    Why: stderr writes (a system call) at every line, so the access log cost one per request, and each
-    released the GIL, where the decision batcher's thread took it from the event loop. Access logs are
-    commonly buffered this way (nginx's ``access_log ... buffer= flush=``). Lifecycle lines are not
-    buffered because a process may end without ``logging.shutdown``: uvicorn re-raises SIGTERM after its
-    graceful shutdown, so a worker dies of the signal and skips ``atexit``; its "Shutting down" and
-    "Finished server process" lines carry the waiting access lines out first. A process killed
-    outright loses at most ``flush_seconds`` of access lines."""
+    A process that ends by SIGTERM skips ``atexit``, and uvicorn re-raises the SIGTERM it caught once its
+    graceful shutdown is over. So, made in the main thread while SIGTERM has its default action, a
+    handler installs a SIGTERM handler that closes every open one (writing what is queued), then dies of
+    the signal as before (uvicorn puts it back before re-raising)."""
 
-    def __init__(self, max_bytes: int = 64 * 1024, flush_seconds: float = 0.5,
-                 buffered_loggers: tuple[str, ...] = (ACCESS_LOGGER,)) -> None:
-        super().__init__(sys.stderr)
-        self.max_bytes = max_bytes
-        self.flush_seconds = flush_seconds
-        self.buffered_loggers = frozenset(buffered_loggers)
-        self._pending: list[str] = []
-        self._size = 0
-        self._waiting = threading.Event()  # set while lines wait for the timer
-        self._timer_pid: int | None = None  # the process whose timer thread runs (a forked child starts its own)
+    def __init__(self) -> None:
+        super().__init__(queue.SimpleQueue())
+        stream = logging.StreamHandler(sys.stderr)  # its default formatter writes the prepared line as it is
+        self.listener = logging.handlers.QueueListener(self.queue, stream)
+        self.listener.start()
+        _drain_on_sigterm(self)
 
-    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
-        try:
-            line = self.format(record) + self.terminator
-        except Exception:  # noqa: BLE001 - as StreamHandler: a broken record must not break the caller
-            self.handleError(record)
-            return
-        self._pending.append(line)
-        self._size += len(line)
-        if not self._waits(record) or self._size >= self.max_bytes:
-            self._write()
-            return
-        if self._timer_pid != os.getpid():
-            self._timer_pid = os.getpid()
-            threading.Thread(target=self._flush_later, name="nbm-log-flush", daemon=True).start()
-        self._waiting.set()
-
-    def _waits(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO:
-            return True
-        return record.levelno < logging.WARNING and record.name in self.buffered_loggers
-
-    def flush(self) -> None:
+    def close(self) -> None:
         with self.lock:  # type: ignore[union-attr]
-            self._write()
+            listener, self.listener = self.listener, None
+        if listener is not None:
+            listener.stop()  # joins the thread once it wrote what is queued
+        super().close()
 
-    def _write(self) -> None:
-        if not self._pending:
-            return
-        text = "".join(self._pending)
-        self._pending.clear()
-        self._size = 0
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except Exception:  # noqa: BLE001 - stderr gone: nothing left to tell it to
-            pass
 
-    def _flush_later(self) -> None:
-        while True:
-            self._waiting.wait()
-            time.sleep(self.flush_seconds)
-            self._waiting.clear()
-            self.flush()
+_open_handlers: weakref.WeakSet[StderrQueueHandler] = weakref.WeakSet()
+
+
+def _drain_on_sigterm(handler: StderrQueueHandler) -> None:
+    _open_handlers.add(handler)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _drain_then_die)
+
+
+def _drain_then_die(signum: int, frame: object) -> None:
+    for handler in list(_open_handlers):
+        handler.close()
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
 
 
 def configure_logging(level: str = "info") -> dict[str, Any]:
-    """Send nbm's and uvicorn's logs to stderr as JSON lines (:class:`BufferedStderrHandler`); returns the
-    dictConfig for uvicorn's ``log_config`` so that its worker processes log the same way."""
+    """Send nbm's and uvicorn's logs to stderr as JSON lines (:class:`StderrQueueHandler`); returns the
+    dictConfig for uvicorn's ``log_config``, which each of its worker processes applies again."""
     config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
-        "handlers": {"stderr": {"class": f"{__name__}.BufferedStderrHandler", "formatter": "json"}},
+        "handlers": {"stderr": {"()": f"{__name__}.StderrQueueHandler", "formatter": "json"}},
         "loggers": {
             "nbm": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": level.upper(), "propagate": False},
@@ -139,12 +116,14 @@ def configure_logging(level: str = "info") -> dict[str, Any]:
     return config
 
 
-def customer_for_log(customer_id: str, hashed: bool) -> str:
-    """The customer id as logs show it: as is, or the first 16 hex digits of its SHA-256 (pseudonymous:
-    the same customer gets the same value, so lines can still be correlated)."""
-    if not hashed:
+def customer_for_log(customer_id: str, key: SecretStr | None) -> str:
+    """The customer id as logs show it: as is without a key, else ``hmac:`` and the first 16 hex digits
+    of its HMAC-SHA256 under ``key`` (pseudonymous: the same customer gets the same value, so lines can
+    still be correlated; without the key, a list of known ids cannot be hashed to find who it is)."""
+    if key is None:
         return customer_id
-    return "sha256:" + hashlib.sha256(customer_id.encode("utf-8")).hexdigest()[:16]
+    digest = hmac.new(key.get_secret_value().encode("utf-8"), customer_id.encode("utf-8"), hashlib.sha256)
+    return "hmac:" + digest.hexdigest()[:16]
 
 
 def add_request_fields(**fields: Any) -> None:

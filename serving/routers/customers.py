@@ -7,7 +7,6 @@ from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from serving.context import ServingContext
 from serving.deps import get_context, get_now, require_api_key
@@ -26,7 +25,7 @@ async def next_best_messages(
     context: ServingContext = Depends(get_context),
     now: pd.Timestamp = Depends(get_now),
 ) -> Response:
-    loaded, decisions = await run_in_threadpool(context.decide_customer, customer_id, _utc(as_of), explain, now)
+    loaded, decisions = await context.decide_customer(customer_id, _utc(as_of), explain, now)
     return json_answer(CustomerDecisionsResponse(customer_id=customer_id, model_version=loaded.version,
                                                  decisions=[DecisionResponse.of(d) for d in decisions]))
 

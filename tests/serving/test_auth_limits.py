@@ -133,16 +133,46 @@ def test_an_unexpected_error_is_a_generic_500_with_the_traceback_in_the_log_only
     assert access[-1]["status"] == 500 and access[-1]["route"] == "/v1/decisions"
 
 
-def test_customer_ids_are_hashed_in_logs_when_configured(make_client, caplog):
-    client = make_client("[serving]\nhash_customer_ids_in_logs = true\n")
+LOG_KEY = "log-key-for-tests-0123456789"
+
+
+def test_customer_ids_are_hashed_in_logs_with_the_key_when_configured(make_client, caplog):
+    client = make_client(f'[serving]\nhash_customer_ids_in_logs = true\nlog_customer_id_key = "{LOG_KEY}"\n')
     with caplog.at_level(logging.DEBUG, logger="nbm"):
         client.post("/v1/decisions", json={"customer_id": "alice@example.com", "channel": "email"})
         client.get("/v1/customers/alice@example.com/next-best-messages")
     lines = [JsonFormatter().format(r) for r in caplog.records]
     assert not any("alice" in line for line in lines)
     access = [json.loads(line) for line in lines if '"nbm.serving.access"' in line]
-    assert len(access) == 2 and access[0]["customer"] == access[1]["customer"]
-    assert access[0]["customer"].startswith("sha256:") and len(access[0]["customer"]) == len("sha256:") + 16
+    # printf %s alice@example.com | openssl dgst -sha256 -hmac log-key-for-tests-0123456789
+    assert [a["customer"] for a in access] == ["hmac:3f6de3b63130282d"] * 2
+
+
+def test_the_log_hash_is_hmac_sha256_of_the_id_under_the_key():
+    from pydantic import SecretStr
+
+    from serving.logs import customer_for_log
+
+    # printf %s c1 | openssl dgst -sha256 -hmac another-secret-key-16
+    assert customer_for_log("c1", SecretStr("another-secret-key-16")) == "hmac:e5332615756bb561"
+    assert customer_for_log("c1", None) == "c1"
+
+
+@pytest.mark.parametrize(("toml", "message"), [
+    ("hash_customer_ids_in_logs = true\n", "serving: Value error, hash_customer_ids_in_logs needs a secret log_customer_id_key "
+                                           "(at least 16 characters; environment: NBM_SERVING__LOG_CUSTOMER_ID_KEY)"),
+    ('hash_customer_ids_in_logs = true\nlog_customer_id_key = "short"\n',
+     "serving: Value error, log_customer_id_key must have at least 16 characters"),
+])
+def test_hashing_without_a_usable_key_is_refused_when_the_settings_load(tmp_path, toml, message):
+    with pytest.raises(ConfigError) as refused:
+        settings_for(tmp_path, "[serving]\n" + toml)
+    assert message in str(refused.value) and "short\"" not in str(refused.value)
+
+
+def test_the_log_key_is_a_secret_in_the_echoed_settings(tmp_path):
+    settings = settings_for(tmp_path, f'[serving]\nhash_customer_ids_in_logs = true\nlog_customer_id_key = "{LOG_KEY}"\n')
+    assert LOG_KEY not in json.dumps(settings.model_dump(mode="json"))
 
 
 def test_customer_ids_are_plain_in_logs_by_default(client, caplog):

@@ -60,27 +60,3 @@ def test_the_decision_ids_are_time_ordered_by_the_server_clock(client, bundle_fa
     now_ms = bundle_facts["now"].value // 1_000_000
     assert len(set(ids)) == len(ids) == len(bundle_facts["channels"])
     assert all(uuid.UUID(hex=i).version == 7 and int(i[:12], 16) == now_ms for i in ids)
-
-
-def test_the_engine_decides_in_the_event_loops_thread_unless_loop_batch_max_is_0(make_client, bundle_facts):
-    import asyncio
-    import threading
-
-    for toml, expected in (("", "loop"), ("[serving]\nloop_batch_max = 0\n", "elsewhere")):
-        client = make_client(toml)
-        context = client.app.state.nbm
-        engine = context.model().engine
-        decide_all_channels, seen = engine.decide_all_channels, []
-
-        def recording(*args, _original=decide_all_channels, _context=context, _seen=seen, **kwargs):
-            try:
-                in_loop = asyncio.get_running_loop() is _context.loop
-            except RuntimeError:
-                in_loop = False
-            _seen.append("loop" if in_loop else "elsewhere")
-            assert threading.current_thread() is not threading.main_thread()
-            return _original(*args, **kwargs)
-
-        engine.decide_all_channels = recording
-        assert client.get(f"/v1/customers/{bundle_facts['customer']}/next-best-messages").status_code == 200
-        assert seen == [expected]

@@ -108,7 +108,6 @@ def test_a_batch_over_the_limit_gets_413_and_an_empty_one_422(make_client):
 def test_every_decision_is_logged_with_its_candidates(client, tmp_path, bundle_facts):
     single = client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "email", "k": 2}).json()
     client.post("/v1/decisions/batch", json={"requests": [{"customer_id": "c1", "channel": "web"}, {"customer_id": "c2", "channel": "app"}]})
-    assert client.app.state.nbm.logged()  # a single decision is answered before its log write ends
     with SqliteDecisionLog(store_path(tmp_path / "home"), read_only=True) as log:
         assert log.count() == 3
         rows = pd.concat(list(log.since(None)))
@@ -139,16 +138,20 @@ class _HeldLog:
         pass
 
 
-def test_a_decision_is_answered_and_counted_before_its_log_write_ends_and_logged_waits_for_it(make_client, bundle_facts):
+def test_a_decision_is_answered_once_it_is_counted_and_in_the_decision_log(make_client, bundle_facts):
     held = _HeldLog()
     client = make_client(decision_log=held)
-    answer = client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "email"})
-    assert answer.status_code == 200  # answered while the log write is held
-    assert 'nbm_decisions_total{channel="email"} 1.0' in client.get("/metrics").text
-    assert not client.app.state.nbm.logged(timeout=0.2) and held.appended == []
+    answers: list = []
+    asking = threading.Thread(target=lambda: answers.append(
+        client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "email"})))
+    asking.start()
+    asking.join(0.5)
+    assert asking.is_alive() and answers == []  # the log write is held: no answer yet
     held.release.set()
-    assert client.app.state.nbm.logged()
-    assert held.appended == [answer.json()["decision_id"]]
+    asking.join(30)
+    assert answers[0].status_code == 200
+    assert held.appended == [answers[0].json()["decision_id"]]
+    assert 'nbm_decisions_total{channel="email"} 1.0' in client.get("/metrics").text
 
 
 def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_path, bundle_facts):
@@ -165,7 +168,6 @@ def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_p
     for thread in threads:
         thread.join(30)
     assert {c: (a["status"], a["customer_id"], a["channel"]) for c, a in answers.items()} == {c: (200, c, "email") for c in customers}
-    assert client.app.state.nbm.logged()
     with SqliteDecisionLog(store_path(tmp_path / "home"), read_only=True) as log:
         rows = pd.concat(list(log.since(None)))
     logged = rows.drop_duplicates("decision_id").set_index("decision_id")["customer_id"].to_dict()
@@ -174,44 +176,26 @@ def test_concurrent_decisions_are_each_answered_logged_and_counted(client, tmp_p
     assert "nbm_decision_batch_size_sum 12.0" in client.get("/metrics").text
 
 
-def _where_decided(client) -> list[str]:
-    """Records, for each engine call of this app, the thread it ran in: the event loop's ("loop": the
-    app's loop is running there) or another."""
-    context = client.app.state.nbm
-    engine = context.model().engine
-    decide_each, seen = engine.decide_each, []
-
-    def recording(inputs):
-        import asyncio
-        import threading
-
-        try:
-            in_loop = asyncio.get_running_loop() is context.loop
-        except RuntimeError:
-            in_loop = False
-        seen.append("loop" if in_loop else threading.current_thread().name)
-        return decide_each(inputs)
-
-    engine.decide_each = recording
-    return seen
-
-
-def test_small_batches_are_decided_in_the_event_loops_thread_and_larger_ones_in_the_batchers(make_client, bundle_facts):
+def test_single_decisions_batches_and_a_customers_channels_are_all_decided_in_the_one_decision_thread(client, bundle_facts):
     request = {"customer_id": bundle_facts["customer"], "channel": bundle_facts["channels"][0]}
-    client = make_client("[serving]\nloop_batch_max = 2\n")
-    seen = _where_decided(client)
+    engine = client.app.state.nbm.model().engine
+    seen: list[str] = []
+
+    def recording(original):
+        def call(*args, **kwargs):
+            seen.append(threading.current_thread().name)
+            return original(*args, **kwargs)
+        return call
+
+    engine.decide_each = recording(engine.decide_each)
+    engine.decide_all_channels = recording(engine.decide_all_channels)
     assert client.post("/v1/decisions", json=request).status_code == 200
-    assert client.post("/v1/decisions/batch", json={"requests": [request] * 2}).status_code == 200
     assert client.post("/v1/decisions/batch", json={"requests": [request] * 3}).status_code == 200
-    assert seen == ["loop", "loop", "nbm-decisions"]
-
-    off = make_client("[serving]\nloop_batch_max = 0\n")
-    seen_off = _where_decided(off)
-    assert off.post("/v1/decisions", json=request).status_code == 200
-    assert seen_off == ["nbm-decisions"]
+    assert client.get(f"/v1/customers/{bundle_facts['customer']}/next-best-messages").status_code == 200
+    assert len(seen) == 3 and len(set(seen)) == 1 and seen[0].startswith("nbm-decisions")
 
 
-def test_a_failing_engine_in_the_event_loop_is_a_500_for_its_callers_and_the_next_request_is_served(client, bundle_facts):
+def test_a_failing_engine_is_a_500_for_its_callers_and_the_next_request_is_served(client, bundle_facts):
     request = {"customer_id": bundle_facts["customer"], "channel": bundle_facts["channels"][0]}
     engine = client.app.state.nbm.model().engine
     decide_each = engine.decide_each
@@ -237,13 +221,3 @@ def test_decision_ids_are_time_ordered_by_the_instant_of_the_decision(client, bu
     for decision_id in [single, *batch]:
         assert uuid.UUID(hex=decision_id).version == 7 and int(decision_id[:12], 16) == now_ms
     assert len({single, *batch}) == 4
-
-
-def test_a_negative_loop_batch_max_is_refused_with_its_name(tmp_path):
-    from engine.config import load_settings
-    from engine.errors import ConfigError
-
-    path = tmp_path / "bad.toml"
-    path.write_text("[serving]\nloop_batch_max = -1\n")
-    with pytest.raises(ConfigError, match="serving.loop_batch_max: Input should be greater than or equal to 0"):
-        load_settings(path, environ=False)

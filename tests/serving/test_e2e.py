@@ -49,7 +49,6 @@ def test_unsubscribes_and_daily_caps_reach_the_next_decision(make_client, bundle
     assert any(d["messages"] for d in others if d["channel"] not in (unsubscribed["channel"], capped["channel"]))
 
     # Every decision is in the log, exported for off-policy evaluation.
-    assert client.app.state.nbm.logged()
     out = tmp_path / "decisions.parquet"
     assert main(["export-decisions", "--out", str(out), "--home", str(tmp_path / "home")]) == 0
     log = pd.read_parquet(out)

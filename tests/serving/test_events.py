@@ -99,7 +99,6 @@ def test_a_decision_that_cannot_be_logged_is_still_served_and_counted(make_clien
     client = make_client(decision_log=_FailingLog())
     decision = client.post("/v1/decisions", json={"customer_id": bundle_facts["customer"], "channel": "web"})
     assert decision.status_code == 200
-    assert client.app.state.nbm.logged()  # the log write follows the answer
     assert "nbm_decision_log_failures_total 1.0" in client.get("/metrics").text
 
 
