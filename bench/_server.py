@@ -48,7 +48,9 @@ def ensure_model(bench: BenchWorld = SMALL_CATALOG) -> None:
                         f"--messages={bench.messages}", f"--seed={bench.seed}"], check=True, stdout=subprocess.DEVNULL)
     if not (bench.model_dir / "current").exists():
         subprocess.run([NBM, "train", "--data", str(bench.world), "--model-dir", str(bench.model_dir),
-                        "--tracking-uri", f"sqlite:///{bench.model_dir / 'mlflow.db'}"], check=True, stdout=subprocess.DEVNULL)
+                        "--tracking-uri", f"sqlite:///{bench.model_dir / 'mlflow.db'}",
+                        "--force-promote"],  # served whatever the gate says: the bench measures serving
+                       check=True, stdout=subprocess.DEVNULL)
 
 
 def world_catalog(bench: BenchWorld = SMALL_CATALOG) -> tuple[list[str], dict[str, list[str]]]:
@@ -97,26 +99,28 @@ class Server:
 
 
 @contextmanager
-def running_server(workers: int = 1, *, cached_decisions: bool = False, model_dir: Path = MODEL_DIR,
-                   source: Path | None = None) -> Iterator[Server]:
+def running_server(workers: int = 1, *, model_dir: Path = MODEL_DIR, source: Path | None = None) -> Iterator[Server]:
     """``nbm serve`` on the bench model, loopback, a free port and a temporary home; yields it once ready
-    and stops the server on exit. ``cached_decisions``: the same app in one worker, answering every decision
-    with one decision made at its first request (bench/_cached_decision_server.py). ``source``: a checkout
-    whose ``engine``, ``serving`` and ``training`` the server runs instead of this one's (bench/ab_serving.py)."""
+    and stops the server on exit. The server runs the ``engine``, ``serving`` and ``training`` of
+    ``source`` (default: the checkout this file is in), ahead of the editable install on its import path
+    (bench/ab_serving.py serves another commit's)."""
     port = free_port()
+    source = source if source is not None else REPO
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "NBM_HOME": home, "NBM_PATHS__HOME": home}
-        if source is not None:  # ahead of the editable install on the server's import path
-            env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])
+        env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])
         env.pop("NBM_API_KEYS", None)
-        if cached_decisions:
-            command = [sys.executable, str(REPO / "bench" / "_cached_decision_server.py"), str(model_dir), str(port)]
-        else:
-            command = [NBM, "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-                       "--workers", str(workers)]
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # the bytecode cache shows which code ran (bench/ab_serving.py)
+        command = [NBM, "serve", "--model-dir", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
+                   "--workers", str(workers)]
+        log = Path(home) / "server.log"
+        with log.open("w") as stderr:
+            server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, cwd=source)
         try:
-            wait_ready(port, server)
+            try:
+                wait_ready(port, server)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc} (serving {source}); its last log lines:\n{log.read_text()[-2000:]}") from None
             yield Server(port, server.pid)
         finally:
             server.terminate()

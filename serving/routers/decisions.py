@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from serving.context import ServingContext
-from serving.deps import get_context, get_now, require_api_key
+from serving.deps import context_of, get_context, get_now, require_api_key
 from serving.routers.responses import COMMON, DECISION_ERRORS, UNREADABLE_BODY, json_answer
 from serving.schemas import BatchDecisionRequest, BatchDecisionResponse, DecisionRequest, DecisionResponse
 
@@ -15,10 +15,10 @@ router = APIRouter(prefix="/v1/decisions", tags=["decisions"], dependencies=[Dep
 
 @router.post("", response_model=DecisionResponse, responses={**UNREADABLE_BODY, **DECISION_ERRORS},
              summary="The next best message(s) for one customer and channel")
-async def decide(body: DecisionRequest, context: ServingContext = Depends(get_context)) -> Response:
-    # Decided with the other single decisions waiting (serving/batcher.py), at the instant the batch
-    # reads the clock: no per-request clock dependency.
-    decision = await context.decide_one(body)
+async def decide(body: DecisionRequest, request: Request) -> Response:
+    # The context is read from the request (FastAPI passes it without solving a dependency: the busiest
+    # route skips that work); no clock dependency: the batch reads the clock (serving/batcher.py).
+    decision = await context_of(request).decide_one(body)
     return json_answer(DecisionResponse.of(decision))
 
 
