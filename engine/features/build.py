@@ -3,7 +3,7 @@ explanations (the API builds its matrices with :mod:`engine.features.numba_inter
 
 A request is ``(customer_id, as_of[, message_id])``. Customer-level features are computed once per
 distinct (customer, as_of) and broadcast to that pair's candidate rows. The features are the spec's
-(engine/features/definitions.py), all of them or the ``names`` a model reads.
+(engine/features/definitions/groups.py), all of them or the ``names`` a model reads.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 candidate rows, in one compiled pass. The matrix is :func:`engine.features.build.build_encoded_features`'
 (the numpy interpreter's) to the bit: tests/features/test_interpreters.py holds them equal.
 
-:func:`compile_features` translates the resolved terms (engine/features/definitions.py) into two
+:func:`compile_features` translates the resolved terms (engine/features/definitions/groups.py) into two
 instruction tables, one row per distinct customer-level term and one per candidate column; the compiled
 loops below run them. Per customer, one pass over its few dozen events fills small tables: weighted counts
 per window, event type and code (channel, topic or journey stage), value sums per window and type, the
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.contract.schema import JOURNEY_STAGES
-from engine.features import terms as t
+from engine.features.definitions import terms as t
 from engine.features.build import EncodedTables, FeatureMatrix, _pairs
 from engine.features.log import EVENT_CODE, EventLog
 from engine.features.numba_loops import (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.features import terms as t
+from engine.features.definitions import terms as t
 from engine.features.history import History, Requests
 from engine.timeutil import NS_PER_DAY
 
@@ -106,7 +106,7 @@ class CustomerColumns:
 
 def journey_stage(purchases_ever: np.ndarray, purchases_long: np.ndarray, conversions_short: np.ndarray,
                   visits_short: np.ndarray, clicks_short: np.ndarray) -> np.ndarray:
-    """:class:`engine.features.terms.Stage`: the most advanced stage whose rule holds, as 0..3."""
+    """:class:`engine.features.definitions.terms.Stage`: the most advanced stage whose rule holds, as 0..3."""
     stage = np.zeros(len(purchases_ever), dtype=np.float64)
     stage[(visits_short >= 2) | (clicks_short >= 1)] = 1.0
     stage[(purchases_long >= 1) | (conversions_short >= 1)] = 2.0

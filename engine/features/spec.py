@@ -76,7 +76,7 @@ class FeatureSpec:
 
     @cached_property
     def features(self) -> Resolved:
-        """Every feature's name and term for this catalog and these settings (engine/features/definitions.py)."""
+        """Every feature's name and term for this catalog and these settings (engine/features/definitions/groups.py)."""
         catalog = Catalog(
             channels=tuple(self.vocab.channels.values), topics=tuple(self.vocab.topics.values), shared_offers=bool(self.message_offers),
             profile_attributes=tuple((e.column, e.kind == "datetime") for e in self.profile_encoders),

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from engine.features import terms as t
+from engine.features.definitions import terms as t
 from engine.features.definitions import GROUPS
-from engine.features.docs import feature_tables, rewrite
+from engine.features.definitions.docs import feature_tables, rewrite
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "features.md"
 
 
 def test_the_documented_tables_are_generated_from_the_definitions():
     text = DOC.read_text(encoding="utf-8")
-    assert rewrite(text) == text, "docs/features.md is stale: run python -m engine.features.docs docs/features.md"
+    assert rewrite(text) == text, "docs/features.md is stale: run python -m engine.features.definitions.docs docs/features.md"
 
 
 def test_a_new_definition_changes_the_tables():

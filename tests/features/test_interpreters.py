@@ -80,7 +80,7 @@ def test_a_model_s_columns_in_its_order_and_costly_ones_it_never_reads_left_empt
 def test_a_term_numba_does_not_compute_is_refused_naming_the_feature():
     from dataclasses import replace
 
-    from engine.features import terms as t
+    from engine.features.definitions import terms as t
     from engine.features.definitions import Resolved
 
     world = _worlds()["hand_made_seed1_windows7-30-90"]

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from engine.config import FeatureSettings
-from engine.features import terms as t
+from engine.features.definitions import terms as t
 from engine.features.build import _gather_rows
 from engine.features.encoders import ColumnEncoder
 from engine.features.history import Requests

@@ -1,4 +1,4 @@
-"""The small vocabulary every feature is written in (engine/features/definitions.py holds the features).
+"""The small vocabulary every feature is written in (engine/features/definitions/groups.py holds the features).
 
 A feature is a name and a term. A term says what the value is, not how to compute it: the interpreters
 (:mod:`engine.features.numpy_interpreter` for training and batch, :mod:`engine.features.numba_interpreter`

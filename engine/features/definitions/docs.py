@@ -1,6 +1,6 @@
-"""docs/features.md's feature tables, generated from the definitions (engine/features/definitions.py).
+"""docs/features.md's feature tables, generated from the definitions (engine/features/definitions/groups.py).
 
-    python -m engine.features.docs docs/features.md    # rewrite the generated part in place
+    python -m engine.features.definitions.docs docs/features.md    # rewrite the generated part in place
 
 tests/features/test_docs.py fails when the file's tables are not what this module generates.
 """
@@ -11,11 +11,11 @@ import sys
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 
-from engine.features import terms as t
+from engine.features.definitions import terms as t
 from engine.features.definitions import GROUPS
-from engine.features.terms import Each, Feature, Group, OnlyWith
+from engine.features.definitions.terms import Each, Feature, Group, OnlyWith
 
-BEGIN = "<!-- The tables below are generated from engine/features/definitions.py by `python -m engine.features.docs docs/features.md`: edit the definitions, not the tables. -->"
+BEGIN = "<!-- The tables below are generated from engine/features/definitions/groups.py by `python -m engine.features.definitions.docs docs/features.md`: edit the definitions, not the tables. -->"
 END = "<!-- end of the generated tables -->"
 
 _PLACEHOLDERS = {"channel": "<channel>", "topic": "<topic>", "stage": "<stage>", "window": "<W>", "long": "<L>", "short": "<S>"}
@@ -88,7 +88,7 @@ def rewrite(text: str) -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m engine.features.docs docs/features.md", file=sys.stderr)
+        print("usage: python -m engine.features.definitions.docs docs/features.md", file=sys.stderr)
         return 2
     path = Path(argv[0])
     path.write_text(rewrite(path.read_text(encoding="utf-8")), encoding="utf-8")
