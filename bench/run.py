@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHES = ["simulator.py", "features.py", "training.py", "tuning.py", "real_data.py", "gate.py", "serving.py", "ab_serving.py",
+BENCHES = ["simulator.py", "features.py", "ab_features.py", "training.py", "tuning.py", "real_data.py", "gate.py", "serving.py", "ab_serving.py",
            "score.py"]
 
 
