@@ -7,6 +7,7 @@ being silently ignored.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -360,7 +361,25 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML content arrives as init kwargs; the environment must win over it.
-        return (env_settings, init_settings)
+        return (env_settings, _HomeShortcut(settings_cls), init_settings)
+
+
+HOME_ENV = "NBM_HOME"  # the conventional short form of NBM_PATHS__HOME (as MLFLOW_TRACKING_URI, AIRFLOW_HOME)
+
+
+class _HomeShortcut(PydanticBaseSettingsSource):
+    """``NBM_HOME`` as ``paths.home``. ``NBM_PATHS__HOME`` says the same; set both, they must agree."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # the whole tree comes from __call__
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        short, long = os.environ.get(HOME_ENV), os.environ.get("NBM_PATHS__HOME")
+        if not short:
+            return {}
+        if long and Path(long) != Path(short):
+            raise ConfigError(f"{HOME_ENV}={short} and NBM_PATHS__HOME={long} name two homes: set one of them")
+        return {"paths": {"home": short}}
 
 
 def load_settings(path: Path | None = None, *, environ: bool = True) -> Settings:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.config import load_settings
@@ -62,3 +64,20 @@ def test_a_half_life_of_a_twentieth_of_the_longest_window_is_accepted(tmp_path):
     path = tmp_path / "nbm.toml"
     path.write_text("[features]\nwindows_days = [7, 180]\naffinity_half_life_days = 9\n")
     assert load_settings(path, environ=False).features.affinity_half_life_days == 9
+
+
+def test_nbm_home_is_the_short_form_of_the_home_setting(tmp_path, monkeypatch):
+    monkeypatch.delenv("NBM_PATHS__HOME", raising=False)
+    config = tmp_path / "nbm.toml"
+    config.write_text('[paths]\nhome = "/from/the/file"\n')
+    assert load_settings(config).paths.home == Path("/from/the/file")
+    monkeypatch.setenv("NBM_HOME", "/srv/nbm")
+    assert load_settings(config).paths.home == Path("/srv/nbm")  # the environment wins over the file
+    assert load_settings().paths.home == Path("/srv/nbm")
+    monkeypatch.setenv("NBM_PATHS__HOME", "/srv/nbm/")  # the same folder, said twice: fine
+    assert load_settings().paths.home == Path("/srv/nbm")
+    monkeypatch.setenv("NBM_PATHS__HOME", "/srv/other")
+    with pytest.raises(ConfigError, match=r"NBM_HOME=/srv/nbm and NBM_PATHS__HOME=/srv/other name two homes: set one of them"):
+        load_settings()
+    monkeypatch.delenv("NBM_HOME")
+    assert load_settings().paths.home == Path("/srv/other")
