@@ -44,6 +44,7 @@ from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, cont
                                    reads_impressions, remaining_sends)
 from engine.policy.explain import feature_label, top_contributions
 from engine.policy.exploration import greedy_slates, select_with, slot_distribution
+from engine.policy.names import check_names
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_each
 from engine.policy.online_decision import CandidateScorer, CustomerInput, Decision, DecisionInput, Reason, ServedMessage
@@ -113,6 +114,8 @@ class DecisionEngine:
         spec = bundle.spec
         self._spec = spec
         self._catalog = OnlineCatalog.from_messages(bundle.messages, spec)
+        check_names(settings.policy, self._catalog.channels, set(bundle.messages["topic"].dropna().astype(str)),
+                    set(bundle.messages["message_id"].astype(str)))
         self._offers_shared = self._catalog.offers_shared
         # The contact rules as they apply to this catalog (the offer spacing only where offers are shared).
         self._policy = settings.policy.model_copy(
