@@ -42,7 +42,7 @@ from engine.model.bundle import Bundle
 from engine.policy.arbitration import priority as arbitration_priority
 from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, contact_verdict, for_catalog, passes_everyone,
                                    reads_impressions, remaining_sends)
-from engine.policy.explain import feature_label, top_contributions
+from engine.policy.explain import top_contributions
 from engine.policy.exploration import greedy_slates, select_with, slot_distribution
 from engine.policy.names import check_names
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
@@ -129,7 +129,7 @@ class DecisionEngine:
             bundle.predictor  # noqa: B018 - compiled (or loaded) now, while the model loads, not on a first request
         self._message_ids = np.asarray(spec.vocab.messages.values, dtype=object)
         self._feature_names = tuple(bundle.feature_names)
-        self._labels = {name: feature_label(name) for name in self._feature_names}  # regexes: once, not per request
+        self._labels = spec.features.label_of
         # A ranking objective gives raw scores; arbitration needs a probability, and a logistic keeps the order.
         self._probability = scorer.probability if scorer is not None else bundle.metadata.get("objective", "binary") == "binary"
         self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
@@ -450,7 +450,7 @@ class DecisionEngine:
         if explain and len(index):
             contrib = self.bundle.booster.predict(x[slate.rows[index]], pred_contrib=True, num_threads=1)
             reasons = [tuple(Reason(c.feature, c.label, c.value) for c in row)
-                       for row in top_contributions(contrib, self._feature_names, EXPLAIN_TOP, self._labels)]
+                       for row in top_contributions(contrib, self._feature_names, self._labels, EXPLAIN_TOP)]
         return tuple(ServedMessage(str(slate.messages.message_id[slate.at[i]]), str(slate.messages.topic[slate.at[i]]),
                                    float(slate.score[i]), float(slate.priority[i]), float(p), why)
                      for i, p, why in zip(index.tolist(), propensity.tolist(), reasons))

@@ -1,13 +1,18 @@
-"""Top feature contributions from pred_contrib rows, and readable feature labels."""
+"""Top feature contributions from pred_contrib rows, and the feature definitions' labels."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from engine.policy.explain import Contribution, feature_label, top_contributions
+from engine.config import FeatureSettings
+from engine.features.definitions import Catalog, resolve
+from engine.policy.explain import Contribution, top_contributions
 
 NAMES = ["click_count_30d", "email_open_rate_90d", "topic_travel_affinity", "msg_seen_count"]
+LABELS = resolve(FeatureSettings(), Catalog(channels=("email", "sms"), topics=("food", "home_decor", "travel"), shared_offers=True,
+                                            profile_attributes=(("signup_date", True),), message_attributes=(("offer_type", False),))
+                 ).label_of
 
 
 def test_top_contributions_by_absolute_value_without_the_bias():
@@ -15,7 +20,7 @@ def test_top_contributions_by_absolute_value_without_the_bias():
         [0.10, -0.50, 0.30, 0.00, 9.0],  # |-0.5| > 0.3 > 0.1; the bias 9.0 is never a reason
         [0.20, 0.20, 0.00, 0.00, -1.0],  # tie: feature order; exact zeros are no reason
     ])
-    rows = top_contributions(contrib, NAMES, n=3)
+    rows = top_contributions(contrib, NAMES, LABELS, n=3)
     assert [[(c.feature, c.value) for c in row] for row in rows] == [
         [("email_open_rate_90d", -0.5), ("topic_travel_affinity", 0.3), ("click_count_30d", 0.1)],
         [("click_count_30d", 0.2), ("email_open_rate_90d", 0.2)],
@@ -23,11 +28,13 @@ def test_top_contributions_by_absolute_value_without_the_bias():
     assert rows[0][0] == Contribution("email_open_rate_90d", "open rate on email over the last 90 days", -0.5)
 
 
-def test_labels_can_be_overridden_and_the_shape_is_checked():
-    rows = top_contributions(np.array([[0.0, 0.0, 0.0, 1.0, 0.0]]), NAMES, n=1, labels={"msg_seen_count": "seen before"})
+def test_a_name_without_a_label_reads_as_its_words_and_the_shape_is_checked():
+    rows = top_contributions(np.array([[0.0, 0.0, 0.0, 1.0, 0.0]]), NAMES, {"msg_seen_count": "seen before"}, n=1)
     assert rows == [[Contribution("msg_seen_count", "seen before", 1.0)]]
+    rows = top_contributions(np.array([[2.0, 0.0, 0.0, 0.0, 0.0]]), NAMES, {}, n=1)
+    assert rows == [[Contribution("click_count_30d", "click count 30d", 2.0)]]
     with pytest.raises(ValueError, match=r"pred_contrib must be \(rows, 5\).*got shape \(1, 4\)"):
-        top_contributions(np.zeros((1, 4)), NAMES)
+        top_contributions(np.zeros((1, 4)), NAMES, LABELS)
 
 
 @pytest.mark.parametrize(
@@ -39,7 +46,7 @@ def test_labels_can_be_overridden_and_the_shape_is_checked():
         ("purchase_amount_avg_90d", "average purchase amount over the last 90 days"),
         ("sms_click_rate_90d", "click rate on sms over the last 90 days"),
         ("email_impressions_1d", "messages shown on email in the last day"),
-        ("topic_home_decor_visits_30d", "visits on home_decor in the last 30 days"),
+        ("topic_home_decor_visits_90d", "visits on home_decor in the last 90 days"),
         ("topic_food_impressions_7d", "messages about food shown in the last 7 days"),
         ("topic_food_visit_share_90d", "share of visits on food over the last 90 days"),
         ("stage_loyalty_click_rate_30d", "click rate on loyalty-stage messages over the last 30 days"),
@@ -51,9 +58,7 @@ def test_labels_can_be_overridden_and_the_shape_is_checked():
         ("msg_offer_impressions_30d", "times this offer was shown on any channel in the last 30 days"),
         ("profile_signup_date", "customer signup date"),
         ("msg_attr_offer_type", "message offer type"),
-        ("clicks_30d", "clicks in the last 30 days"),  # unknown name with a window: generic rule
-        ("mystery_score", "mystery score"),  # unknown name: words
     ],
 )
 def test_feature_labels(name, label):
-    assert feature_label(name) == label
+    assert LABELS[name] == label

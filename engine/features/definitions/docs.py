@@ -19,6 +19,7 @@ BEGIN = "<!-- The tables below are generated from engine/features/definitions/gr
 END = "<!-- end of the generated tables -->"
 
 _PLACEHOLDERS = {"channel": "<channel>", "topic": "<topic>", "stage": "<stage>", "window": "<W>", "long": "<L>", "short": "<S>"}
+_LABEL_PLACEHOLDERS = {**_PLACEHOLDERS, "window": "last <W> days", "long": "last <L> days", "short": "last <S> days"}
 _WINDOWS = {t.LONG: "L", t.SHORT: "S", t.EACH: "W", None: "ever"}
 _EACH = {"channel": "each channel of the catalog", "topic": "each topic of the catalog",
          "stage": "each journey stage (awareness, consideration, purchase, loyalty)"}
@@ -28,7 +29,7 @@ def feature_tables(groups: tuple[Group, ...] = GROUPS) -> str:
     """One section per group, with a table of its features in column order."""
     parts = []
     for group in groups:
-        parts.append(f"### {group.name} ({group.level} level)\n\n{group.about}\n\n| column | for | definition | meaning |\n|---|---|---|---|")
+        parts.append(f"### {group.name} ({group.level} level)\n\n{group.about}\n\n| column | for | definition | label (as explanations show it) |\n|---|---|---|---|")
         parts.extend(_rows(group.items, ""))
         parts.append("")
     parts.append("### attributes (candidate level)\n\nEach extra column of `customers` becomes `profile_<column>`, each extra "
@@ -41,7 +42,7 @@ def _rows(items, each: str) -> list[str]:
     for item in items:
         if isinstance(item, Feature):
             name = item.name.format(**_PLACEHOLDERS)
-            rows.append(f"| `{name}` | {each or 'the customer'} | `{_render(item.term)}` | {item.about} |")
+            rows.append(f"| `{name}` | {each or 'the customer'} | `{_render(item.term)}` | {item.label.format(**_LABEL_PLACEHOLDERS)} |")
         elif isinstance(item, Each):
             over = _EACH.get(item.over) or ("W in " + ", ".join(_window(w) for w in item.windows) if item.windows
                                             else "each window W of `windows_days`")

@@ -10,7 +10,7 @@ from functools import cached_property
 from engine.config import FeatureSettings
 from engine.contract.schema import JOURNEY_STAGES
 from engine.features.definitions import terms as t
-from engine.features.definitions.groups import GROUPS
+from engine.features.definitions.groups import GROUPS, last_days
 from engine.features.definitions.terms import EACH, LONG, SHORT, Each, Feature, Group, OnlyWith
 
 ATTRIBUTE_PREFIXES = {"profile": "profile_", "message": "msg_attr_"}
@@ -36,6 +36,11 @@ class Resolved:
 
     customer: tuple[tuple[str, t.Term], ...]
     candidate: tuple[tuple[str, t.Term], ...]
+    labels: tuple[tuple[str, str], ...] = ()  # each column's label (terms.Feature.label), as explanations show it
+
+    @cached_property
+    def label_of(self) -> dict[str, str]:
+        return dict(self.labels)
 
     @cached_property
     def names(self) -> tuple[str, ...]:
@@ -68,22 +73,25 @@ def resolve(settings: FeatureSettings, catalog: Catalog, groups: Iterable[Group]
     """Every feature's name and concrete term for this catalog and these settings. A name written twice
     keeps its first place and its last term (as a dict does)."""
     levels: dict[str, dict[str, t.Term]] = {"customer": {}, "candidate": {}}
+    labels: dict[str, str] = {}
     for group in groups:
-        for name, term in _expand(group.items, settings, catalog, {}):
+        for name, term, label in _expand(group.items, settings, catalog, {}):
             levels[group.level][name] = term
+            labels[name] = label
     for source, columns in (("profile", catalog.profile_attributes), ("message", catalog.message_attributes)):
         for column, is_date in columns:
             levels["candidate"][ATTRIBUTE_PREFIXES[source] + column] = t.Attribute(source, column, is_date)
+            labels[ATTRIBUTE_PREFIXES[source] + column] = f"{'customer' if source == 'profile' else 'message'} {column.replace('_', ' ')}"
     clash = levels["customer"].keys() & levels["candidate"].keys()
     if clash:
         raise ValueError(f"feature definitions name the same column twice: {sorted(clash)[:5]}")
-    return Resolved(tuple(levels["customer"].items()), tuple(levels["candidate"].items()))
+    return Resolved(tuple(levels["customer"].items()), tuple(levels["candidate"].items()), tuple(labels.items()))
 
 
-def _expand(items, settings: FeatureSettings, catalog: Catalog, at: dict) -> Iterable[tuple[str, t.Term]]:
+def _expand(items, settings: FeatureSettings, catalog: Catalog, at: dict) -> Iterable[tuple[str, t.Term, str]]:
     for item in items:
         if isinstance(item, Feature):
-            yield _name(item.name, settings, at), _concrete(item.term, settings, catalog, at)
+            yield _name(item.name, settings, at), _concrete(item.term, settings, catalog, at), _label(item.label, settings, at)
         elif isinstance(item, OnlyWith):
             if item.condition == "shared_offers" and catalog.shared_offers:
                 yield from _expand(item.items, settings, catalog, at)
@@ -130,6 +138,12 @@ def _name(template: str, settings: FeatureSettings, at: dict) -> str:
         return template.format(**values)
     except KeyError as missing:
         raise ValueError(f"feature {template!r} names {missing} outside an Each over it") from None
+
+
+def _label(template: str, settings: FeatureSettings, at: dict) -> str:
+    values = {"long": last_days(long_window(settings)), "short": last_days(short_window(settings))}
+    values.update({key: (value[1] if isinstance(value, tuple) else last_days(value)) for key, value in at.items()})
+    return template.format(**values)
 
 
 _PRIORS = {"open": "prior_open_rate", "click": "prior_click_rate", "conversion": "prior_conversion_rate"}

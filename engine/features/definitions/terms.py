@@ -214,12 +214,13 @@ COSTLY_TERMS = (CandidateCount, CandidateDaysSince)
 
 @dataclass(frozen=True)
 class Feature:
-    """One column (or, inside an :class:`Each`, one per code or window): its name, its term, and what it
-    means in a sentence for docs/features.md."""
+    """One column (or, inside an :class:`Each`, one per code or window): its name, its term, and its label:
+    what it is in a few words, as explanations show it and docs/features.md lists it (``{channel}``,
+    ``{topic}``, ``{stage}`` name the code; ``{window}``, ``{long}``, ``{short}`` read "last 30 days")."""
 
     name: str
     term: Term
-    about: str
+    label: str
 
 
 @dataclass(frozen=True)
