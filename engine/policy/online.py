@@ -47,7 +47,8 @@ from engine.policy.exploration import greedy_slates, select_with, slot_distribut
 from engine.policy.names import check_names
 from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
 from engine.policy.online_coordination import coordinate_each
-from engine.policy.online_decision import CandidateScorer, CustomerInput, Decision, DecisionInput, Reason, ServedMessage
+from engine.policy.coordination import OFFER_TAKEN, TOPIC_TAKEN
+from engine.policy.online_decision import CandidateScorer, CustomerInput, Decision, DecisionInput, Displaced, Reason, ServedMessage
 from engine.policy.online_state import BatchEvents, CustomerEvents, CustomerStates, LiveEvents
 from engine.policy.scored import ScoredCandidates
 from engine.policy.rules import DAYS_SINCE_PURCHASE, JOURNEY_STAGE, Verdict, required_attributes, rules_verdict
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
 
 Interpreter = Literal["numba", "numpy"]
 
-__all__ = ["CandidateScorer", "CustomerInput", "Decision", "DecisionEngine", "DecisionInput", "ModelMismatchError", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
+__all__ = ["CandidateScorer", "CustomerInput", "Decision", "DecisionEngine", "DecisionInput", "Displaced", "ModelMismatchError", "Reason", "ServedMessage", "StaleRequestError", "UnknownChannelError"]
 
 EXPLAIN_TOP = 3  # reasons per served message
 _log = logging.getLogger(__name__)
@@ -265,10 +266,30 @@ class DecisionEngine:
                     served = self._served(slate, one.x, np.array([pick - own.start]), turns.propensity[g, c:c + 1], explained)
                 elif len(slate.at):
                     suppressed[turns.reason[g, c]] = len(slate.at)
+                best = own.start + int(np.argmax(slate.priority)) if len(slate.at) else -1
+                displaced = self._displaced(best, pick, turns.index[g], c, codes, topic, offer) if best != pick else None
                 decisions.append(self._decision(decision_id, one.customer_id, one.known, slate, stamp, served, suppressed,
-                                                turns.first[own]))
+                                                turns.first[own], displaced))
             out.append(tuple(decisions))
         return out
+
+    def _displaced(self, best: int, pick: int, picks: np.ndarray, channel: int, codes: np.ndarray, topic: np.ndarray,
+                   offer: np.ndarray) -> Displaced | None:
+        """Whether the channel's best candidate ``best`` (not its ``pick``) went unserved because another
+        channel of the answer serves its offer or its topic (``picks``: each channel's pick, -1: none)."""
+        if best < 0:
+            return None
+        same_topic_allowed = self._policy.coordination.allow_same_topic_across_channels
+        for other_channel, other in enumerate(picks.tolist()):
+            if other_channel == channel or other < 0:
+                continue
+            reason = OFFER_TAKEN if offer[other] == offer[best] else None
+            if reason is None and not same_topic_allowed and topic[other] == topic[best]:
+                reason = TOPIC_TAKEN
+            if reason is not None:
+                ids = self._message_ids
+                return Displaced(str(ids[codes[best]]), reason, self.channels[other_channel], str(ids[codes[other]]))
+        return None
 
     def features(self, customer_id: str, channel: str, *, as_of: pd.Timestamp,
                  live_events: LiveEvents | None) -> tuple[np.ndarray, FeatureMatrix]:
@@ -456,11 +477,12 @@ class DecisionEngine:
                      for i, p, why in zip(index.tolist(), propensity.tolist(), reasons))
 
     def _decision(self, decision_id: str, customer_id: str, known: bool, slate: _Slate, as_of: pd.Timestamp,
-                  served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray) -> Decision:
+                  served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray,
+                  displaced: Displaced | None = None) -> Decision:
         candidates = ScoredCandidates(slate.messages.message_id[slate.at], slate.score.astype(np.float64),
                                       np.asarray(first, dtype=np.float64))
         return Decision(decision_id, customer_id, slate.messages.channel, as_of,
-                        self.model_version, not known, served, dict(sorted(suppressed.items())), candidates)
+                        self.model_version, not known, served, dict(sorted(suppressed.items())), candidates, displaced)
 
     def _first_slot(self, priority: np.ndarray) -> np.ndarray:
         if not len(priority):

@@ -32,6 +32,18 @@ class ServedMessage:
 
 
 @dataclass(frozen=True)
+class Displaced:
+    """The channel's best message lost to another channel of the same answer: ``message_id`` was not
+    served here because ``by_channel`` serves ``by_message_id`` on its topic (``topic_taken``) or offer
+    (``offer_taken``) and a customer gets a topic or an offer on one channel at a time."""
+
+    message_id: str
+    reason: str
+    by_channel: str
+    by_message_id: str
+
+
+@dataclass(frozen=True)
 class Decision:
     decision_id: str
     customer_id: str
@@ -42,6 +54,7 @@ class Decision:
     messages: tuple[ServedMessage, ...]  # best first, at most k
     suppressed: dict[str, int]  # policy rule -> candidates it removed (validity and channel are not rules)
     candidates: ScoredCandidates  # every eligible (message_id, score, propensity of slot 1)
+    displaced: Displaced | None = None  # next-best-messages: the channel's best message, taken by another channel
 
 
 @dataclass(frozen=True, eq=False)
