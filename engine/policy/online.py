@@ -131,6 +131,7 @@ class DecisionEngine:
         self._message_ids = np.asarray(spec.vocab.messages.values, dtype=object)
         self._feature_names = tuple(bundle.feature_names)
         self._labels = spec.features.label_of
+        self._feature_column = {name: j for j, name in enumerate(self._feature_names)}
         # A ranking objective gives raw scores; arbitration needs a probability, and a logistic keeps the order.
         self._probability = scorer.probability if scorer is not None else bundle.metadata.get("objective", "binary") == "binary"
         self._rules_apply = settings.policy.stage_targeting.enabled or bool(settings.policy.rules)
@@ -469,9 +470,11 @@ class DecisionEngine:
         """The slate's candidates at ``index``, in that order, as served messages."""
         reasons: list[tuple[Reason, ...]] = [()] * len(index)
         if explain and len(index):
-            contrib = self.bundle.booster.predict(x[slate.rows[index]], pred_contrib=True, num_threads=1)
-            reasons = [tuple(Reason(c.feature, c.label, c.value) for c in row)
-                       for row in top_contributions(contrib, self._feature_names, self._labels, EXPLAIN_TOP)]
+            rows = x[slate.rows[index]]
+            contrib = self.bundle.booster.predict(rows, pred_contrib=True, num_threads=1)
+            column = self._feature_column
+            reasons = [tuple(Reason(c.feature, c.label, c.value, _known(values[column[c.feature]])) for c in row)
+                       for values, row in zip(rows, top_contributions(contrib, self._feature_names, self._labels, EXPLAIN_TOP))]
         return tuple(ServedMessage(str(slate.messages.message_id[slate.at[i]]), str(slate.messages.topic[slate.at[i]]),
                                    float(slate.score[i]), float(slate.priority[i]), float(p), why)
                      for i, p, why in zip(index.tolist(), propensity.tolist(), reasons))
@@ -524,3 +527,7 @@ class DecisionEngine:
         if (*customer, *candidate) != self._feature_names:
             raise ModelMismatchError(f"model {self.model_version} lists candidate features before customer ones: "
                                      "it was not trained by this nbm")
+
+
+def _known(value: float) -> float | None:
+    return None if np.isnan(value) else float(value)

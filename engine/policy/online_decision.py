@@ -19,6 +19,23 @@ class Reason:
     feature: str
     label: str
     contribution: float  # raw score units (log-odds for the binary objective); > 0 raised the score
+    value: float | None = None  # the feature's value for this customer and message (None: unknown)
+
+    @property
+    def text(self) -> str:
+        """The reason in a sentence, e.g. "click rate on email over the last 90 days: 4.2% (raised the score)"."""
+        return f"{self.label}: {shown(self.label, self.value)} ({'raised' if self.contribution > 0 else 'lowered'} the score)"
+
+
+def shown(label: str, value: float | None) -> str:
+    """A feature's value as a reader reads it: rates and shares in percent, counts whole, days to a tenth."""
+    if value is None:
+        return "unknown"
+    if "rate" in label or "share" in label:
+        return f"{value:.1%}"
+    if float(value).is_integer():
+        return f"{int(value):,}"
+    return f"{value:,.1f}" if abs(value) >= 1 else f"{value:.2g}"
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,17 @@ def test_a_name_without_a_label_reads_as_its_words_and_the_shape_is_checked():
 )
 def test_feature_labels(name, label):
     assert LABELS[name] == label
+
+
+@pytest.mark.parametrize(("label", "value", "contribution", "text"), [
+    ("click rate on email over the last 90 days", 0.0423, 0.2, "click rate on email over the last 90 days: 4.2% (raised the score)"),
+    ("share of visits on food over the last 90 days", 1.0, -0.1, "share of visits on food over the last 90 days: 100.0% (lowered the score)"),
+    ("clicks in the last 30 days", 3.0, 0.5, "clicks in the last 30 days: 3 (raised the score)"),
+    ("days since the last purchase", 11.458333, -0.3, "days since the last purchase: 11.5 (lowered the score)"),
+    ("recent interest in travel", 0.0123, 0.1, "recent interest in travel: 0.012 (raised the score)"),
+    ("last survey score", None, 0.1, "last survey score: unknown (raised the score)"),
+])
+def test_a_reason_reads_as_a_sentence_with_the_features_value(label, value, contribution, text):
+    from engine.policy.online_decision import Reason
+
+    assert Reason("f", label, contribution, value).text == text

@@ -254,6 +254,8 @@ def test_decisions_score_what_the_model_gives_every_feature(world, skipped, requ
                 row = contrib[list(ids).index(served.message_id)]
                 for reason in served.reasons:
                     assert reason.contribution == pytest.approx(row[bundle.feature_names.index(reason.feature)], rel=1e-6)
+                    value = x[list(ids).index(served.message_id), bundle.feature_names.index(reason.feature)]
+                    assert reason.value == (None if np.isnan(value) else float(value))  # the value the model read
 
 
 def test_decisions_taken_together_equal_decisions_taken_one_by_one(online_world):
