@@ -64,6 +64,15 @@ class Reason(BaseModel):
     feature: str
     label: str = Field(description="The feature in words.")
     contribution: float = Field(description="In raw score units; > 0 raised the score.")
+    value: float | None = Field(description="The feature's value for this customer and message, as the model read it (null: unknown).")
+    text: str = Field(description="The reason in a sentence, e.g. 'click rate on email over the last 90 days: 4.2% (raised the score)'.")
+
+
+class Displaced(BaseModel):
+    message_id: str = Field(description="The channel's best message, not served here.")
+    reason: str = Field(description="topic_taken or offer_taken: a customer gets a topic (unless allowed) and an offer on one channel at a time.")
+    by_channel: str = Field(description="The channel of this answer that serves its topic or offer.")
+    by_message_id: str = Field(description="What that channel serves.")
 
 
 class ServedMessage(BaseModel):
@@ -85,6 +94,8 @@ class DecisionResponse(BaseModel):
     cold_start: bool = Field(description="The model knows nothing of this customer: features are defaults.")
     messages: list[ServedMessage] = Field(description="Best first; empty when everything was suppressed or ineligible.")
     suppressed: dict[str, int] = Field(description="Candidates removed, by policy rule (consent, channel_daily_cap, ...).")
+    displaced: Displaced | None = Field(default=None, description="Next best messages only: this channel's best message "
+                                                                   "lost to another channel of the answer (null: it did not).")
 
     @classmethod
     def of(cls, decision: Decision) -> DecisionResponse:
@@ -93,9 +104,11 @@ class DecisionResponse(BaseModel):
             as_of=pd.Timestamp(decision.as_of).to_pydatetime(), model_version=decision.model_version,
             cold_start=decision.cold_start,
             messages=[ServedMessage(message_id=m.message_id, topic=m.topic, score=m.score, priority=m.priority, propensity=m.propensity,
-                                    reasons=[Reason(feature=r.feature, label=r.label, contribution=r.contribution) for r in m.reasons])
+                                    reasons=[Reason(feature=r.feature, label=r.label, contribution=r.contribution, value=r.value,
+                                                    text=r.text) for r in m.reasons])
                       for m in decision.messages],
             suppressed={str(rule): int(count) for rule, count in decision.suppressed.items()},
+            displaced=None if decision.displaced is None else Displaced(**vars(decision.displaced)),
         )
 
 

@@ -17,6 +17,9 @@ def test_one_decision_per_channel_with_distinct_topics(client, bundle_facts):
     assert served and all(len(d["messages"]) <= 1 for d in body["decisions"])
     assert len({m["topic"] for m in served}) == len(served)  # one channel per topic by default
     assert all(m["reasons"] for m in served)
+    serves = {d["channel"]: d["messages"][0]["message_id"] for d in body["decisions"] if d["messages"]}
+    for lost in (d["displaced"] for d in body["decisions"] if d["displaced"]):  # what it lost to is served there
+        assert lost["reason"] in ("topic_taken", "offer_taken") and serves[lost["by_channel"]] == lost["by_message_id"]
     assert all(pd.Timestamp(d["as_of"]) == bundle_facts["now"] for d in body["decisions"])
 
 

@@ -16,7 +16,9 @@ def test_a_decision_returns_the_best_messages_with_reasons(client, bundle_facts)
     answer = client.post("/v1/decisions", json={"customer_id": customer, "channel": "email", "k": 3, "explain": True})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert set(body) == {"decision_id", "customer_id", "channel", "as_of", "model_version", "cold_start", "messages", "suppressed"}
+    assert set(body) == {"decision_id", "customer_id", "channel", "as_of", "model_version", "cold_start", "messages", "suppressed",
+                         "displaced"}
+    assert body["displaced"] is None  # one channel: nothing to lose to
     assert (body["customer_id"], body["channel"], body["model_version"], body["cold_start"]) == (customer, "email", "1", False)
     assert pd.Timestamp(body["as_of"]) == bundle_facts["now"]  # the server's clock, read once
     messages = body["messages"]
@@ -25,7 +27,9 @@ def test_a_decision_returns_the_best_messages_with_reasons(client, bundle_facts)
     assert all(catalog.loc[m["message_id"], "channel"] == "email" for m in messages)
     assert [m["score"] for m in messages] == sorted((m["score"] for m in messages), reverse=True)
     assert all(m["propensity"] == 1.0 and m["reasons"] for m in messages)  # greedy by default; explained
-    assert set(messages[0]["reasons"][0]) == {"feature", "label", "contribution"}
+    reason = messages[0]["reasons"][0]
+    assert set(reason) == {"feature", "label", "contribution", "value", "text"}
+    assert reason["text"].startswith(reason["label"] + ": ") and reason["text"].endswith("the score)")
     assert answer.headers["x-request-id"]
 
 
