@@ -152,11 +152,11 @@ class ServingContext:
         self._log_decisions(decisions)
         return decisions
 
-    async def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool,
-                              now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
-        """One decision per channel, coordinated; counted and stored."""
+    async def decide_customer(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp,
+                              channels: Sequence[str] | None = None) -> tuple[LoadedModel, list[Decision]]:
+        """One decision per channel (of ``channels``; None: all), coordinated; counted and stored."""
         add_request_fields(customer=self._customer(customer_id))
-        loaded, decisions = await self.in_decision_thread(self._decide_all_channels, customer_id, as_of, explain, now)
+        loaded, decisions = await self.in_decision_thread(self._decide_all_channels, customer_id, as_of, explain, now, channels)
         self._log_decisions(decisions)
         return loaded, decisions
 
@@ -199,13 +199,14 @@ class ServingContext:
                   for request, decision_id in zip(requests, ids)]
         return loaded.engine.decide_each(inputs)
 
-    def _decide_all_channels(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool,
-                             now: pd.Timestamp) -> tuple[LoadedModel, list[Decision]]:
+    def _decide_all_channels(self, customer_id: str, as_of: pd.Timestamp | None, explain: bool, now: pd.Timestamp,
+                             channels: Sequence[str] | None) -> tuple[LoadedModel, list[Decision]]:
         loaded = self.model()
         engine, live = loaded.engine, self._live_events(loaded, customer_id)
-        ids = _decision_ids([now] * len(engine.channels))
+        answered = len(engine.channels) if channels is None else len({engine.channel_name(name) for name in channels})
+        ids = _decision_ids([now] * answered)
         decisions = list(engine.decide_all_channels(customer_id, as_of=now if as_of is None else as_of, live_events=live,
-                                                    explain=explain, decision_ids=ids))
+                                                    explain=explain, decision_ids=ids, channels=channels))
         self._record(decisions, now)
         return loaded, decisions
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -85,6 +85,11 @@ class _Slate:
     score: np.ndarray
     priority: np.ndarray
     suppressed: dict[str, int]
+
+    def emptied(self) -> _Slate:
+        """The slate without candidates (a channel not asked for)."""
+        none = self.at[:0]
+        return _Slate(self.messages, none, self.rows[:0], self.score[:0], self.priority[:0], {})
 
 
 @dataclass(frozen=True, eq=False)
@@ -203,11 +208,13 @@ class DecisionEngine:
         return answers  # type: ignore[return-value]
 
     def decide_all_channels(self, customer_id: str, *, as_of: pd.Timestamp, live_events: LiveEvents | None,
-                            explain: bool = False, decision_ids: Sequence[str] | None = None) -> tuple[Decision, ...]:
-        """One decision (k = 1) per channel of the catalog (``decision_ids``: theirs, in :attr:`channels`
-        order; default random), coordinated across channels (:mod:`engine.policy.online_coordination`); a
-        channel left without a message counts its candidates under ``topic_taken`` or ``customer_cap``."""
-        (answer,) = self.decide_all_channels_each([CustomerInput(customer_id, as_of, live_events, explain, decision_ids)])
+                            explain: bool = False, decision_ids: Sequence[str] | None = None,
+                            channels: Sequence[str] | None = None) -> tuple[Decision, ...]:
+        """One decision (k = 1) per channel of the catalog, or of ``channels`` (names in any case), in
+        :attr:`channels` order (``decision_ids``: theirs; default random), coordinated across them
+        (:mod:`engine.policy.online_coordination`); a channel left without a message counts its candidates
+        under ``topic_taken`` or ``customer_cap``."""
+        (answer,) = self.decide_all_channels_each([CustomerInput(customer_id, as_of, live_events, explain, decision_ids, channels)])
         if isinstance(answer, Exception):
             raise answer
         return answer
@@ -218,23 +225,39 @@ class DecisionEngine:
         its place."""
         answers: list[tuple[Decision, ...] | NbmError | ValueError | None] = [None] * len(inputs)
         channels = tuple(self._catalog.channel(name) for name in self.channels)
-        asked: list[tuple[int, CustomerInput, _Ask]] = []
+        asked: list[tuple[int, CustomerInput, _Ask, tuple[bool, ...]]] = []
         for at, request in enumerate(inputs):
             try:
-                if request.decision_ids is not None and len(request.decision_ids) != len(channels):
-                    raise ValueError(f"{len(request.decision_ids)} decision ids for {len(channels)} channels")
-                asked.append((at, request, _Ask(str(request.customer_id), request.live_events, self._as_of_ns(request.as_of), channels)))
+                wanted = self._wanted_channels(request.channels)
+                if request.decision_ids is not None and len(request.decision_ids) != sum(wanted):
+                    raise ValueError(f"{len(request.decision_ids)} decision ids for {sum(wanted)} channels")
+                ask = _Ask(str(request.customer_id), request.live_events, self._as_of_ns(request.as_of), channels)
+                asked.append((at, request, ask, wanted))
             except (NbmError, ValueError) as exc:
                 answers[at] = exc
         if not asked:
             return answers  # type: ignore[return-value]
-        scored = self._slates_each([ask for _, _, ask in asked])
-        fresh = iter(random_ids(len(channels) * sum(request.decision_ids is None for _, request, _ in asked)))
-        ids = [list(request.decision_ids) if request.decision_ids is not None else [next(fresh) for _ in channels]
-               for _, request, _ in asked]
-        for (at, _, _), decisions in zip(asked, self._coordinated(scored, ids, [request.explain for _, request, _ in asked])):
-            answers[at] = decisions
+        # A channel not asked for has no candidate: it takes no topic or offer from the others.
+        scored = [replace(one, slates=[slate if keep else slate.emptied() for slate, keep in zip(one.slates, wanted)])
+                  for one, (_, _, _, wanted) in zip(self._slates_each([ask for _, _, ask, _ in asked]), asked)]
+        fresh = iter(random_ids(len(channels) * sum(request.decision_ids is None for _, request, _, _ in asked)))
+        ids = [iter(request.decision_ids) if request.decision_ids is not None else fresh for _, request, _, _ in asked]
+        ids = [[next(own) if keep else "" for keep in wanted] for own, (_, _, _, wanted) in zip(ids, asked)]
+        explain = [request.explain for _, request, _, _ in asked]
+        for (at, _, _, wanted), decisions in zip(asked, self._coordinated(scored, ids, explain)):
+            answers[at] = tuple(d for d, keep in zip(decisions, wanted) if keep)
         return answers  # type: ignore[return-value]
+
+    def _wanted_channels(self, names: Sequence[str] | None) -> tuple[bool, ...]:
+        """Per channel of :attr:`channels`, whether ``names`` (any case; None: all) asks for it."""
+        if names is None:
+            return (True,) * len(self.channels)
+        asked = {self.channel_name(name) for name in names}
+        return tuple(channel in asked for channel in self.channels)
+
+    def channel_name(self, name: str) -> str:
+        """The catalog's name of channel ``name`` (any case); :class:`UnknownChannelError` if none."""
+        return self._catalog.channel(name).channel
 
     def _coordinated(self, scored: Sequence[_Scored], ids: Sequence[Sequence[str]], explain: Sequence[bool]) -> list[tuple[Decision, ...]]:
         """Each customer's channels served together, all customers in one coordination

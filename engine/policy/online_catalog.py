@@ -89,8 +89,9 @@ class OnlineCatalog:
         return cls(tuple(sorted(by_channel)), by_channel, message_topic, offer_codes, topic_key)
 
     def channel(self, name: str) -> ChannelMessages:
+        """The channel's messages; its name in any case ("Email" is email: data files ignore case too)."""
         try:
-            return self.by_channel[name]
+            return self.by_channel[name] if name in self.by_channel else self.by_channel[name.strip().lower()]
         except KeyError:
             raise UnknownChannelError(f"channel {name!r} has no message in the model's catalog; channels: "
                                       f"{', '.join(self.channels)}") from None

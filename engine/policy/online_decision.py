@@ -96,7 +96,8 @@ class CustomerInput:
     as_of: pd.Timestamp
     live_events: LiveEvents | None = None
     explain: bool = False
-    decision_ids: Sequence[str] | None = None  # one per channel of the catalog, in DecisionEngine.channels order
+    decision_ids: Sequence[str] | None = None  # one per channel answered, in DecisionEngine.channels order
+    channels: Sequence[str] | None = None  # the channels to answer (None: every channel of the catalog)
 
 
 class CandidateScorer(Protocol):

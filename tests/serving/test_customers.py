@@ -63,3 +63,22 @@ def test_the_decision_ids_are_time_ordered_by_the_server_clock(client, bundle_fa
     now_ms = bundle_facts["now"].value // 1_000_000
     assert len(set(ids)) == len(ids) == len(bundle_facts["channels"])
     assert all(uuid.UUID(hex=i).version == 7 and int(i[:12], 16) == now_ms for i in ids)
+
+
+def test_some_channels_only_in_any_case(client, bundle_facts):
+    customer = bundle_facts["customer"]
+    first, second = bundle_facts["channels"][:2]
+    for params in ({"channels": [second.upper(), first]}, {"channels": f"{first},{second.title()}"}):
+        answer = client.get(f"/v1/customers/{customer}/next-best-messages", params=params)
+        assert answer.status_code == 200, answer.text
+        assert [d["channel"] for d in answer.json()["decisions"]] == sorted([first, second])
+
+
+def test_an_unknown_query_parameter_or_channel_is_refused_not_ignored(client, bundle_facts):
+    customer = bundle_facts["customer"]
+    answer = client.get(f"/v1/customers/{customer}/next-best-messages", params={"explian": "true", "as_of": "2026-01-01T00:00:00Z"})
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == [{"loc": ["query", "explian"], "type": "extra_forbidden",
+                                        "msg": "unknown query parameter; known: as_of, channels, explain"}]
+    answer = client.get(f"/v1/customers/{customer}/next-best-messages", params={"channels": "fax"})
+    assert answer.status_code == 422 and "channel 'fax' has no message in the model's catalog" in answer.text
