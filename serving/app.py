@@ -25,7 +25,7 @@ from serving.logs import LOGGER
 from serving.metrics import Metrics
 from serving.middleware import RequestMiddleware
 from serving.model_holder import EngineFactory, ModelHolder, ModelPoller, ReloadError
-from serving.routers import admin, customers, decisions, events, health, model
+from serving.routers import admin, customers, decisions, events, health, messages, model
 from serving.settings import model_dir_of, serving_settings
 from engine.store.events import SqliteEventStore, store_path
 
@@ -95,7 +95,7 @@ def create_app(
     )
     app.state.nbm = context
     install_error_handlers(app)
-    routers = (decisions.router, customers.router, events.router, model.router, admin.router, health.router)
+    routers = (decisions.router, customers.router, events.router, messages.router, model.router, admin.router, health.router)
     for router in routers:
         app.include_router(router)
     paths = [route.path for router in routers for route in router.routes if hasattr(route, "path")]

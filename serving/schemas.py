@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 import pandas as pd
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
@@ -75,6 +75,9 @@ class Displaced(BaseModel):
     by_message_id: str = Field(description="What that channel serves.")
 
 
+CatalogValue = Union[bool, int, float, str, None]
+
+
 class ServedMessage(BaseModel):
     message_id: str
     topic: str
@@ -82,6 +85,9 @@ class ServedMessage(BaseModel):
     priority: float = Field(description="What arbitration ranked the message by: its probability times the configured levers and value.")
     propensity: float = Field(description="Probability that the policy served this message in this slot (for off-policy evaluation).")
     reasons: list[Reason] = Field(description="Empty unless explain=true.")
+    catalog: dict[str, CatalogValue] = Field(description="The message's row of the catalog the model was trained with: message_id, "
+                                                         "channel, topic, journey_stage, value, valid_from, valid_to, offer_id and "
+                                                         "any extra column (name, title, ...); null where the catalog has none.")
 
 
 class DecisionResponse(BaseModel):
@@ -105,11 +111,17 @@ class DecisionResponse(BaseModel):
             cold_start=decision.cold_start,
             messages=[ServedMessage(message_id=m.message_id, topic=m.topic, score=m.score, priority=m.priority, propensity=m.propensity,
                                     reasons=[Reason(feature=r.feature, label=r.label, contribution=r.contribution, value=r.value,
-                                                    text=r.text) for r in m.reasons])
+                                                    text=r.text) for r in m.reasons],
+                                    catalog=dict(m.catalog))
                       for m in decision.messages],
             suppressed={str(rule): int(count) for rule, count in decision.suppressed.items()},
             displaced=None if decision.displaced is None else Displaced(**vars(decision.displaced)),
         )
+
+
+class MessagesResponse(BaseModel):
+    model_version: str
+    messages: list[dict[str, CatalogValue]] = Field(description="The catalog the model serves, one row per message (as ServedMessage.catalog).")
 
 
 class BatchDecisionResponse(BaseModel):

@@ -45,7 +45,7 @@ from engine.policy.contact import (CONSENT, ContactHistory, batch_standing, cont
 from engine.policy.explain import top_contributions
 from engine.policy.exploration import greedy_slates, select_with, slot_distribution
 from engine.policy.names import check_names
-from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError
+from engine.policy.online_catalog import ChannelMessages, OnlineCatalog, UnknownChannelError, catalog_entries
 from engine.policy.online_coordination import coordinate_each
 from engine.policy.coordination import OFFER_TAKEN, TOPIC_TAKEN
 from engine.policy.online_decision import CandidateScorer, CustomerInput, Decision, DecisionInput, Displaced, Reason, ServedMessage
@@ -120,6 +120,7 @@ class DecisionEngine:
         spec = bundle.spec
         self._spec = spec
         self._catalog = OnlineCatalog.from_messages(bundle.messages, spec)
+        self.catalog = catalog_entries(bundle.messages)
         check_names(settings.policy, self._catalog.channels, set(bundle.messages["topic"].dropna().astype(str)),
                     set(bundle.messages["message_id"].astype(str)))
         self._offers_shared = self._catalog.offers_shared
@@ -498,9 +499,10 @@ class DecisionEngine:
             column = self._feature_column
             reasons = [tuple(Reason(c.feature, c.label, c.value, _known(values[column[c.feature]])) for c in row)
                        for values, row in zip(rows, top_contributions(contrib, self._feature_names, self._labels, EXPLAIN_TOP))]
-        return tuple(ServedMessage(str(slate.messages.message_id[slate.at[i]]), str(slate.messages.topic[slate.at[i]]),
-                                   float(slate.score[i]), float(slate.priority[i]), float(p), why)
-                     for i, p, why in zip(index.tolist(), propensity.tolist(), reasons))
+        ids = [str(slate.messages.message_id[slate.at[i]]) for i in index.tolist()]
+        return tuple(ServedMessage(message_id, str(slate.messages.topic[slate.at[i]]), float(slate.score[i]), float(slate.priority[i]),
+                                   float(p), why, self.catalog[message_id])
+                     for message_id, i, p, why in zip(ids, index.tolist(), propensity.tolist(), reasons))
 
     def _decision(self, decision_id: str, customer_id: str, known: bool, slate: _Slate, as_of: pd.Timestamp,
                   served: tuple[ServedMessage, ...], suppressed: dict[str, int], first: np.ndarray,

@@ -95,3 +95,19 @@ class OnlineCatalog:
         except KeyError:
             raise UnknownChannelError(f"channel {name!r} has no message in the model's catalog; channels: "
                                       f"{', '.join(self.channels)}") from None
+
+
+def catalog_entries(messages: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """Each message's row of the catalog as plain values (text, numbers, booleans, ISO-8601 times; None
+    for missing), keyed by message id: what answers show of a served message and ``GET /v1/messages`` lists."""
+    def plain(value: object) -> object:
+        if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT or value is pd.NA:
+            return None
+        if isinstance(value, pd.Timestamp):
+            return value.isoformat()
+        if isinstance(value, np.generic):
+            return plain(value.item())
+        return value
+
+    rows = messages.drop_duplicates("message_id").to_dict("records")
+    return {str(row["message_id"]): {str(k): plain(v) for k, v in row.items()} for row in rows}

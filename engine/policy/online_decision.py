@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -46,6 +46,7 @@ class ServedMessage:
     priority: float  # what arbitration ranked it by (arbitration.py): the score's probability times levers and value
     propensity: float  # probability that exploration served this message in this slot
     reasons: tuple[Reason, ...]
+    catalog: Mapping[str, object] = field(default_factory=dict)  # its row of the catalog (online_catalog.catalog_entries)
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def test_reload_swaps_the_model_between_requests(admin_client, model_dir):
     assert answer.status_code == 200, answer.text
     assert answer.json()["model_version"] == "2" and answer.json()["previous_version"] == "1"
     assert answer.json()["bundle"] == "bundle-copy-v2"
-    assert answer.json()["features"] == "compiled"
+    assert answer.json()["features"] == "numba"
     assert version(admin_client) == "2"
     assert admin_client.get("/v1/model").json()["model_version"] == "2"
     assert 'nbm_model_reloads_total{outcome="ok"} 2.0' in admin_client.get("/metrics").text  # startup + reload

@@ -82,3 +82,19 @@ def test_an_unknown_query_parameter_or_channel_is_refused_not_ignored(client, bu
                                         "msg": "unknown query parameter; known: as_of, channels, explain"}]
     answer = client.get(f"/v1/customers/{customer}/next-best-messages", params={"channels": "fax"})
     assert answer.status_code == 422 and "channel 'fax' has no message in the model's catalog" in answer.text
+
+
+def test_served_messages_carry_their_catalog_row_and_the_catalog_is_listed(client, bundle_facts):
+    catalog = bundle_facts["messages"].set_index("message_id")
+    listed = client.get("/v1/messages")
+    assert listed.status_code == 200, listed.text
+    rows = {row["message_id"]: row for row in listed.json()["messages"]}
+    assert sorted(rows) == sorted(catalog.index)
+    body = client.get(f"/v1/customers/{bundle_facts['customer']}/next-best-messages").json()
+    served = [m for d in body["decisions"] for m in d["messages"]]
+    assert served
+    for message in served:
+        row = message["catalog"]
+        assert row == rows[message["message_id"]]
+        assert (row["channel"], row["topic"]) == (catalog.loc[message["message_id"], "channel"], message["topic"])
+        assert set(catalog.columns) <= set(row)  # every column of the catalog, extra ones included

@@ -49,7 +49,7 @@ def test_model_info_comes_from_the_bundle_metadata(client, bundle_facts):
     assert "ndcg@3" in info["metrics"] and 0 < info["metrics"]["ndcg@3"] <= 1
     assert info["bundle"].startswith("bundle-")
     assert info["predictor"] == "lleaves"  # training compiled the model into the bundle
-    assert info["features"] == "compiled"  # the customer families' program gave their columns on the bundle's customers
+    assert info["features"] == "numba"  # the default [serving] feature_interpreter
 
 
 def test_metrics_count_requests_decisions_suppressions_events_and_reloads(client, bundle_facts):
