@@ -45,9 +45,17 @@ def load(port: int, make_request, seconds: float, concurrency: int) -> tuple[np.
             method, path, body = make_request(rng)
             headers = {"Content-Type": "application/json"} if body is not None else {}
             started = time.perf_counter()
-            connection.request(method, path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
+            try:
+                connection.request(method, path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+            except OSError as exc:  # a timeout or a dropped connection is an error too: count it, reconnect
+                errors[i] += 1
+                if len(samples) < 3:
+                    samples.append(f"{type(exc).__name__}: {exc}")
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                continue
             if 200 <= response.status < 300:
                 latencies[i].append(time.perf_counter() - started)
             else:
