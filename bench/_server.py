@@ -42,15 +42,21 @@ LARGE_CATALOG = BenchWorld(REPO / ".nbm" / "bench" / "world-serving-1500", REPO 
 WORLD, MODEL_DIR = SMALL_CATALOG.world, SMALL_CATALOG.model_dir  # what the load test serves
 
 
-def ensure_model(bench: BenchWorld = SMALL_CATALOG) -> None:
+def ensure_model(bench: BenchWorld = SMALL_CATALOG, source: Path | None = None) -> None:
+    """The bench world and its model, made unless they exist; ``source``: the checkout whose code trains the
+    model (default this one). A model trained by an older commit is served by newer ones too (features are
+    read by name), not the other way round: an A/B run trains with the older side."""
     if not (bench.world / "events.parquet").exists():
         subprocess.run([NBM, "simulate", "--out", str(bench.world), f"--customers={bench.customers}", f"--days={bench.days}",
                         f"--messages={bench.messages}", f"--seed={bench.seed}"], check=True, stdout=subprocess.DEVNULL)
     if not (bench.model_dir / "current").exists():
-        subprocess.run([NBM, "train", "--data", str(bench.world), "--model-dir", str(bench.model_dir),
+        env = dict(os.environ)
+        if source is not None:
+            env["PYTHONPATH"] = os.pathsep.join([str(source), *filter(None, [os.environ.get("PYTHONPATH")])])
+        subprocess.run([sys.executable, "-m", "training.cli", "train", "--data", str(bench.world), "--model-dir", str(bench.model_dir),
                         "--tracking-uri", f"sqlite:///{bench.model_dir / 'mlflow.db'}",
                         "--force-promote"],  # served whatever the gate says: the bench measures serving
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, env=env, cwd=source)
 
 
 def world_catalog(bench: BenchWorld = SMALL_CATALOG) -> tuple[list[str], dict[str, list[str]]]:

@@ -19,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +51,9 @@ def _check_ran_from(worktree: Path) -> None:
 
 def compare(bench: BenchWorld, base: str, worktree: Path, rounds: int, seconds: float) -> tuple[list[str], bool]:
     """The lines of one bench world's A/B run and whether the CPU goal is met."""
-    ensure_model(bench)
+    # A model the base can serve too: trained by the base's code, in a folder of its own.
+    bench = replace(bench, model_dir=bench.model_dir.with_name(f"{bench.model_dir.name}-trained-by-{base}"))
+    ensure_model(bench, source=worktree)
     candidates, decision = decision_requests(bench)
     names = {"this checkout": REPO, base: worktree}
     results: dict[str, list[tuple[float, float | None, float]]] = {name: [] for name in names}
