@@ -5,7 +5,6 @@ validate -> examples -> fit -> evaluate -> snapshot -> champion -> track -> bund
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +32,8 @@ from training.evaluate import CHAMPION, MODEL, POPULARITY, Evaluation, evaluate,
 from training.gate import (GateDecision, GateMetric, Measured, Versus, decide_promotion, metric_cannot_judge, model_cannot_split,
                            resolve_gate_metric)
 from training.progress import Advance, Progress
-from training.report import markdown_report, write_report
+from training.report import (EXPERIMENT_DESCRIPTION, FIGURES, MODEL_DESCRIPTION, markdown_report, report_figures, report_tables,
+                             run_description, version_description)
 from training.tracking import BUNDLE_ARTIFACT_PATH, Tracker
 from training.tuning import (TUNED_FILE, Tuned, TuneRequest, describe, read_tuned, run_search, trial_line,
                              with_params, write_tuned)
@@ -137,26 +137,31 @@ def train(settings: Settings, *, data_dir: Path, model_dir: Path, tracking_uri: 
                                     without_champion="first model" if champion_note == NO_CHAMPION else champion_note)
         info["detail"] = decision.reason + (f" ({champion_note})" if champion_note else "")
 
-    tracker = Tracker(tracking_uri)
+    tracker = Tracker(tracking_uri, description=EXPERIMENT_DESCRIPTION)
     with progress.step("track") as info, tracker.run(f"train-{now:%Y%m%dT%H%M%S}") as run:
         run.log_params({"config": settings.model_dump(mode="json"), "data_dir": str(data_dir)})
         if tuning is not None:
             _log_trials(run, tuning)
         stats = _data_stats(dataset, examples)
         run.log_params({"data": stats})
+        run.log_dataset(dataset.events, source=data_dir, name="events")
         run.log_metrics({**metrics, **{f"duration.{k}": v for k, v in progress.durations.items()}})
-        with tempfile.TemporaryDirectory() as scratch:
-            folder = Path(scratch)
-            markdown = markdown_report(evaluation, data_stats=stats, split=_split_stats(examples), objective=t.objective,
-                                       best_iteration=ranker.best_iteration_, gate_reason=decision.reason,
-                                       provenance=_provenance(examples, refit=shipped is not ranker))
-            for path in write_report(folder, evaluation, ranker.feature_importance(), ranker.validation_curve_,
-                                     ranker.validation_metric_, ranker.best_iteration_, markdown):
-                run.log_artifact(path, "report")
+        split = _split_stats(examples)
+        for name, figure in report_figures(ranker.feature_importance(), ranker.validation_curve_, ranker.validation_metric_,
+                                           ranker.best_iteration_):
+            run.log_figure(figure, f"report/{name}")
+        for name, table in report_tables(evaluation).items():
+            run.log_table(table, f"report/{name}")
+        run.log_text(markdown_report(evaluation, data_stats=stats, split=split, objective=t.objective,
+                                     best_iteration=ranker.best_iteration_, gate_reason=decision.reason,
+                                     provenance=_provenance(examples, refit=shipped is not ranker)), "report/report.md")
+        run.describe(run_description(evaluation, data_stats=stats, split=split, gate_metric=gate_metric.name, decision=decision,
+                                     figure_urls={title: run.artifact_url(f"report/{name}") for name, title in FIGURES.items()}))
         run.log_dict(settings.model_dump(mode="json"), "config.json")
         run.log_text(dataset.report.render(), "validation_report.txt")
         example = pd.DataFrame(examples.features_of(TEST)[:5], columns=list(examples.features.names))
-        version = run.log_lightgbm_model(shipped.booster_, example, registered_name=MODEL_NAME)
+        version = run.log_lightgbm_model(shipped.booster_, example, registered_name=MODEL_NAME, model_description=MODEL_DESCRIPTION,
+                                         version_description=version_description(run.run_id, decision))
         run.set_tags({"nbm.gate": decision.reason})
         info["detail"] = f"run {run.run_id}, registered {MODEL_NAME} version {version.version}"
 

@@ -1,8 +1,9 @@
-"""The evaluation report: plots and a Markdown page, written to a folder and logged to MLflow."""
+"""The evaluation report as MLflow shows it: the run's description (a one-minute summary), the figures, the
+tables, the full Markdown page, and the words on the experiment, the registered model and its versions."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator, Mapping
 
 import matplotlib
 
@@ -10,9 +11,20 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from training.evaluate import Evaluation  # noqa: E402
+from training.evaluate import MODEL, Evaluation  # noqa: E402
+from training.gate import GateDecision  # noqa: E402
 
 TOP_FEATURES = 25
+FIGURES = {"feature_importance.png": "feature importance", "validation_curve.png": "validation curve"}
+EXPERIMENT_DESCRIPTION = (
+    "Model training for nbm, the next-best-message engine: each run is one `nbm train` (fit the LightGBM ranker on "
+    "the events, evaluate it against popularity and random choice on a later test window, replay logged decisions "
+    "off-policy, and let the promotion gate decide). A run's description is its summary; its artifacts hold the "
+    "figures, the tables (report/), the full report (report/report.md) and the bundle serving loads (bundle/).")
+MODEL_DESCRIPTION = (
+    "nbm's next-best-message ranker: a LightGBM model scoring (customer, message) pairs from the customer's event "
+    "history and the catalog, served by `nbm serve`. The `champion` alias is the version the gate promoted "
+    "(served); `challenger` the last one it refused. Each version's description names its run and the verdict.")
 
 
 def importance_figure(importance: dict[str, float]):
@@ -34,6 +46,94 @@ def validation_figure(curve: list[float], metric: str, best_iteration: int):
     axis.legend()
     figure.tight_layout()
     return figure
+
+
+def report_figures(importance: dict[str, float], curve: list[float], metric: str,
+                   best_iteration: int) -> Iterator[tuple[str, matplotlib.figure.Figure]]:
+    """(file name, figure) of each figure in ``FIGURES``; a figure is closed once the caller moves on."""
+    for name, figure in (("feature_importance.png", importance_figure(importance)),
+                         ("validation_curve.png", validation_figure(curve, metric, best_iteration))):
+        try:
+            yield name, figure
+        finally:
+            plt.close(figure)
+
+
+def report_tables(evaluation: Evaluation) -> dict[str, pd.DataFrame]:
+    """The evaluation's tables by file name; the ones this run has no rows for are left out."""
+    tables = {"ranking_metrics.json": evaluation.ranking, "off_policy.json": evaluation.off_policy,
+              "off_policy_differences.json": evaluation.comparisons, "ground_truth_gain.json": evaluation.gains}
+    return {name: frame for name, frame in tables.items() if len(frame)}
+
+
+def run_description(evaluation: Evaluation, *, data_stats: Mapping, split: Mapping, gate_metric: str,
+                    decision: GateDecision, figure_urls: Mapping[str, str]) -> str:
+    """The Markdown the MLflow run page opens with: the gate's verdict and why, the data, the split, the
+    model beside its baselines, the off-policy values with their intervals, and the figures (``figure_urls``:
+    title -> URL)."""
+    verdict = "the new champion (served)" if decision.promote else "kept as challenger (not served)"
+    d, s = data_stats, split
+    lines = [
+        f"**Gate verdict on {gate_metric}: {verdict}.** {decision.reason}",
+        "",
+        f"**Data:** {d['events']:,} events of {d['customers']:,} customers on {d['messages']:,} messages, "
+        f"{_when(d['start'])} to {_when(d['end'])}; {d['impressions']:,} impressions, {d['rejected_rows']:,} rows rejected.",
+        "",
+        f"**Split by time:** train {s['train_rows']:,} impressions before {_when(s['validation_start'])}, validation "
+        f"{s['validation_rows']:,}, test {s['test_rows']:,} from {_when(s['test_start'])} to {_when(s['end'])}.",
+        "",
+        "**The model against its baselines** (test window, all channels):",
+        "",
+        _markdown_table(_baselines(evaluation).map(lambda value: f"{value:.4f}")),
+    ]
+    if len(evaluation.off_policy):
+        lines += ["", f"**Off-policy value** ({evaluation.reward} rate of what each policy would serve at replayed "
+                      "logged decisions, 95% interval):", "", _markdown_table(_with_intervals(evaluation.off_policy, "value"))]
+    if len(evaluation.comparisons):
+        lines += ["", "**The model minus each other policy** (paired, 95% interval):", "",
+                  _markdown_table(_with_intervals(evaluation.comparisons, "difference"))]
+    lines += [f"- {note}" for note in evaluation.notes]
+    lines += ["", "**Figures:**", "", *[f"![{title}]({url})" for title, url in figure_urls.items()], "",
+              "Tables and the full report: artifacts `report/`; the configuration: `config.json`; the data's "
+              "validation: `validation_report.txt`. Metric keys: `@` is written `_at_` (`ndcg@3` is `ndcg_at_3`)."]
+    return "\n".join(lines)
+
+
+def version_description(run_id: str, decision: GateDecision) -> str:
+    """A registered model version's description: what it is, its run and the gate's verdict."""
+    verdict = "promoted (champion)" if decision.promote else "not promoted (challenger)"
+    return (f"nbm ranker trained by run {run_id} (its description has the evaluation). Gate: {verdict}: "
+            f"{decision.reason}")
+
+
+def _baselines(evaluation: Evaluation) -> pd.DataFrame:
+    overall = evaluation.ranking.xs("all", level="segment")
+    columns = [c for c in ("auc", "ndcg@3", "map") if c in overall.columns]
+    return overall[columns].sort_index(key=lambda policies: policies != MODEL)  # the model first
+
+
+def _with_intervals(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """(policy, estimator) rows -> a policy x estimator table of 'value [low, high]' ('value' without an
+    interval, empty where the estimator has no value for the policy)."""
+    def cell(row: pd.Series) -> str:
+        if pd.isna(row[column]):
+            return ""
+        interval = "" if pd.isna(row["ci_low"]) else f" [{row['ci_low']:.4f}, {row['ci_high']:.4f}]"
+        return f"{row[column]:.4f}{interval}"
+
+    return frame.apply(cell, axis=1).unstack("estimator", fill_value="").rename_axis(columns=None)
+
+
+def _markdown_table(cells: pd.DataFrame) -> str:
+    """A table of text cells as Markdown (GitHub's pipe tables, which MLflow's description renders), the
+    index as the first column."""
+    header = [cells.index.name or "", *map(str, cells.columns)]
+    rows = [[str(label), *map(str, values)] for label, values in zip(cells.index, cells.to_numpy(), strict=True)]
+    return "\n".join("| " + " | ".join(row) + " |" for row in [header, ["---"] * len(header), *rows])
+
+
+def _when(timestamp: str) -> str:
+    return pd.Timestamp(timestamp).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def markdown_report(evaluation: Evaluation, *, data_stats: dict, split: dict, objective: str, best_iteration: int,
@@ -75,7 +175,7 @@ def markdown_report(evaluation: Evaluation, *, data_stats: dict, split: dict, ob
                   _table(evaluation.gains)]
     if gate_reason:
         lines += ["", "## Promotion", gate_reason]
-    lines += ["", "![feature importance](feature_importance.png)", "", "![validation curve](validation_curve.png)", ""]
+    lines += [item for name, title in FIGURES.items() for item in ("", f"![{title}]({name})")] + [""]
     return "\n".join(lines)
 
 
@@ -89,28 +189,3 @@ def _has_tabulate() -> bool:
     except ImportError:
         return False
     return True
-
-
-def write_report(folder: Path, evaluation: Evaluation, importance: dict[str, float], curve: list[float], metric: str,
-                 best_iteration: int, markdown: str) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, figure in (("feature_importance.png", importance_figure(importance)),
-                         ("validation_curve.png", validation_figure(curve, metric, best_iteration))):
-        figure.savefig(folder / name, dpi=110)
-        plt.close(figure)
-        paths.append(folder / name)
-    evaluation.ranking.to_csv(folder / "ranking_metrics.csv")
-    paths.append(folder / "ranking_metrics.csv")
-    if len(evaluation.off_policy):  # none without logged propensities
-        evaluation.off_policy.to_csv(folder / "off_policy.csv")
-        paths.append(folder / "off_policy.csv")
-    if len(evaluation.comparisons):
-        evaluation.comparisons.to_csv(folder / "off_policy_differences.csv")
-        paths.append(folder / "off_policy_differences.csv")
-    if not evaluation.gains.empty:
-        evaluation.gains.to_csv(folder / "ground_truth_gain.csv")
-        paths.append(folder / "ground_truth_gain.csv")
-    (folder / "report.md").write_text(markdown)
-    paths.append(folder / "report.md")
-    return paths

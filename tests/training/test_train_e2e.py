@@ -61,7 +61,10 @@ def test_first_model_is_registered_promoted_and_bundled(trained, capsys):
     assert bundle.metadata["gate"].startswith("promoted: first model, dr ")
     assert run.data.params["config.training.objective"] == "binary"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "report")}
-    assert {"report/feature_importance.png", "report/report.md", "report/ranking_metrics.csv", "report/off_policy.csv"} <= artifacts
+    assert {"report/feature_importance.png", "report/report.md", "report/ranking_metrics.json", "report/off_policy.json"} <= artifacts
+    assert run.data.tags["mlflow.note.content"].startswith("**Gate verdict on dr: the new champion (served).** promoted: first model")
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["events"]
+    assert client.get_model_version("nbm-ranker", "1").description.startswith(f"nbm ranker trained by run {run.info.run_id}")
 
 
 def test_same_data_and_config_give_the_same_model(trained, tmp_path):

@@ -48,7 +48,10 @@ def test_data_without_propensities_trains_without_off_policy_estimates(small_wor
     assert "off-policy estimates skipped" in report
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.search_runs(client.search_experiments()[0].experiment_id)[0]
-    assert "report/off_policy.csv" not in {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    assert "report/off_policy.json" not in {a.path for a in client.list_artifacts(run.info.run_id, "report")}
+    description = run.data.tags["mlflow.note.content"]
+    assert "**Gate verdict on auc:" in description and "- off-policy estimates skipped" in description
+    assert "**Off-policy value**" not in description
 
 
 def test_a_model_that_cannot_split_is_refused_and_the_setting_named(small_world, tmp_path, capsys):

@@ -14,7 +14,9 @@ unless ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` is set, so ours is the one policy.
 from training.tracking.errors import ModelNotFoundError, ModelNotRegisteredError, TrackingUnavailableError
 from training.tracking.names import (
     BUNDLE_ARTIFACT_PATH,
-    METRIC_NAME_TAG_PREFIX,
+    DESCRIPTION_TAG,
+    EXPERIMENT_KIND_TAG,
+    MODEL_TRAINING_KIND,
     PARAM_VALUE_MAX_CHARS,
     flatten_params,
     mlflow_name,
@@ -38,7 +40,9 @@ __all__ = [
     "CHAMPION_ALIAS",
     "DEFAULT_MODEL_NAME",
     "GATE_REASON_TAG",
-    "METRIC_NAME_TAG_PREFIX",
+    "DESCRIPTION_TAG",
+    "EXPERIMENT_KIND_TAG",
+    "MODEL_TRAINING_KIND",
     "PARAM_VALUE_MAX_CHARS",
     "ChampionInfo",
     "ModelNotFoundError",

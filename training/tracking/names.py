@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from typing import Any
 
 BUNDLE_ARTIFACT_PATH = "bundle"  # the run's copy of the bundle serving needs (engine/model/bundle.py)
-# MLflow refuses '@' in metric names ("ndcg@3"); the original name is kept in a run tag under this prefix.
-METRIC_NAME_TAG_PREFIX = "nbm.metric_name."
 PARAM_VALUE_MAX_CHARS = 6000  # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH since MLflow 2 (500 in 1.x)
+TAG_VALUE_MAX_CHARS = 8000  # mlflow.utils.validation.MAX_TAG_VAL_LENGTH (MLflow 2 and 3)
+DESCRIPTION_TAG = "mlflow.note.content"  # the description MLflow's UI shows on a run or experiment page
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # the experiment type MLflow 3's UI reads ...
+MODEL_TRAINING_KIND = "custom_model_development"  # ... this value is its "machine learning" (model training) type
 
 
 def mlflow_name(name: str) -> str:
@@ -18,6 +20,12 @@ def mlflow_name(name: str) -> str:
     Colons become '_' too: MLflow accepts them except on Windows.
     """
     return re.sub(r"[^/\w.\- ]", "_", name.replace("@", "_at_"))
+
+
+def logged_name(key: str) -> str:
+    """The metric name a key read back from MLflow was logged under: ``mlflow_name``'s '@' rule undone
+    (nbm's own metric names use no other character MLflow refuses)."""
+    return key.replace("_at_", "@")
 
 
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -31,8 +39,13 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str
     return flat
 
 
-def _truncated(value: str) -> str:
-    if len(value) <= PARAM_VALUE_MAX_CHARS:
+def tag_value(value: str) -> str:
+    """``value`` cut visibly to the length MLflow accepts for a tag (a run's description is one)."""
+    return _truncated(value, TAG_VALUE_MAX_CHARS)
+
+
+def _truncated(value: str, limit: int = PARAM_VALUE_MAX_CHARS) -> str:
+    if len(value) <= limit:
         return value
     marker = f"...[truncated {len(value)} chars]"
-    return value[: PARAM_VALUE_MAX_CHARS - len(marker)] + marker
+    return value[: limit - len(marker)] + marker

@@ -13,7 +13,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
 from engine.errors import ConfigError
 from training.gate import GateDecision
 from training.tracking.errors import ModelNotFoundError
-from training.tracking.names import BUNDLE_ARTIFACT_PATH, METRIC_NAME_TAG_PREFIX
+from training.tracking.names import BUNDLE_ARTIFACT_PATH, logged_name
 from training.tracking.store import Store, has_code, sqlite_file
 
 DEFAULT_MODEL_NAME = "nbm-ranker"
@@ -72,8 +72,7 @@ class ModelRegistry:
         number = int(registered.aliases[CHAMPION_ALIAS])  # an int from sqlite, a string over REST
         version = self._store.call(f"reading {name} version {number}", client.get_model_version, name, str(number))
         run = self._store.call(f"reading run {version.run_id}", client.get_run, version.run_id)
-        tags = run.data.tags
-        metrics = {tags.get(METRIC_NAME_TAG_PREFIX + key, key): value for key, value in run.data.metrics.items()}
+        metrics = {logged_name(key): value for key, value in run.data.metrics.items()}
         return ChampionInfo(name, number, version.run_id, metrics, f"models:/{name}/{number}")
 
     def model_version(self, model_uri: str) -> ModelVersionInfo:

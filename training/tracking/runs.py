@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import mlflow
+import mlflow.data
 import mlflow.lightgbm
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS
 
 from training.tracking.errors import ModelNotRegisteredError, TrackingUnavailableError
-from training.tracking.names import BUNDLE_ARTIFACT_PATH, METRIC_NAME_TAG_PREFIX, flatten_params, mlflow_name
+from training.tracking.names import (BUNDLE_ARTIFACT_PATH, DESCRIPTION_TAG, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND,
+                                     flatten_params, mlflow_name, tag_value)
 from training.tracking.registry import DEFAULT_MODEL_NAME, ModelRegistry, ModelVersionInfo
 from training.tracking.store import RetryPolicy, Store, default_artifact_location, has_code
 
@@ -44,7 +47,8 @@ class RunHandle:
         self._log_batch("params", [Param(mlflow_name(key), value) for key, value in flatten_params(params).items()])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """A NaN is logged as NaN (MLflow stores it) with a warning; renamed keys keep their name in a tag."""
+        """A NaN is logged as NaN (MLflow stores it) with a warning; keys are renamed by ``mlflow_name``
+        (``ndcg@3`` -> ``ndcg_at_3``, the one rule docs/training.md states), two names mapping to one key refused."""
         timestamp_ms = int(time.time() * 1000)
         entities: list[Metric] = []
         original_names: dict[str, str] = {}
@@ -56,11 +60,19 @@ class RunHandle:
                 _logger.warning("metric %s is NaN in run %s", name, self.run_id)
             entities.append(Metric(key, float(value), timestamp_ms, step or 0))
         self._log_batch("metrics", entities)
-        names = [RunTag(METRIC_NAME_TAG_PREFIX + key, name) for key, name in original_names.items() if key != name]
-        self._log_batch("tags", names)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         self._log_batch("tags", [RunTag(mlflow_name(key), str(value)) for key, value in tags.items()])
+
+    def describe(self, markdown: str) -> None:
+        """The run's description: the Markdown the run page opens with (MLflow's ``mlflow.note.content`` tag)."""
+        client = self._store.client
+        self._store.call("setting the run description", client.set_tag, self.run_id, DESCRIPTION_TAG, tag_value(markdown))
+
+    def artifact_url(self, artifact_file: str) -> str:
+        """Where MLflow's UI serves one of this run's artifacts, relative to the UI's page (its ``get-artifact``
+        route): what the description's images link to."""
+        return f"get-artifact?{urlencode({'path': artifact_file, 'run_uuid': self.run_id})}"
 
     def log_dict(self, obj: Mapping[str, Any], artifact_file: str) -> None:
         """JSON, or YAML when ``artifact_file`` ends in .yaml/.yml."""
@@ -101,17 +113,29 @@ class RunHandle:
         self._store.call(action, self._store.client.log_artifacts, self.run_id, str(bundle), BUNDLE_ARTIFACT_PATH)
 
     def log_table(self, frame: pd.DataFrame, artifact_file: str) -> None:
-        """The frame as CSV at ``artifact_file`` (e.g. ``eval/by_segment.csv``), without its index."""
-        target = PurePosixPath(artifact_file)
-        with tempfile.TemporaryDirectory(prefix="nbm-table-") as scratch:
-            frame.to_csv(Path(scratch) / target.name, index=False)
-            self.log_artifact(Path(scratch) / target.name, None if str(target.parent) == "." else str(target.parent))
+        """The frame as an MLflow table at ``artifact_file`` (a .json, e.g. ``eval/by_segment.json``), which the
+        run's artifact viewer shows as a table; a named index becomes columns."""
+        if not artifact_file.endswith(".json"):
+            raise ValueError(f"MLflow tables are JSON files: {artifact_file!r} must end in .json")
+        table = frame.reset_index() if any(name is not None for name in frame.index.names) else frame
+        self._store.call(f"logging {artifact_file}", self._store.client.log_table, self.run_id, table, artifact_file)
+
+    def log_dataset(self, frame: pd.DataFrame, *, source: Path, name: str, context: str = "training") -> None:
+        """``frame`` as the run's input data set ``name`` (MLflow's Datasets: source path, digest, rows, schema)."""
+        with warnings.catch_warnings():
+            # A local path matches MLflow's local-artifact source twice over; it picks that one, as wanted.
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted in multiple ways")
+            dataset = mlflow.data.from_pandas(frame, source=str(Path(source).resolve()), name=name)
+        entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", context)])
+        self._store.call(f"logging input {name}", self._store.client.log_inputs, self.run_id, datasets=[entity])
 
     def log_lightgbm_model(
-        self, booster: lightgbm.Booster, input_example: pd.DataFrame, registered_name: str = DEFAULT_MODEL_NAME
+        self, booster: lightgbm.Booster, input_example: pd.DataFrame, registered_name: str = DEFAULT_MODEL_NAME, *,
+        model_description: str = "", version_description: str = "",
     ) -> ModelVersionInfo:
         """Log the booster with a signature inferred from ``input_example`` and its predictions, then register
-        it as a new version of ``registered_name``; ``ModelNotRegisteredError`` if only the first step worked."""
+        it as a new version of ``registered_name`` with the descriptions given (the registered model's is
+        replaced when not empty); ``ModelNotRegisteredError`` if only the first step worked."""
         signature = mlflow.models.infer_signature(input_example, booster.predict(input_example))
         logged = self._store.call(
             "logging the LightGBM model",
@@ -127,7 +151,8 @@ class RunHandle:
             f"model logged as {logged.model_uri} in run {self.run_id} but not registered as {registered_name!r}"
         )
         try:
-            version = self._store.call(f"registering {registered_name}", self._register, logged, registered_name)
+            version = self._store.call(f"registering {registered_name}", self._register, logged, registered_name,
+                                       model_description, version_description)
         except TrackingUnavailableError as error:
             raise ModelNotRegisteredError(
                 f"{not_registered}: {error}",
@@ -139,14 +164,18 @@ class RunHandle:
         number = int(version.version)
         return ModelVersionInfo(registered_name, number, self.run_id, f"models:/{registered_name}/{number}")
 
-    def _register(self, logged: mlflow.models.model.ModelInfo, name: str) -> Any:
+    def _register(self, logged: mlflow.models.model.ModelInfo, name: str, model_description: str,
+                  version_description: str) -> Any:
         client = self._store.client
         try:
-            client.create_registered_model(name)
+            client.create_registered_model(name, description=model_description or None)
         except MlflowException as error:
             if not has_code(error, RESOURCE_ALREADY_EXISTS):
                 raise
-        return client.create_model_version(name, logged.model_uri, run_id=self.run_id, model_id=logged.model_id)
+            if model_description:
+                client.update_registered_model(name, description=model_description)
+        return client.create_model_version(name, logged.model_uri, run_id=self.run_id, model_id=logged.model_id,
+                                           description=version_description or None)
 
     def _log_batch(self, kind: str, entities: Sequence[Any]) -> None:
         size = _BATCH_LIMITS[kind]
@@ -165,6 +194,7 @@ class Tracker(ModelRegistry):
         *,
         artifact_location: str | None = None,
         retry: RetryPolicy = RetryPolicy(),
+        description: str = "",
     ) -> None:
         super().__init__(Store(tracking_uri, retry))
         self.tracking_uri = tracking_uri
@@ -172,6 +202,7 @@ class Tracker(ModelRegistry):
         # Used only when the experiment is created: an existing experiment keeps its location.
         self.artifact_location = artifact_location or default_artifact_location(tracking_uri)
         self.retry = retry
+        self.description = description  # the experiment's, set when it has none
         self._experiment_id: str | None = None
 
     @contextmanager
@@ -204,7 +235,18 @@ class Tracker(ModelRegistry):
                 location = self.artifact_location
                 create = client.create_experiment
                 self._experiment_id = self._store.call(f"creating experiment {name!r}", create, name, location)
+                found = None
+            self._set_up_as_model_training(self._experiment_id, {} if found is None else found.tags)
         return self._experiment_id
+
+    def _set_up_as_model_training(self, experiment_id: str, tags: Mapping[str, str]) -> None:
+        """The experiment type MLflow's UI shows as model training, and the description, where still unset
+        (an experiment a person has described keeps its text)."""
+        wanted = {EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND, DESCRIPTION_TAG: tag_value(self.description)}
+        for key, value in wanted.items():
+            if value and key not in tags:
+                tag = self._store.client.set_experiment_tag
+                self._store.call(f"tagging experiment {self.experiment!r}", tag, experiment_id, key, value)
 
     def _end_run(self, run_id: str, status: str) -> None:
         active = mlflow.active_run()
