@@ -21,7 +21,7 @@ import pandas as pd
 
 from engine.config import Settings
 from engine.contract.load import load_dataset
-from engine.eventstore import EVENT_COLUMNS, contract_rows
+from engine.store.interface import EVENT_COLUMNS, contract_rows
 from engine.model.bundle import load_bundle
 from engine.policy.online import DecisionEngine, DecisionInput
 

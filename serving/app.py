@@ -16,7 +16,7 @@ import pandas as pd
 from fastapi import FastAPI
 
 from engine.config import ServingSettings, Settings, load_settings
-from engine.eventstore import EventStore
+from engine.store.interface import EventStore
 from engine.model.bundle import Bundle
 from serving.context import ServingContext, Slot
 from engine.store.decisions import SqliteDecisionLog

@@ -23,8 +23,8 @@ from engine.config import ServingSettings, Settings
 from engine.contract.records import validate_event_records
 from engine.errors import NbmError
 from engine.ids import time_ordered_ids
-from engine.eventstore import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, StoreUnavailableError
-from engine.eventstore import record_events
+from engine.store.interface import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, StoreUnavailableError
+from engine.store.interface import record_events
 from serving.batcher import MicroBatcher
 from engine.store.decisions import SqliteDecisionLog
 from serving.errors import BatchItemError, BatchTooLargeError, NoModelError, ShuttingDownError

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from engine.errors import ConfigError, DataError, NbmError
-from engine.eventstore import EventIdConflictError, InvalidEventsError, StoreUnavailableError
+from engine.store.interface import EventIdConflictError, InvalidEventsError, StoreUnavailableError
 from engine.features.state import StaleRequestError
 from engine.model.bundle import BundleError
 from engine.policy.online import UnknownChannelError

@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_infrastructure(err: NbmError) -> bool:
     # An unreachable tracking or event store is not the user's input: exit 1 so schedulers retry or alert.
-    from engine.eventstore import StoreUnavailableError
+    from engine.store.interface import StoreUnavailableError
     from training.tracking import TrackingUnavailableError
 
     return isinstance(err, (TrackingUnavailableError, StoreUnavailableError))

@@ -7,7 +7,7 @@ the live rules of :class:`~engine.contract.validate.LiveRules`: ``missing_event_
 Differences from files, on purpose:
 - an ``event_id`` repeated within the batch is not a problem here: the store acknowledges an identical
   resend as a duplicate and refuses one with other content as a conflict (reason ``conflicting_event_id``,
-  :func:`engine.eventstore.event_id_conflicts`), judging both against the stored events under its write lock;
+  :func:`engine.store.interface.event_id_conflicts`), judging both against the stored events under its write lock;
 - customers missing from the customers table are accepted, as in files (where they are kept and only
   counted in the summary): a new customer's first events arrive before the nightly table names them.
 """

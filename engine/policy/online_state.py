@@ -1,7 +1,7 @@
 """One customer's events at decision time: the bundle's compacted state for that customer plus the live
 events the API read from the event store since the state's cutoff, as one small :class:`EventLog`.
 
-Opt-outs and complaints apply whatever their time (:data:`~engine.eventstore.APPLIED_AT_ANY_TIME`): one
+Opt-outs and complaints apply whatever their time (:data:`~engine.store.interface.APPLIED_AT_ANY_TIME`): one
 stamped before the cutoff that the state does not hold (it reached the store late) is merged into the
 state's slice at its time. Any other live event before the cutoff is left out: the state holds that past.
 
@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import ConfigError
-from engine.eventstore import APPLIED_AT_ANY_TIME, EVENT_COLUMNS
+from engine.store.interface import APPLIED_AT_ANY_TIME, EVENT_COLUMNS
 from engine.features.log import EVENT_CODE, CatalogVocabularies, EventLog
 from engine.features.state import FeatureState
 from engine.features.vocab import Vocabulary
@@ -28,7 +28,7 @@ from engine.timeutil import to_ns
 EVENT_FIELDS = ("ts", "event_type", "channel", "topic", "message", "value", "weight")  # a customer log, but the customer
 _ROW_COLUMNS = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 _TS, _CUSTOMER, _EVENT_TYPE, _CHANNEL = (_ROW_COLUMNS[name] for name in ("ts", "customer_id", "event_type", "channel"))
-# A customer's live events: a contract frame, or contract rows (engine.eventstore.contract_rows).
+# A customer's live events: a contract frame, or contract rows (engine.store.interface.contract_rows).
 LiveEvents = pd.DataFrame | Sequence[tuple]
 _DTYPES = {"ts": np.int64, "event_type": np.int8, "channel": np.int16, "topic": np.int16, "message": np.int32,
            "value": np.float64, "weight": np.int64}
@@ -143,8 +143,8 @@ class CustomerStates:
 
     def _own_rows(self, customer_id: str, events: LiveEvents | None, start: int = 0, stop: int = 0) -> list[tuple]:
         """The customer's live events that the state (its rows ``start:stop``) does not hold, as contract rows
-        (:func:`engine.eventstore.contract_rows`, the store's), in time order: those at or after the
-        cutoff, and the :data:`~engine.eventstore.APPLIED_AT_ANY_TIME` ones before it that are not in the
+        (:func:`engine.store.interface.contract_rows`, the store's), in time order: those at or after the
+        cutoff, and the :data:`~engine.store.interface.APPLIED_AT_ANY_TIME` ones before it that are not in the
         state already (:meth:`_in_state`). ``events``: such rows, or a contract frame (which may lack
         ``event_id`` and the optional columns)."""
         if events is None or len(events) == 0:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from engine.config import Settings
-from engine.eventstore import EVENT_COLUMNS, contract_rows
+from engine.store.interface import EVENT_COLUMNS, contract_rows
 from engine.features.log import EventLog
 from engine.features.spec import FeatureSpec
 from engine.features.state import FeatureState

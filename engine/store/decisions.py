@@ -33,48 +33,52 @@ transactions of ``PRUNE_ROWS`` rows with a pause between them, so that the log's
 (:meth:`prune`). The freed pages are reused by later rows: the file stops growing at about the
 retention's worth of decisions (it does not shrink; ``VACUUM`` offline does that).
 
-``candidates`` holds one of three forms, and every form reads back alike: JSON
-``[[message_id, score, propensity], ...]`` in rows written before 2026-11-30; a packed form (a BLOB;
-SQLite keeps one as it is in a TEXT column) with the ids as JSON; and a packed form with the ids as one
-text with their lengths. The packed forms exist because formatting a decision's floats and ids as JSON
-text cost more than the rest of logging it.
+``candidates`` holds a decision's eligible candidates as one Arrow IPC stream (a BLOB, :mod:`engine.store.candidates`):
+the one form nbm writes and reads.
+
+A file whose ``decisions`` table has another layout (an earlier nbm kept the candidates as text, in JSON
+or in packed forms of its own) is not read: opened for writing, the log renames that table to
+``decisions_earlier_layout`` (``_2``, ``_3``, ... if taken), logs a warning naming the file, the table and
+its row count, and starts a new ``decisions`` table. The earlier decisions stay in the file, untouched and
+never pruned: readable with the ``sqlite3`` shell, or by an earlier nbm's ``export-decisions`` in a copy
+of the file where the table is renamed back to ``decisions``; ``DROP TABLE`` it once no longer needed. A read-only open (``nbm export-decisions``) of such a file refuses with
+:class:`~engine.errors.DataError` saying so.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import sqlite3
-import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-import numpy as np
 import pandas as pd
 
-from engine.eventstore import StoreUnavailableError
-from engine.policy.scored import ScoredCandidates
+from engine.errors import DataError
+from engine.store.candidates import LoggedCandidates, decode_candidates, encode_candidates
+from engine.store.interface import StoreUnavailableError
 from engine.store.sqlite import EARLIEST_NS, SqliteFile, transaction
 
 LOGGER = "nbm.store"  # in the "nbm" tree: serving's logging configuration handles it
 
-if TYPE_CHECKING:
-    from engine.policy.online import Decision
-
+# The table's layout: (column, declared type) in order. A table with any other is an earlier nbm's.
+_LAYOUT = (("decision_id", "TEXT"), ("decided_ns", "INTEGER"), ("as_of_ns", "INTEGER"), ("customer_id", "TEXT"),
+           ("channel", "TEXT"), ("model_version", "TEXT"), ("cold_start", "INTEGER"), ("served", "TEXT"),
+           ("candidates", "BLOB"), ("suppressed", "TEXT"))
+_COLUMNS = tuple(name for name, _ in _LAYOUT)
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS decisions (
         decision_id TEXT NOT NULL PRIMARY KEY, decided_ns INTEGER NOT NULL, as_of_ns INTEGER NOT NULL,
         customer_id TEXT NOT NULL, channel TEXT NOT NULL, model_version TEXT NOT NULL, cold_start INTEGER NOT NULL,
-        served TEXT NOT NULL, candidates TEXT NOT NULL, suppressed TEXT NOT NULL)""",
+        served TEXT NOT NULL, candidates BLOB NOT NULL, suppressed TEXT NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided_ns)",
 )
-_COLUMNS = ("decision_id", "decided_ns", "as_of_ns", "customer_id", "channel", "model_version", "cold_start",
-            "served", "candidates", "suppressed")
-_HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'decisions'"
+_SET_ASIDE = "decisions_earlier_layout"  # where a table of an earlier layout goes (module docstring)
+_HAS_TABLE = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
 # The WAL is started over once it holds this many frames (pages of 4 KiB: 256 MiB), and a RESTART
 # checkpoint waits at most this long for the writer and readers of the moment (module docstring). A
 # restart holds writers back for its sync, so it should be rare under load: a much smaller limit made it
@@ -93,6 +97,38 @@ _INSERT = f"INSERT OR IGNORE INTO decisions ({', '.join(_COLUMNS)}) VALUES ({', 
 # One row per candidate: what an off-policy estimator reads (served_rank is null for candidates not served).
 EXPORT_COLUMNS = ("decision_id", "decided_at", "as_of", "customer_id", "channel", "model_version", "cold_start",
                   "message_id", "score", "propensity", "served_rank", "served_propensity")
+
+
+class LoggedMessage(Protocol):
+    """What the log reads of a served message."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def propensity(self) -> float: ...
+
+
+class LoggedDecision(Protocol):
+    """What the log reads of a decision (:class:`engine.policy.online_decision.Decision` is one)."""
+
+    @property
+    def decision_id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def as_of(self) -> pd.Timestamp: ...
+    @property
+    def model_version(self) -> str: ...
+    @property
+    def cold_start(self) -> bool: ...
+    @property
+    def messages(self) -> Sequence[LoggedMessage]: ...  # served, in slot order
+    @property
+    def suppressed(self) -> Mapping[str, int]: ...
+    @property
+    def candidates(self) -> LoggedCandidates: ...
 
 
 class SqliteDecisionLog(SqliteFile):
@@ -188,7 +224,7 @@ class SqliteDecisionLog(SqliteFile):
             logging.getLogger(LOGGER).info("decision log: deleted %d decision(s) made before %s (retention %s)",
                                            deleted, before.isoformat(), self.retention)
 
-    def append(self, decisions: Sequence[Decision], decided_at: pd.Timestamp | Sequence[pd.Timestamp]) -> int:
+    def append(self, decisions: Sequence[LoggedDecision], decided_at: pd.Timestamp | Sequence[pd.Timestamp]) -> int:
         """Store decisions atomically (one request's, or a batch's with one ``decided_at`` each); returns
         how many were new (ids are unique)."""
         times = [decided_at] * len(decisions) if isinstance(decided_at, pd.Timestamp) else list(decided_at)
@@ -199,7 +235,7 @@ class SqliteDecisionLog(SqliteFile):
                 d.decision_id, int(pd.Timestamp(at).value), int(pd.Timestamp(d.as_of).value), d.customer_id, d.channel, d.model_version,
                 int(d.cold_start),
                 json.dumps([[m.message_id, m.propensity] for m in d.messages]),
-                pack_candidates(d.candidates),
+                encode_candidates(d.candidates),
                 json.dumps({str(k): int(v) for k, v in d.suppressed.items()}),
             )
             for d, at in zip(decisions, times)
@@ -214,74 +250,66 @@ class SqliteDecisionLog(SqliteFile):
         """Decisions made at or after ``ts_ns`` (all if None), oldest first, one row per candidate
         (:data:`EXPORT_COLUMNS`); a decision without candidates is one row with no message."""
         query = f"SELECT {', '.join(_COLUMNS)} FROM decisions WHERE decided_ns >= ? ORDER BY decided_ns, rowid"
-        yield from self._chunks("read decisions", query, (EARLIEST_NS if ts_ns is None else ts_ns,), chunk_rows, decision_frame)
+        since = EARLIEST_NS if ts_ns is None else ts_ns
+        yield from self._chunks("read decisions", query, (since,), chunk_rows, lambda rows: decision_frame(rows, path=self.path))
 
     def _prepare(self, connection: sqlite3.Connection) -> None:
         if self.read_only:
-            if connection.execute(_HAS_TABLE).fetchone() is None:
+            if connection.execute(_HAS_TABLE, ("decisions",)).fetchone() is None:
                 raise StoreUnavailableError("no decision log in this store (no decision was ever logged)", path=str(self.path))
+            if _layout(connection) != _LAYOUT:
+                rows = connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+                raise DataError(
+                    f"its decision log ({rows:,} decision(s)) has an earlier nbm's layout, which this nbm does not read; "
+                    f"nbm serve on this home sets those decisions aside as table {_SET_ASIDE} and starts a new log",
+                    path=str(self.path))
             return
         connection.execute("PRAGMA journal_mode = WAL")
+        set_aside = None
         with transaction(connection):
+            layout = _layout(connection)
+            if layout and layout != _LAYOUT:
+                set_aside = _set_aside(connection)
             for statement in _SCHEMA:
                 connection.execute(statement)
+        if set_aside is not None:
+            logging.getLogger(LOGGER).warning(
+                "decision log %s: %d decision(s) in an earlier nbm's layout, which this nbm does not read, set "
+                "aside as table %s; a new decision log starts", self.path, set_aside[1], set_aside[0])
 
 
-_PACKED_JSON_IDS = b"nbm-candidates-1\n"  # then: n (uint32), n scores, n propensities (float64), the ids as JSON
-_PACKED = b"nbm-candidates-2\n"  # then: the same n, scores and propensities, n id lengths in characters (uint32), the ids' text
+def _layout(connection: sqlite3.Connection) -> tuple[tuple[str, str], ...]:
+    """The ``decisions`` table's (column, declared type) in order; empty without the table."""
+    return tuple((name, kind.upper()) for _, name, kind, *_ in connection.execute("PRAGMA table_info(decisions)"))
 
 
-def pack_candidates(candidates: Sequence[tuple[str, float, float]]) -> bytes:
-    """``[(message_id, score, propensity), ...]`` packed: the floats as their 8 bytes, exactly, and the ids
-    as one UTF-8 text with each one's length. A decision's :class:`~engine.policy.scored.ScoredCandidates`
-    are packed from their arrays."""
-    if isinstance(candidates, ScoredCandidates):
-        ids, scores, propensities = candidates.message_id, candidates.score, candidates.propensity
-    else:
-        ids, scores, propensities = zip(*candidates) if candidates else ((), (), ())
-    ids = np.asarray(ids)
-    text = ids if ids.dtype.kind == "U" else np.array([str(i) for i in ids.tolist()], dtype=str)
-    return b"".join((_PACKED, struct.pack("<I", len(text)), np.asarray(scores, dtype="<f8").tobytes(),
-                     np.asarray(propensities, dtype="<f8").tobytes(), _packed_ids(text.tobytes(), text.dtype.str)))
+def _set_aside(connection: sqlite3.Connection) -> tuple[str, int]:
+    """Rename the ``decisions`` table (an earlier layout) to a free name; returns the name and its rows.
+    Its time index goes: it would keep the name the new table's index needs, and holds no data."""
+    name, n = _SET_ASIDE, 1
+    while connection.execute(_HAS_TABLE, (name,)).fetchone() is not None:
+        n += 1
+        name = f"{_SET_ASIDE}_{n}"
+    rows = connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    connection.execute(f"ALTER TABLE decisions RENAME TO {name}")
+    connection.execute("DROP INDEX IF EXISTS decisions_by_time")
+    return name, int(rows)
 
 
-@functools.lru_cache(maxsize=1024)
-def _packed_ids(raw: bytes, dtype: str) -> bytes:
-    """The ids' lengths and text, from their array's bytes. Cached: a channel's candidates are the same
-    few lists of ids decision after decision, and packing them anew each time is a noticeable part of
-    logging a decision."""
-    text = np.frombuffer(raw, dtype=dtype)
-    return np.char.str_len(text).astype("<u4").tobytes() + "".join(text.tolist()).encode("utf-8")
-
-
-def unpack_candidates(stored: bytes | str) -> list[list]:
-    """``[[message_id, score, propensity], ...]`` from any stored form."""
-    if isinstance(stored, str):
-        return json.loads(stored)
-    form = _PACKED if stored.startswith(_PACKED) else _PACKED_JSON_IDS if stored.startswith(_PACKED_JSON_IDS) else None
-    if form is None:
-        raise ValueError("decision log: candidates in an unknown packed form")
-    at = len(form)
-    (n,) = struct.unpack_from("<I", stored, at)
-    at += 4
-    scores = np.frombuffer(stored, dtype="<f8", count=n, offset=at).tolist()
-    propensities = np.frombuffer(stored, dtype="<f8", count=n, offset=at + 8 * n).tolist()
-    if form is _PACKED_JSON_IDS:
-        ids = json.loads(stored[at + 16 * n :].decode("utf-8"))
-    else:
-        ends = np.cumsum(np.frombuffer(stored, dtype="<u4", count=n, offset=at + 16 * n), dtype=np.int64).tolist()
-        text = stored[at + 20 * n :].decode("utf-8")
-        ids = [text[start:end] for start, end in zip([0, *ends[:-1]], ends)]
-    return [list(c) for c in zip(ids, scores, propensities)]
-
-
-def decision_frame(rows: Sequence[tuple]) -> pd.DataFrame:
-    """Stored decision rows as the export's long frame (:data:`EXPORT_COLUMNS`); ``[]`` gives the empty frame."""
+def decision_frame(rows: Sequence[tuple], path: Path | None = None) -> pd.DataFrame:
+    """Stored decision rows as the export's long frame (:data:`EXPORT_COLUMNS`); ``[]`` gives the empty frame.
+    Raises :class:`DataError` naming the decision (and ``path``, the log's file) if its candidates do not
+    read back."""
     records = []
     for decision_id, decided_ns, as_of_ns, customer_id, channel, version, cold, served, candidates, _ in rows:
         slots = {message_id: (rank, propensity) for rank, (message_id, propensity) in enumerate(json.loads(served), start=1)}
         head = (decision_id, decided_ns, as_of_ns, customer_id, channel, version, bool(cold))
-        listed = unpack_candidates(candidates) or [[None, None, None]]
+        try:
+            ids, scores, propensities = decode_candidates(candidates)
+        except ValueError as exc:
+            raise DataError(f"decision {decision_id}: its candidates do not read back: {exc}",
+                            path=None if path is None else str(path)) from None
+        listed = list(zip(ids, scores, propensities)) or [(None, None, None)]
         for message_id, score, propensity in listed:
             rank, served_propensity = slots.get(message_id, (None, None))
             records.append((*head, message_id, score, propensity, rank, served_propensity))

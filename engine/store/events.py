@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 from engine.durable import fsync_directory
-from engine.eventstore import APPLIED_AT_ANY_TIME, EVENT_COLUMNS, EXPORT_CHUNK_ROWS, AppendResult, EventIdConflictError, EventStore
-from engine.eventstore import StoreUnavailableError, contract_frame, contract_rows, event_id_conflicts, is_late
+from engine.store.interface import APPLIED_AT_ANY_TIME, EVENT_COLUMNS, EXPORT_CHUNK_ROWS, AppendResult, EventIdConflictError, EventStore
+from engine.store.interface import StoreUnavailableError, contract_frame, contract_rows, event_id_conflicts, is_late
 from engine.store.sqlite import EARLIEST_NS, SqliteFile, transaction
 
 EVENTS_DB = "events.db"
@@ -53,7 +53,7 @@ def store_path(home: Path) -> Path:
 
 
 class SqliteEventStore(SqliteFile, EventStore):
-    """:class:`~engine.eventstore.EventStore` on one SQLite file; ``read_only`` opens it for export."""
+    """:class:`~engine.store.interface.EventStore` on one SQLite file; ``read_only`` opens it for export."""
 
     _TABLE = "events"
     _SYNCHRONOUS = "FULL"  # acknowledged events must survive a power cut (see the module docstring)
@@ -87,7 +87,7 @@ class SqliteEventStore(SqliteFile, EventStore):
 
     def _append_checked(self, rows: list[tuple]) -> list[tuple]:
         """Store the events of ``rows`` whose id is new to the store and first in the batch, after checking
-        every other one is an identical resend (:func:`~engine.eventstore.event_id_conflicts`), all under
+        every other one is an identical resend (:func:`~engine.store.interface.event_id_conflicts`), all under
         the write lock; returns the rows stored."""
         ids = list(dict.fromkeys(row[_EVENT_ID] for row in rows))
         with self._errors("store the batch"):

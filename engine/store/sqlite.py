@@ -3,7 +3,7 @@
 Each thread gets its own connection (FastAPI runs sync endpoints in a threadpool), opened with a ``file:``
 URI (``mode=ro`` for a read-only open, which never creates or changes the file) in autocommit mode:
 transactions are explicit, :func:`transaction`. SQLite's "cannot store now" errors become
-:class:`~engine.eventstore.StoreUnavailableError` naming the file; anything else is a bug and passes through.
+:class:`~engine.store.interface.StoreUnavailableError` naming the file; anything else is a bug and passes through.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar, Self, TypeVar
 
-from engine.eventstore import StoreUnavailableError
+from engine.store.interface import StoreUnavailableError
 
 EARLIEST_NS = -(2**63)  # the smallest int64 time: "since the beginning"
 # SQLite result codes that mean "cannot store now" rather than a bug in nbm.

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from engine.config import ValidationSettings
 from engine.contract.plain_records import check_plain_records, check_plain_rows, message_catalog
 from engine.contract.records import check_records_with_pandas, validate_event_records
-from engine.eventstore import contract_rows
+from engine.store.interface import contract_rows
 from tests.builders import DEFAULT_MESSAGES, messages_frame
 
 MESSAGES = messages_frame(DEFAULT_MESSAGES)

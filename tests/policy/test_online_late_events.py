@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from engine.config import ContactSettings, PolicySettings, Settings
-from engine.eventstore import contract_rows
+from engine.store.interface import contract_rows
 from engine.policy.online import DecisionEngine, DecisionInput
 from engine.policy.online_state import CustomerStates
 from tests.policy.online_world import CUTOFF, HOUR, at

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine.eventstore import StoreUnavailableError
+from engine.store.interface import StoreUnavailableError
 from engine.store.events import SqliteEventStore, store_path
 
 

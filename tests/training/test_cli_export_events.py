@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 
 import pandas as pd
 import pytest
@@ -9,8 +10,8 @@ from pandas.testing import assert_frame_equal
 
 from engine.config import ValidationSettings
 from engine.contract.load import load_dataset
-from engine.eventstore import record_events
 from engine.store.events import SqliteEventStore, store_path
+from engine.store.interface import record_events
 from tests.builders import DEFAULT_MESSAGES, MESSAGE_HEADER, events_frame, messages_frame, write_csv
 from training.cli import main
 
@@ -102,3 +103,20 @@ def test_an_unusable_store_exits_1_so_the_scheduler_retries(tmp_path, capsys):
     assert main(["export-events", "--out", str(tmp_path / "events.csv"), "--home", str(home)]) == 1
     assert capsys.readouterr().err.startswith(f"error: event store {store_path(home)}: cannot open the store: not an SQLite database")
     assert not (tmp_path / "events.csv").exists()
+
+
+def test_a_decision_log_of_an_earlier_layout_exits_2_saying_what_to_do(tmp_path, capsys):
+    home = tmp_path / "home"
+    home.mkdir()
+    with sqlite3.connect(store_path(home)) as connection:  # the table as an earlier nbm made it: candidates as text
+        connection.execute("CREATE TABLE decisions (decision_id TEXT NOT NULL PRIMARY KEY, decided_ns INTEGER NOT NULL, "
+                           "as_of_ns INTEGER NOT NULL, customer_id TEXT NOT NULL, channel TEXT NOT NULL, "
+                           "model_version TEXT NOT NULL, cold_start INTEGER NOT NULL, served TEXT NOT NULL, "
+                           "candidates TEXT NOT NULL, suppressed TEXT NOT NULL)")
+        connection.execute("INSERT INTO decisions VALUES ('d1', 1, 1, 'c1', 'email', '3', 0, '[]', '[]', '{}')")
+    connection.close()
+    assert main(["export-decisions", "--out", str(tmp_path / "decisions.csv"), "--home", str(home)]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"error: {store_path(home)}: its decision log (1 decision(s)) has an earlier nbm's layout, which this nbm does not "
+        "read; nbm serve on this home sets those decisions aside as table decisions_earlier_layout and starts a new log")
+    assert not (tmp_path / "decisions.csv").exists()

@@ -12,8 +12,8 @@ import typer
 from engine.config import Settings
 from engine.contract.write import FILE_SUFFIXES, write_frames
 from engine.errors import DataError
-from engine.eventstore import contract_frame
 from engine.store.events import SqliteEventStore, store_path
+from engine.store.interface import contract_frame
 
 if TYPE_CHECKING:
     from engine.store.decisions import SqliteDecisionLog

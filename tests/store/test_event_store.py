@@ -10,10 +10,9 @@ import pytest
 from pandas.testing import assert_frame_equal
 
 from engine.config import ValidationSettings
-from engine.eventstore import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, contract_rows, record_events
+from engine.store.events import _CUSTOMER_ID, SqliteEventStore, _decision_query, store_path
+from engine.store.interface import AppendResult, EventIdConflictError, EventStore, InvalidEventsError, contract_rows, record_events
 from engine.store.sqlite import _many_values
-import engine.store.events as serving_store
-from engine.store.events import _CUSTOMER_ID, SqliteEventStore, store_path
 from tests.builders import DEFAULT_MESSAGES, events_frame, messages_frame
 
 MESSAGES = messages_frame(DEFAULT_MESSAGES)
@@ -232,7 +231,7 @@ def test_the_opt_outs_before_the_cutoff_are_read_through_their_partial_index_whi
     raw.execute("DROP INDEX applied_at_any_time_by_customer")  # a file from before the index
     raw.close()
     with SqliteEventStore(path) as store:
-        query = serving_store._decision_query(2)
+        query = _decision_query(2)
         plan = [row[-1] for row in store._connection().execute(f"EXPLAIN QUERY PLAN {query}", ("a", "b", 0, "a", "b", 0))]
     assert "SEARCH events USING INDEX applied_at_any_time_by_customer (customer_id=? AND ts_ns<?)" in plan
     assert "SEARCH events USING INDEX events_by_customer (customer_id=? AND ts_ns>?)" in plan

@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.eventstore import StoreUnavailableError
 from engine.store.events import SqliteEventStore
+from engine.store.interface import StoreUnavailableError
 from tests.builders import events_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,7 +151,7 @@ def test_a_full_disk_makes_the_store_unavailable_and_leaves_it_as_it_was(tmp_pat
     # A file size limit makes the kernel refuse writes past it (EFBIG), as a full disk does (ENOSPC).
     attempt = """
         import resource, signal, sys
-        from engine.eventstore import StoreUnavailableError
+        from engine.store.interface import StoreUnavailableError
         from engine.store.events import SqliteEventStore
         from tests.builders import events_frame
         def batch(prefix, n):
