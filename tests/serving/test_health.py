@@ -91,3 +91,12 @@ def test_openapi_documents_every_route_and_the_api_key(client):
         "description": "One of NBM_API_KEYS for /v1, one of NBM_ADMIN_KEYS for /admin."}
     events = spec["paths"]["/v1/events"]["post"]["responses"]
     assert {"200", "401", "413", "422", "503"} <= set(events)
+
+
+def test_the_feature_interpreter_setting_chooses_what_computes_the_features(make_client, bundle_facts):
+    numba = make_client()
+    numpy = make_client("[serving]\nfeature_interpreter = \"numpy\"\n")
+    assert (numba.get("/v1/model").json()["features"], numpy.get("/v1/model").json()["features"]) == ("numba", "numpy")
+    request = {"customer_id": bundle_facts["customer"], "channel": "email", "k": 3}
+    first, second = (c.post("/v1/decisions", json=request).json()["messages"] for c in (numba, numpy))
+    assert [(m["message_id"], m["score"]) for m in first] == [(m["message_id"], m["score"]) for m in second]  # the same features
